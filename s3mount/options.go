@@ -1,0 +1,119 @@
+package s3mount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// Options configure a mount. The zero value is not valid: start from DefaultOptions and call Validate.
+// The command line (cmd/s3mount) only maps flags and "-o" options onto these fields.
+type Options struct {
+	// Prefix is the key prefix the mount's root maps to: "" for the whole bucket, otherwise it ends in "/".
+	Prefix string
+
+	// ReadOnly refuses every change with EROFS.
+	ReadOnly bool
+	// AllowOther lets users other than the mounting one access the mount (needs user_allow_other for non-root).
+	AllowOther bool
+	// UID and GID own files and directories whose objects carry no x-amz-meta-uid/gid.
+	UID, GID uint32
+	// FileMode and DirMode are the permission bits of files and directories whose objects carry no
+	// x-amz-meta-mode, before Umask is applied.
+	FileMode, DirMode os.FileMode
+	// Umask clears permission bits of the default modes.
+	Umask os.FileMode
+
+	// MemoryBudget caps the bytes held by part buffers of all uploads in flight together. Writes block while it is
+	// full; they never fail for lack of memory.
+	MemoryBudget int64
+	// PartSize is the size of the first parts of a multipart upload; later parts grow so one object can reach
+	// S3's 5 TiB limit within 10,000 parts (bounded by MemoryBudget).
+	PartSize int64
+	// UploadConcurrency is the number of parts one file uploads at the same time.
+	UploadConcurrency int
+
+	// CacheSize is the memory budget of the read block cache, prefetched blocks included.
+	CacheSize int64
+	// CacheDir, when set, adds a disk tier of at most CacheDirSize bytes to the read cache.
+	CacheDir     string
+	CacheDirSize int64
+	// MaxReadahead is the largest prefetch window of one sequential reader.
+	MaxReadahead int64
+
+	// StatTTL is how long metadata (attributes, directory entries, negative lookups) is trusted before S3 is asked
+	// again; the kernel's attribute and entry timeouts follow it.
+	StatTTL time.Duration
+	// NegativeTTL is how long a lookup that found nothing is remembered.
+	NegativeTTL time.Duration
+
+	// Upload settings applied to every object written.
+	ContentTypeFromExt bool // Content-Type from the file name's extension (otherwise application/octet-stream)
+
+	// Debug logs every FUSE request.
+	Debug bool
+}
+
+// DefaultOptions returns the defaults documented in the README.
+func DefaultOptions() Options {
+	return Options{
+		UID:                uint32(os.Getuid()),
+		GID:                uint32(os.Getgid()),
+		FileMode:           0o644,
+		DirMode:            0o755,
+		Umask:              0o022,
+		MemoryBudget:       256 << 20,
+		PartSize:           8 << 20,
+		UploadConcurrency:  8,
+		CacheSize:          256 << 20,
+		MaxReadahead:       64 << 20,
+		StatTTL:            time.Second,
+		NegativeTTL:        time.Second,
+		ContentTypeFromExt: true,
+	}
+}
+
+// Validate checks the options and normalises Prefix. Its errors name the option at fault.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Prefix != "" {
+		o.Prefix = strings.TrimLeft(o.Prefix, "/")
+		if o.Prefix != "" && !strings.HasSuffix(o.Prefix, "/") {
+			o.Prefix += "/"
+		}
+		if strings.Contains(o.Prefix, "//") {
+			errs = append(errs, fmt.Errorf("prefix %q: empty path segment", o.Prefix))
+		}
+	}
+	if o.PartSize < s3client.MinPartSize || o.PartSize > s3client.MaxPartSize {
+		errs = append(errs, fmt.Errorf("part-size %d: must be between 5 MiB and 5 GiB", o.PartSize))
+	}
+	if o.MemoryBudget < 2*o.PartSize {
+		errs = append(errs, fmt.Errorf("memory-budget %d: must hold at least two parts (2 × part-size = %d)",
+			o.MemoryBudget, 2*o.PartSize))
+	}
+	if o.UploadConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("upload-concurrency %d: must be at least 1", o.UploadConcurrency))
+	}
+	if o.CacheSize < 0 || o.CacheDirSize < 0 || o.MaxReadahead < 0 {
+		errs = append(errs, errors.New("cache-size, cache-dir-size and max-readahead must not be negative"))
+	}
+	if o.CacheDir != "" && o.CacheDirSize <= 0 {
+		errs = append(errs, errors.New("cache-dir needs cache-dir-size > 0"))
+	}
+	if o.MaxReadahead > o.CacheSize {
+		errs = append(errs, fmt.Errorf("max-readahead %d: must not exceed cache-size %d (prefetched blocks live in the cache)",
+			o.MaxReadahead, o.CacheSize))
+	}
+	if o.StatTTL < 0 || o.NegativeTTL < 0 {
+		errs = append(errs, errors.New("stat-ttl and negative-ttl must not be negative"))
+	}
+	if o.FileMode&^os.ModePerm != 0 || o.DirMode&^os.ModePerm != 0 || o.Umask&^os.ModePerm != 0 {
+		errs = append(errs, errors.New("file-mode, dir-mode and umask take permission bits only (e.g. 0644)"))
+	}
+	return errors.Join(errs...)
+}
