@@ -1,0 +1,587 @@
+package upload
+
+// Lock order: Writer.writeMu, then Writer.mu, then Budget.mu. Part upload goroutines take only Writer.mu and
+// Budget.mu, never writeMu, so a writer blocked under writeMu (on the budget or an upload slot) cannot block
+// the uploads it waits for.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// Client is the subset of s3client.Client the writer uses; s3client.Client satisfies it.
+type Client interface {
+	PutObject(ctx context.Context, key string, body []byte, opts s3client.PutOptions) (string, error)
+	CopyObject(ctx context.Context, src, dst string, opts s3client.PutOptions) (string, error)
+	CreateMultipartUpload(ctx context.Context, key string, opts s3client.PutOptions) (string, error)
+	UploadPart(ctx context.Context, key, uploadID string, number int32, body []byte) (string, error)
+	CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part) (string, error)
+	AbortMultipartUpload(ctx context.Context, key, uploadID string) error
+}
+
+// Errors returned by a Writer besides the Client's own.
+var (
+	// ErrNotSequential: a write too far before or after the end of the data written so far. Only bytes of the
+	// part still being filled can be rewritten, and only MaxReorder bytes may arrive ahead of a gap.
+	ErrNotSequential = errors.New("upload: write is not sequential")
+	// ErrClosed: WriteAt after Close or Abort started.
+	ErrClosed = errors.New("upload: writer is closed")
+	// ErrAborted is the result of Close after Abort.
+	ErrAborted = errors.New("upload: aborted")
+	// ErrObjectTooLarge: the object outgrew 10,000 parts of the part size schedule (see MaxObjectSize).
+	ErrObjectTooLarge = errors.New("upload: object exceeds the largest size the part schedule allows")
+
+	errStopped = errors.New("upload: writer stopped")
+)
+
+// MaxReorder is how many bytes a writer accepts ahead of a gap (writes beyond the end of the contiguous data,
+// which kernel writeback may issue out of order). They are held in a per-writer side buffer outside the Budget
+// until the gap is filled; Close fills a remaining gap with zeros, as a write past the end of a file does.
+const MaxReorder = 1 << 20
+
+// abortTimeout bounds AbortMultipartUpload, which runs on a fresh context: the request's may be cancelled
+// already, and a leftover upload costs storage until a lifecycle rule removes it.
+const abortTimeout = 30 * time.Second
+
+// Config configures a Writer.
+type Config struct {
+	PartSize    int64 // size of the first parts (>= 5 MiB); see PartSize for the schedule
+	Concurrency int   // parts of one writer in flight at once (< 1 means 1)
+	// Budget is shared by all writers of a mount. nil gives the writer a private budget of
+	// (Concurrency+1) × PartSize (at least 10 MiB).
+	Budget *Budget
+	Log    *slog.Logger // nil means slog.Default()
+}
+
+// Writer streams one object to S3 while it is being written: parts upload concurrently as they fill, under the
+// shared memory Budget. See the package documentation for the guarantees.
+type Writer struct {
+	c      Client
+	key    string
+	base   int64 // first part size
+	limit  int64 // largest part size
+	budget *Budget
+	log    *slog.Logger
+
+	// ctx carries every S3 request of the writer. It belongs to the writer, not to any caller, and is cancelled
+	// by Abort or by a failed part so that the other parts stop.
+	ctx    context.Context
+	cancel context.CancelFunc
+	slots  chan struct{}  // one token per part upload in flight
+	wg     sync.WaitGroup // part uploads in flight
+	end    atomic.Int64   // largest offset+length accepted, for Size
+
+	writeMu  sync.Mutex // serialises WriteAt and finishing; guards the fields below
+	contig   int64      // bytes written without a gap from offset 0
+	buf      []byte     // the part being filled (from budget), nil when none
+	fill     int        // bytes of buf in use
+	start    int64      // object offset of buf[0]
+	next     int32      // number of the part in buf, or of the next one to fill
+	stash    []pendingWrite
+	stashLen int64
+	closing  bool
+
+	mu          sync.Mutex // guards the fields below
+	err         error      // sticky: the first failure
+	uploadID    string
+	parts       []s3client.Part
+	opts        s3client.PutOptions
+	optsChanged bool // SetOptions after CreateMultipartUpload: Close re-copies the object with opts
+
+	finishOnce sync.Once
+	done       chan struct{} // closed when finish has its result
+	info       s3client.ObjectInfo
+	result     error
+	abortOnce  sync.Once
+	abortErr   error
+}
+
+type pendingWrite struct {
+	off  int64
+	data []byte
+}
+
+// New returns a writer of a new version of key (created from scratch: an empty object when nothing is
+// written). Nothing is sent to S3 until the first part fills or Close is called.
+func New(c Client, key string, opts s3client.PutOptions, cfg Config) *Writer {
+	base := clamp(cfg.PartSize, s3client.MinPartSize, s3client.MaxPartSize)
+	conc := max(cfg.Concurrency, 1)
+	b := cfg.Budget
+	if b == nil {
+		b = NewBudget(max(int64(conc+1)*base, 2*s3client.MinPartSize))
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Writer{
+		c:      c,
+		key:    key,
+		base:   base,
+		limit:  max(b.Max()/2, s3client.MinPartSize),
+		budget: b,
+		log:    log,
+		ctx:    ctx,
+		cancel: cancel,
+		slots:  make(chan struct{}, conc),
+		next:   1,
+		opts:   cloneOptions(opts),
+		done:   make(chan struct{}),
+	}
+}
+
+// Size returns the size the object has so far: the largest offset+length of any accepted write.
+func (w *Writer) Size() int64 { return w.end.Load() }
+
+// SetOptions replaces the options the object is stored with (e.g. the mtime metadata set by utimens while
+// writing). They apply at Close; if the multipart upload was already created with different options, Close
+// copies the completed object onto itself with the new ones (objects up to 5 GiB; larger ones keep the options
+// they were created with, and a line is logged).
+func (w *Writer) SetOptions(opts s3client.PutOptions) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.uploadID != "" && !sameOptions(w.opts, opts) {
+		w.optsChanged = true
+	}
+	w.opts = cloneOptions(opts)
+}
+
+// WriteAt writes p at off. Sequential writes (off == Size()) are the normal case. Also accepted: rewrites of
+// bytes still in the part being filled, and writes up to MaxReorder bytes ahead of a gap (kernel writeback may
+// reorder); any other offset returns ErrNotSequential. WriteAt blocks while the budget is full (backpressure,
+// never ENOSPC) or all upload slots are busy; cancelling ctx stops the wait and returns ctx's error with
+// nothing lost (the bytes counted in n were accepted). After a part failed every WriteAt returns that error.
+func (w *Writer) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	if err := w.stickyErr(); err != nil {
+		return 0, err
+	}
+	if w.closing {
+		return 0, ErrClosed
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative offset %d", ErrNotSequential, off)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if off > w.contig {
+		if off+int64(len(p))-w.contig > MaxReorder || w.stashLen+int64(len(p)) > MaxReorder {
+			return 0, fmt.Errorf("%w: offset %d, %d bytes written so far", ErrNotSequential, off, w.contig)
+		}
+		w.stash = append(w.stash, pendingWrite{off: off, data: slices.Clone(p)})
+		w.stashLen += int64(len(p))
+		w.noteEnd(off + int64(len(p)))
+		return len(p), nil
+	}
+	n, err := w.writeLocked(ctx, p, off)
+	if err != nil {
+		return n, err
+	}
+	// p is accepted. Stashed writes that cannot be applied now wait for the next WriteAt or Close, unless
+	// they can never be applied (they fell behind the part being filled): that loses data and fails the writer.
+	if err := w.drainStashLocked(ctx); err != nil && errors.Is(err, ErrNotSequential) {
+		w.fail(err, "WriteAt", 0)
+		return n, err
+	}
+	return n, nil
+}
+
+// writeLocked writes p at off <= contig: the bytes before contig overwrite the current part buffer, the rest
+// append, submitting full parts.
+func (w *Writer) writeLocked(ctx context.Context, p []byte, off int64) (int, error) {
+	written := 0
+	if off < w.contig {
+		if w.buf == nil || off < w.start {
+			return 0, fmt.Errorf("%w: offset %d was already uploaded (%d bytes written)", ErrNotSequential, off, w.contig)
+		}
+		n := copy(w.buf[off-w.start:w.fill], p)
+		p = p[n:]
+		written += n
+	}
+	for len(p) > 0 {
+		if w.buf != nil && w.fill == len(w.buf) {
+			if err := w.submitLocked(ctx); err != nil {
+				return written, err
+			}
+		}
+		if w.buf == nil {
+			if err := w.acquireLocked(ctx); err != nil {
+				return written, err
+			}
+		}
+		n := copy(w.buf[w.fill:], p)
+		w.fill += n
+		w.contig += int64(n)
+		p = p[n:]
+		written += n
+	}
+	w.noteEnd(w.contig)
+	return written, nil
+}
+
+// acquireLocked gets the buffer of part w.next from the budget.
+func (w *Writer) acquireLocked(ctx context.Context) error {
+	if w.next > s3client.MaxParts {
+		err := fmt.Errorf("%w (%d bytes with parts from %d to %d bytes)", ErrObjectTooLarge,
+			MaxObjectSize(w.base, w.limit), w.base, w.limit)
+		w.fail(err, "write", 0)
+		return err
+	}
+	buf, err := w.budget.acquire(ctx, w.ctx.Done(), PartSize(int(w.next), w.base, w.limit))
+	if err != nil {
+		if errors.Is(err, errStopped) {
+			return w.stickyErr()
+		}
+		return err
+	}
+	w.buf, w.fill, w.start = buf, 0, w.contig
+	return nil
+}
+
+// submitLocked starts the upload of the part in w.buf (full, or the last one), creating the multipart upload
+// first if needed. It waits for a free upload slot; on ctx's cancellation the part stays in w.buf.
+func (w *Writer) submitLocked(ctx context.Context) error {
+	w.mu.Lock()
+	id, opts := w.uploadID, w.opts
+	w.mu.Unlock()
+	if id == "" {
+		var err error
+		id, err = w.c.CreateMultipartUpload(w.ctx, w.key, opts)
+		if err != nil {
+			w.fail(err, "CreateMultipartUpload", 0)
+			return w.stickyErr()
+		}
+		w.mu.Lock()
+		w.uploadID = id
+		w.mu.Unlock()
+	}
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.ctx.Done():
+		return w.stickyErr()
+	}
+	w.mu.Lock()
+	if w.err != nil {
+		// No wg.Add after a failure: the abort goroutine may be waiting on wg already.
+		err := w.err
+		w.mu.Unlock()
+		<-w.slots
+		return err
+	}
+	w.wg.Add(1)
+	w.mu.Unlock()
+	number, buf, body := w.next, w.buf, w.buf[:w.fill]
+	w.next++
+	w.buf, w.fill = nil, 0
+	go w.uploadPart(id, number, buf, body)
+	return nil
+}
+
+// uploadPart runs one part upload; it owns buf until it returns it to the budget.
+func (w *Writer) uploadPart(id string, number int32, buf, body []byte) {
+	defer w.wg.Done()
+	etag, err := w.c.UploadPart(w.ctx, w.key, id, number, body)
+	w.budget.release(buf)
+	<-w.slots
+	if err != nil {
+		w.fail(err, "UploadPart", number)
+		return
+	}
+	w.mu.Lock()
+	w.parts = append(w.parts, s3client.Part{Number: number, ETag: etag})
+	w.mu.Unlock()
+}
+
+// drainStashLocked applies the stashed writes that the contiguous data has reached, oldest first.
+func (w *Writer) drainStashLocked(ctx context.Context) error {
+	for {
+		i := slices.IndexFunc(w.stash, func(pw pendingWrite) bool { return pw.off <= w.contig })
+		if i < 0 {
+			return nil
+		}
+		pw := w.stash[i]
+		w.stash = slices.Delete(w.stash, i, i+1)
+		w.stashLen -= int64(len(pw.data))
+		n, err := w.writeLocked(ctx, pw.data, pw.off)
+		if err != nil {
+			if rest := pw.data[n:]; len(rest) > 0 && !errors.Is(err, ErrNotSequential) {
+				w.stash = slices.Insert(w.stash, 0, pendingWrite{off: pw.off + int64(n), data: rest})
+				w.stashLen += int64(len(rest))
+			}
+			return err
+		}
+	}
+}
+
+var zeros [64 << 10]byte
+
+// flushStashLocked applies all stashed writes, filling gaps before them with zeros.
+func (w *Writer) flushStashLocked(ctx context.Context) error {
+	for len(w.stash) > 0 {
+		if err := w.drainStashLocked(ctx); err != nil {
+			return err
+		}
+		if len(w.stash) == 0 {
+			return nil
+		}
+		lowest := slices.MinFunc(w.stash, func(a, b pendingWrite) int { return cmpInt64(a.off, b.off) }).off
+		for w.contig < lowest {
+			n := min(int64(len(zeros)), lowest-w.contig)
+			if _, err := w.writeLocked(ctx, zeros[:n], w.contig); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close completes the object and returns its info (key, size, ETag, options). An object smaller than the first
+// part is stored with one PutObject; otherwise the last part is uploaded and CompleteMultipartUpload assembles
+// the parts. Any failure aborts the multipart upload, so neither a partial object nor an unfinished upload is
+// left behind, and is returned. Close is idempotent: every call returns the result of the one completion.
+// Cancelling ctx only stops the wait (returning ctx's error); the completion goes on and a later Close returns
+// its result. Close waits for a WriteAt in progress on the same writer.
+func (w *Writer) Close(ctx context.Context) (s3client.ObjectInfo, error) {
+	w.finishOnce.Do(func() { go w.finish() })
+	select {
+	case <-w.done:
+		return w.info, w.result
+	case <-ctx.Done():
+		return s3client.ObjectInfo{}, ctx.Err()
+	}
+}
+
+// Abort discards the upload: parts in flight are cancelled, the multipart upload is aborted, nothing is stored
+// and Close returns ErrAborted. It returns the AbortMultipartUpload error, if any. After a Close that succeeded
+// Abort does nothing: the object stays. Cancelling ctx only stops the wait.
+func (w *Writer) Abort(ctx context.Context) error {
+	select {
+	case <-w.done:
+		if w.result == nil {
+			return nil
+		}
+	default:
+	}
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = ErrAborted
+	}
+	w.mu.Unlock()
+	w.cancel()
+	w.finishOnce.Do(func() { go w.finish() })
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.abortErr
+}
+
+// finish runs once: it completes or discards the upload, then publishes the result and closes done.
+func (w *Writer) finish() {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	defer close(w.done)
+	w.closing = true
+
+	info, err := w.complete()
+	if err != nil {
+		w.fail(err, "Close", 0) // no-op (and no second log line) when the failure is already recorded
+		err = w.stickyErr()
+		w.wg.Wait()
+		w.abortUpload()
+	}
+	if w.buf != nil {
+		w.budget.release(w.buf)
+		w.buf, w.fill = nil, 0
+	}
+	w.cancel()
+	w.info, w.result = info, err
+}
+
+// complete stores the object; called by finish with writeMu held.
+func (w *Writer) complete() (s3client.ObjectInfo, error) {
+	if err := w.stickyErr(); err != nil {
+		return s3client.ObjectInfo{}, err
+	}
+	if err := w.flushStashLocked(w.ctx); err != nil {
+		return s3client.ObjectInfo{}, w.orSticky(err)
+	}
+	w.mu.Lock()
+	id := w.uploadID
+	w.mu.Unlock()
+	var etag string
+	if id == "" {
+		var body []byte
+		if w.buf != nil {
+			body = w.buf[:w.fill]
+		}
+		var err error
+		etag, err = w.c.PutObject(w.ctx, w.key, body, w.options())
+		if err != nil {
+			w.fail(err, "PutObject", 0)
+			return s3client.ObjectInfo{}, w.orSticky(err)
+		}
+	} else {
+		if w.fill > 0 {
+			if err := w.submitLocked(w.ctx); err != nil {
+				return s3client.ObjectInfo{}, w.orSticky(err)
+			}
+		}
+		w.wg.Wait()
+		if err := w.stickyErr(); err != nil {
+			return s3client.ObjectInfo{}, err
+		}
+		w.mu.Lock()
+		parts := slices.Clone(w.parts)
+		w.mu.Unlock()
+		slices.SortFunc(parts, func(a, b s3client.Part) int { return int(a.Number - b.Number) })
+		var err error
+		etag, err = w.c.CompleteMultipartUpload(w.ctx, w.key, id, parts)
+		if err != nil {
+			w.fail(err, "CompleteMultipartUpload", 0)
+			return s3client.ObjectInfo{}, w.orSticky(err)
+		}
+		if etag, err = w.applyLateOptions(etag); err != nil {
+			return s3client.ObjectInfo{}, err
+		}
+	}
+	opts := w.options()
+	return s3client.ObjectInfo{
+		Key:          w.key,
+		Size:         w.contig,
+		ETag:         etag,
+		LastModified: time.Now(),
+		ContentType:  opts.ContentType,
+		Metadata:     opts.Metadata,
+	}, nil
+}
+
+// applyLateOptions re-copies a completed multipart object onto itself when SetOptions changed its options after
+// CreateMultipartUpload. The object is complete at this point, so a failure is logged and the object kept.
+func (w *Writer) applyLateOptions(etag string) (string, error) {
+	w.mu.Lock()
+	changed, opts := w.optsChanged, cloneOptions(w.opts)
+	w.mu.Unlock()
+	if !changed {
+		return etag, nil
+	}
+	if w.contig > s3client.MaxCopySize {
+		w.log.Warn("upload: options changed while writing are not applied to objects over 5 GiB",
+			"key", w.key, "size", w.contig)
+		return etag, nil
+	}
+	opts.ReplaceMetadata = true
+	newETag, err := w.c.CopyObject(w.ctx, w.key, w.key, opts)
+	if err != nil {
+		w.log.Error("upload: object stored, but updating its metadata failed", "key", w.key, "err", err)
+		return etag, nil
+	}
+	return newETag, nil
+}
+
+// fail records the first failure (sticky), logs it, cancels the parts in flight and, once they ended, aborts the
+// multipart upload.
+func (w *Writer) fail(err error, op string, part int32) {
+	w.mu.Lock()
+	first := w.err == nil
+	if first {
+		w.err = err
+	}
+	w.mu.Unlock()
+	if !first {
+		return
+	}
+	w.log.Error("upload failed", "key", w.key, "op", op, "part", part, "err", err)
+	w.cancel()
+	go func() {
+		w.wg.Wait()
+		w.abortUpload()
+	}()
+}
+
+// abortUpload aborts the multipart upload once, on a fresh context, after every part upload ended.
+func (w *Writer) abortUpload() {
+	w.abortOnce.Do(func() {
+		w.mu.Lock()
+		id := w.uploadID
+		w.mu.Unlock()
+		if id == "" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), abortTimeout)
+		defer cancel()
+		err := w.c.AbortMultipartUpload(ctx, w.key, id)
+		if err != nil && !errors.Is(err, s3client.ErrNoSuchUpload) {
+			w.log.Error("upload: aborting the multipart upload failed; it stays until a lifecycle rule removes it",
+				"key", w.key, "upload_id", id, "err", err)
+			w.mu.Lock()
+			w.abortErr = err
+			w.mu.Unlock()
+		}
+	})
+}
+
+func (w *Writer) stickyErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// orSticky prefers the first failure over err, which may only be its consequence (a cancelled request).
+func (w *Writer) orSticky(err error) error {
+	if s := w.stickyErr(); s != nil {
+		return s
+	}
+	return err
+}
+
+func (w *Writer) options() s3client.PutOptions {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return cloneOptions(w.opts)
+}
+
+func (w *Writer) noteEnd(end int64) {
+	for {
+		cur := w.end.Load()
+		if end <= cur || w.end.CompareAndSwap(cur, end) {
+			return
+		}
+	}
+}
+
+func cloneOptions(o s3client.PutOptions) s3client.PutOptions {
+	o.Metadata = maps.Clone(o.Metadata)
+	return o
+}
+
+func sameOptions(a, b s3client.PutOptions) bool {
+	return a.ContentType == b.ContentType && maps.Equal(a.Metadata, b.Metadata)
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
