@@ -1,0 +1,120 @@
+package ftpfront
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Data connection set-up: PASV, PORT (RFC 959), EPSV, EPRT (RFC 2428).
+var dataCommands = map[string]commandSpec{
+	"PASV": {fn: cmdPASV, needLogin: true},
+	"EPSV": {fn: cmdEPSV, needLogin: true},
+	"PORT": {fn: cmdPORT, needLogin: true, needArg: true},
+	"EPRT": {fn: cmdEPRT, needLogin: true, needArg: true},
+}
+
+func (s *session) armData(d dataOpener) {
+	if s.data != nil {
+		s.data.Close()
+	}
+	s.data = d
+}
+
+func cmdPASV(s *session, _ Command, _ cmdState) bool {
+	if s.epsvAll {
+		s.reply(503, "PASV not allowed after EPSV ALL")
+		return true
+	}
+	p, err := s.listenPassive()
+	if err != nil {
+		s.log.Error("passive listen failed", "err", err)
+		s.reply(425, "Can't open passive connection")
+		return true
+	}
+	ip, err := s.srv.hosts.pasvIP(s.ctx, s.ip, addrIP(s.raw.LocalAddr()))
+	if err != nil || !ip.Is4() {
+		p.Close()
+		s.log.Warn("no IPv4 address for PASV", "err", err)
+		s.reply(425, "Can't announce an IPv4 passive address, use EPSV")
+		return true
+	}
+	s.armData(p)
+	a := ip.As4()
+	port := p.port()
+	s.reply(227, fmt.Sprintf("Entering Passive Mode (%d,%d,%d,%d,%d,%d)", a[0], a[1], a[2], a[3], port>>8, port&0xff))
+	return true
+}
+
+func cmdEPSV(s *session, cmd Command, _ cmdState) bool {
+	local := addrIP(s.raw.LocalAddr())
+	switch strings.ToUpper(cmd.Arg) {
+	case "":
+	case "ALL":
+		s.epsvAll = true
+		s.reply(200, "EPSV ALL ok")
+		return true
+	case "1", "2":
+		if (cmd.Arg == "1") != local.Is4() {
+			if local.Is4() {
+				s.reply(522, "Network protocol not supported, use (1)")
+			} else {
+				s.reply(522, "Network protocol not supported, use (2)")
+			}
+			return true
+		}
+	default:
+		s.reply(501, "Bad EPSV argument")
+		return true
+	}
+	p, err := s.listenPassive()
+	if err != nil {
+		s.log.Error("passive listen failed", "err", err)
+		s.reply(425, "Can't open passive connection")
+		return true
+	}
+	s.armData(p)
+	s.reply(229, fmt.Sprintf("Entering Extended Passive Mode (|||%d|)", p.port()))
+	return true
+}
+
+func cmdPORT(s *session, cmd Command, _ cmdState) bool {
+	if !s.srv.opts.AllowActive {
+		s.reply(502, "Active mode is disabled, use PASV or EPSV")
+		return true
+	}
+	target, err := parsePORT(cmd.Arg)
+	if err != nil {
+		s.reply(501, "Bad PORT argument")
+		return true
+	}
+	return s.armActive(target)
+}
+
+func cmdEPRT(s *session, cmd Command, _ cmdState) bool {
+	if !s.srv.opts.AllowActive {
+		s.reply(502, "Active mode is disabled, use PASV or EPSV")
+		return true
+	}
+	target, err := parseEPRT(cmd.Arg)
+	if err != nil {
+		s.reply(501, "Bad EPRT argument")
+		return true
+	}
+	return s.armActive(target)
+}
+
+func (s *session) armActive(target netip.AddrPort) bool {
+	if s.epsvAll {
+		s.reply(503, "Active mode not allowed after EPSV ALL")
+		return true
+	}
+	if target.Addr().Unmap() != s.ip || target.Port() < 1024 {
+		s.log.Warn("active data target refused", "target", target.String())
+		s.reply(500, "Illegal PORT command: address must be yours and port >= 1024")
+		return true
+	}
+	s.armData(&active{target: target, local: addrIP(s.raw.LocalAddr()), timeout: s.srv.opts.DataAcceptTimeout})
+	s.reply(200, "PORT command successful")
+	return true
+}

@@ -1,0 +1,60 @@
+// Package ftpfront is a small, hardened FTP/FTPS server that serves an afero.Fs per user. In production the file
+// system is a JailFs over a local directory (the s3mount mount); the package knows nothing about S3.
+//
+// # Commands and the file operations they perform
+//
+// Paths are virtual: "/" is the user's home, ".." never climbs above it, and replies only ever show virtual
+// paths. Every path is cleaned by the session before it reaches the file system.
+//
+//	USER, PASS        Authenticator.Login; then FsFactory(user) opens the user's file system
+//	AUTH TLS          TLS handshake on the control connection (refused if plaintext bytes follow AUTH)
+//	PBSZ, PROT P|C    data connection protection (PROT C only with AllowPlain)
+//	PWD, CWD, CDUP    Stat (must be a directory); the working directory lives in the session
+//	XPWD XCWD XCUP    aliases
+//	PASV, EPSV        listen on a passive port (peer-checked accept); PORT, EPRT only with AllowActive
+//	LIST, NLST, MLSD  Stat + Open + Readdir, sent over the data connection
+//	MLST, STAT path   Stat (+ Readdir), answered on the control connection
+//	SIZE, MDTM        Stat
+//	MFMT, MDTM t p    Chtimes (mtime and atime set to t)
+//	RETR              Open (+ Seek to the REST offset)
+//	STOR              OpenFile(O_WRONLY|O_CREATE|O_TRUNC); with REST n: OpenFile(O_WRONLY|O_CREATE) + Seek(n)
+//	APPE              OpenFile(O_WRONLY|O_CREATE|O_APPEND)
+//	DELE              Stat (refuses directories) + Remove
+//	RNFR, RNTO        Stat, then Rename
+//	MKD, XMKD         Mkdir(0755)
+//	RMD, XRMD         Stat (must be a directory) + Remove
+//	ABOR              closes the running transfer's data connection (426 for the transfer, then 226)
+//	NOOP SYST FEAT OPTS TYPE MODE STRU ALLO HELP QUIT REST   no file operation
+//
+// Replies: unknown verbs 502, bad arguments 501, out of sequence 503, not logged in 530, file errors 550 with a
+// fixed text (the error itself, which may carry a real path, is only logged). CR and LF in any echoed text are
+// replaced by spaces, so a file name cannot inject a reply.
+//
+// # Invariants
+//
+//   - A control line longer than MaxLineLength is discarded while it arrives and answered 500; memory per
+//     session is bounded.
+//   - Without AllowPlain, USER needs TLS on the control connection (530) and every transfer needs PROT P (521).
+//     The server accepts TLS 1.2 and newer only, with one *tls.Config for control and data connections.
+//   - A passive data connection is accepted only from the control connection's IP address or a
+//     PassiveAllowCIDR network; others are closed and logged while the listener keeps waiting for the client.
+//     Active connections only go to the client's own address, port >= 1024.
+//   - Uploads answer 226 only after the file was closed without error. A failed write or close answers 451, a
+//     broken data connection or ABOR 426; a plain STOR then removes the partial file, APPE and REST+STOR keep
+//     what was there.
+//   - At most one transfer per session. It runs in its own goroutine so ABOR, STAT and NOOP are answered while
+//     it runs; every other command waits until the transfer has sent its final reply.
+//   - A panic in a session or a transfer is recovered, logged with its stack and answered 421/451.
+//
+// # Concurrency and locks
+//
+// Per session: the command goroutine owns all session state; session.mu guards the running transfer; session.wmu
+// serialises reply writes. Lock order: session.mu, then session.wmu. Server.mu guards the listener and session
+// sets and is never held while calling into a session.
+//
+// # Timeouts
+//
+// IdleTimeout applies to the control connection while no transfer runs, LoginTimeout from connect to login,
+// DataAcceptTimeout to establishing a data connection, DataTimeout to each read or write on a data connection
+// and to each control reply write.
+package ftpfront

@@ -1,0 +1,566 @@
+package ftpfront
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/afero"
+)
+
+// Deps are the collaborators of a Server. Only Auth is required.
+type Deps struct {
+	// Auth checks USER/PASS.
+	Auth Authenticator
+	// Admit decides on each new control connection; nil admits every connection.
+	Admit Admitter
+	// Audit receives audit events; nil drops them.
+	Audit Auditor
+	// Fs opens a user's file system; nil means DefaultFsFactory (a JailFs at User.Home).
+	Fs FsFactory
+	// Log receives operational logs; nil means slog.Default().
+	Log *slog.Logger
+	// TLS overrides the configuration built from Options (tests); nil means Options.TLSConfig.
+	TLS *tls.Config
+}
+
+// Server is an FTP/FTPS server. Create it with NewServer, bind with Listen, run with Serve.
+type Server struct {
+	opts  Options
+	deps  Deps
+	log   *slog.Logger
+	tls   *tls.Config
+	hosts *hostResolver
+
+	mu        sync.Mutex
+	listeners []serverListener
+	sessions  map[*session]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+type serverListener struct {
+	ln       net.Listener
+	implicit bool
+}
+
+type nopAuditor struct{}
+
+func (nopAuditor) Record(Event) {}
+
+// NewServer validates opts and prepares the TLS configuration (loading or generating the certificate).
+func NewServer(opts Options, deps Deps) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Auth == nil {
+		return nil, errors.New("ftpfront: Deps.Auth is required")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Audit == nil {
+		deps.Audit = nopAuditor{}
+	}
+	if deps.Fs == nil {
+		deps.Fs = DefaultFsFactory
+	}
+	s := &Server{opts: opts, deps: deps, log: deps.Log, sessions: map[*session]struct{}{}}
+	s.tls = deps.TLS
+	if s.tls == nil {
+		c, err := opts.TLSConfig(deps.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.tls = c
+	}
+	if s.tls == nil && opts.ImplicitListen != "" {
+		return nil, errors.New("ftpfront: implicit FTPS needs a TLS configuration")
+	}
+	if s.tls == nil && !opts.AllowPlain {
+		return nil, errors.New("ftpfront: TLS is required but no TLS configuration is available")
+	}
+	h, err := newHostResolver(opts.PublicHost, opts.PassiveHostMap, deps.Log)
+	if err != nil {
+		return nil, err
+	}
+	s.hosts = h
+	return s, nil
+}
+
+// Listen binds the configured listeners and logs one "listening" line per address.
+func (s *Server) Listen() error {
+	bind := func(addr string, implicit bool) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		s.mu.Lock()
+		s.listeners = append(s.listeners, serverListener{ln: ln, implicit: implicit})
+		s.mu.Unlock()
+		s.log.Info("listening", "addr", ln.Addr().String(), "implicit_tls", implicit)
+		return nil
+	}
+	if s.opts.Listen != "" {
+		if err := bind(s.opts.Listen, false); err != nil {
+			return err
+		}
+	}
+	if s.opts.ImplicitListen != "" {
+		if err := bind(s.opts.ImplicitListen, true); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+// Addr returns the bound explicit-FTPS address (nil before Listen or when only implicit FTPS is configured).
+func (s *Server) Addr() net.Addr { return s.addr(false) }
+
+// ImplicitAddr returns the bound implicit-FTPS address, or nil.
+func (s *Server) ImplicitAddr() net.Addr { return s.addr(true) }
+
+func (s *Server) addr(implicit bool) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		if l.implicit == implicit {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections until ctx is cancelled or Close is called, then closes every session and waits for
+// their goroutines. It returns nil after a normal shutdown.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	lns := append([]serverListener(nil), s.listeners...)
+	s.mu.Unlock()
+	if len(lns) == 0 {
+		return errors.New("ftpfront: Serve before Listen")
+	}
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		go func(l serverListener) { errc <- s.acceptLoop(ctx, l) }(l)
+	}
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	s.Close()
+	return first
+}
+
+// Close stops the listeners, closes every session's connections and waits for the session goroutines.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return
+	}
+	s.closed = true
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	for sess := range s.sessions {
+		sess.kill()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *Server) acceptLoop(ctx context.Context, l serverListener) error {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed || ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			s.log.Error("accept failed", "addr", l.ln.Addr().String(), "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		s.startSession(ctx, c, l.implicit)
+	}
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
+	ip := addrIP(c.RemoteAddr())
+	release := func() {}
+	if s.deps.Admit != nil {
+		r, err := s.deps.Admit.Admit(ip)
+		if err != nil {
+			s.log.Warn("connection refused", "ip", ip.String(), "err", err)
+			if !implicit {
+				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				fmt.Fprintf(c, "421 %s\r\n", sanitize(err.Error()))
+			}
+			c.Close()
+			return
+		}
+		release = r
+	}
+	sess := newSession(s, c, ip, implicit, release)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		release()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+		sess.serve(ctx)
+	}()
+}
+
+// sanitize makes text safe to place in a reply line: CR, LF and NUL become spaces, so a file name cannot
+// inject a reply.
+func sanitize(text string) string {
+	if !strings.ContainsAny(text, "\r\n\x00") {
+		return text
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == 0 {
+			return ' '
+		}
+		return r
+	}, text)
+}
+
+// quotePath formats a virtual path for a 257 reply (RFC 959: embedded quotes are doubled).
+func quotePath(p string) string {
+	return `"` + strings.ReplaceAll(sanitize(p), `"`, `""`) + `"`
+}
+
+func newSessionID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// session is one control connection.
+//
+// Concurrency: serve's goroutine reads commands and runs every handler; at most one transfer goroutine runs
+// beside it. Lock order: s.mu before s.wmu. s.wmu serialises reply writes (both goroutines reply).
+// State read by the transfer goroutine (fs, user, tls settings) is fixed before it starts and not changed while
+// it runs, because handlers other than ABOR, STAT and NOOP wait for the transfer to end first.
+type session struct {
+	srv      *Server
+	id       string
+	ip       netip.Addr
+	log      *slog.Logger
+	started  time.Time
+	implicit bool
+	release  func()
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	wmu  sync.Mutex
+	conn net.Conn // current control connection (plain or TLS); replaced on AUTH TLS under wmu
+	raw  net.Conn // the TCP connection
+	lr   *lineReader
+
+	// Command-loop state, only touched by serve's goroutine.
+	tlsOn       bool
+	pbsz        bool
+	protP       bool
+	pendingUser string
+	failedLogin int
+	user        *User
+	fs          afero.Fs
+	cwd         string
+	ascii       bool
+	rest        int64
+	renameFrom  string
+	epsvAll     bool
+	data        dataOpener // armed by PASV/EPSV/PORT/EPRT, consumed by the next transfer
+
+	mu   sync.Mutex
+	xfer *transfer // running transfer, guarded by mu
+}
+
+func newSession(srv *Server, c net.Conn, ip netip.Addr, implicit bool, release func()) *session {
+	id := newSessionID()
+	var once sync.Once
+	return &session{
+		srv:      srv,
+		id:       id,
+		ip:       ip,
+		log:      srv.log.With("session", id, "ip", ip.String()),
+		started:  time.Now(),
+		implicit: implicit,
+		release:  func() { once.Do(release) },
+		conn:     c,
+		raw:      c,
+		cwd:      "/",
+	}
+}
+
+// kill closes the connection from outside the session (server shutdown).
+func (s *session) kill() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.raw.Close()
+}
+
+func (s *session) audit(ev Event) {
+	ev.Time = time.Now().UTC()
+	ev.Session = s.id
+	ev.IP = s.ip.String()
+	if s.user != nil && ev.User == "" {
+		ev.User = s.user.Name
+	}
+	if ev.Result == "" {
+		ev.Result = "ok"
+	}
+	s.srv.deps.Audit.Record(ev)
+}
+
+func errResult(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// reply writes one reply line.
+func (s *session) reply(code int, text string) {
+	s.writeReply(fmt.Sprintf("%d %s\r\n", code, sanitize(text)))
+}
+
+// replyLines writes a multi-line reply (RFC 959 4.2): "code-first", then the middle lines each indented by a
+// space (so none can look like an end line), then "code last".
+func (s *session) replyLines(code int, first string, middle []string, last string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d-%s\r\n", code, sanitize(first))
+	for _, m := range middle {
+		b.WriteString(" ")
+		b.WriteString(sanitize(m))
+		b.WriteString("\r\n")
+	}
+	fmt.Fprintf(&b, "%d %s\r\n", code, sanitize(last))
+	s.writeReply(b.String())
+}
+
+func (s *session) writeReply(msg string) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.DataTimeout))
+	if _, err := s.conn.Write([]byte(msg)); err != nil {
+		s.log.Debug("reply write failed", "err", err)
+		s.raw.Close()
+	}
+}
+
+// setReadDeadline arms the control read deadline: none while a transfer runs (the transfer re-arms it when it
+// ends), the idle timeout otherwise, capped by the login timeout before login.
+func (s *session) setReadDeadline() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setReadDeadlineLocked()
+}
+
+func (s *session) setReadDeadlineLocked() {
+	if s.xfer != nil {
+		s.raw.SetReadDeadline(time.Time{})
+		return
+	}
+	d := time.Now().Add(s.srv.opts.IdleTimeout)
+	if s.user == nil {
+		if l := s.started.Add(s.srv.opts.LoginTimeout); l.Before(d) {
+			d = l
+		}
+	}
+	s.raw.SetReadDeadline(d)
+}
+
+func (s *session) serve(parent context.Context) {
+	s.ctx, s.cancel = context.WithCancel(parent)
+	defer s.cancel()
+	s.log.Info("connect", "implicit_tls", s.implicit)
+	s.audit(Event{Event: "connect"})
+	defer func() {
+		if s.data != nil {
+			s.data.Close()
+		}
+		s.abortTransfer()
+		s.raw.Close()
+		s.release()
+		s.audit(Event{Event: "disconnect", Duration: time.Since(s.started)})
+		s.log.Info("disconnect", "duration", time.Since(s.started).Round(time.Millisecond))
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+			s.reply(421, "Internal error, closing control connection")
+		}
+	}()
+	if s.implicit {
+		tc := tls.Server(s.raw, s.srv.tls)
+		tc.SetDeadline(time.Now().Add(s.srv.opts.LoginTimeout))
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			s.log.Info("implicit TLS handshake failed", "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		s.conn = tc
+		s.tlsOn = true
+		s.protP = true
+	}
+	s.lr = newLineReader(s.conn)
+	s.reply(220, s.srv.opts.Banner)
+	for {
+		s.setReadDeadline()
+		line, err := s.lr.readLine()
+		if errors.Is(err, errLineTooLong) {
+			s.log.Warn("command line too long")
+			s.reply(500, "Command line too long")
+			continue
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				s.log.Info("control connection timed out")
+				s.reply(421, "Timeout, closing control connection")
+			} else {
+				s.log.Debug("control read ended", "err", err)
+			}
+			return
+		}
+		cmd, err := ParseCommand(line)
+		if err != nil {
+			s.reply(500, "Syntax error, command unrecognized")
+			continue
+		}
+		if !s.dispatch(cmd) {
+			return
+		}
+	}
+}
+
+// dispatch runs one command and reports whether the session goes on.
+func (s *session) dispatch(cmd Command) bool {
+	spec, ok := commandTable[cmd.Verb]
+	if !ok {
+		s.reply(502, "Command not implemented")
+		return true
+	}
+	if !spec.duringTransfer {
+		s.waitTransfer()
+	}
+	if cmd.Verb == "PASS" {
+		s.log.Debug("command", "verb", cmd.Verb)
+	} else {
+		s.log.Debug("command", "verb", cmd.Verb, "arg", cmd.Arg)
+	}
+	rest, renameFrom := s.rest, s.renameFrom
+	s.rest, s.renameFrom = 0, ""
+	if spec.needLogin && s.user == nil {
+		s.reply(530, "Please log in with USER and PASS")
+		return true
+	}
+	if spec.needArg && cmd.Arg == "" {
+		s.reply(501, "Missing argument")
+		return true
+	}
+	return spec.fn(s, cmd, cmdState{rest: rest, renameFrom: renameFrom})
+}
+
+// cmdState carries the one-command-lived state set by the previous command (REST offset, RNFR source).
+type cmdState struct {
+	rest       int64
+	renameFrom string
+}
+
+type commandSpec struct {
+	fn             func(s *session, cmd Command, st cmdState) bool
+	needLogin      bool
+	needArg        bool
+	duringTransfer bool // runs while a transfer is in progress instead of waiting for it
+}
+
+var commandTable map[string]commandSpec
+
+func init() {
+	commandTable = map[string]commandSpec{}
+	for _, fam := range []map[string]commandSpec{authCommands, infoCommands, navCommands, fileCommands, listCommands, xferCommands, dataCommands} {
+		for k, v := range fam {
+			commandTable[k] = v
+		}
+	}
+}
+
+// abs turns a client path argument into a clean virtual path ("/" is home). ".." never climbs above "/".
+func (s *session) abs(arg string) string {
+	if arg == "" {
+		return s.cwd
+	}
+	p := arg
+	if !strings.HasPrefix(p, "/") {
+		p = s.cwd + "/" + p
+	}
+	return cleanVirtual(p)
+}
+
+func cleanVirtual(p string) string {
+	out := make([]string, 0, 8)
+	for _, part := range strings.Split(p, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, part)
+		}
+	}
+	return "/" + strings.Join(out, "/")
+}
