@@ -1,0 +1,256 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount"
+)
+
+// TestApplyMountOptions is the table of the -o parser: each case applies one -o list to the defaults and
+// compares the fields it must change; every other field must keep its default.
+func TestApplyMountOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		list    string
+		change  func(c *config) // the expected changes, applied to a fresh default config
+		ignored []string
+		wantErr string // substring of the error; "" means success
+	}{
+		{name: "empty", list: "", change: func(*config) {}},
+		{name: "allow_other", list: "allow_other", change: func(c *config) { c.Opts.AllowOther = true }},
+		{name: "dash spelling", list: "allow-other", change: func(c *config) { c.Opts.AllowOther = true }},
+		{name: "ro", list: "ro", change: func(c *config) { c.Opts.ReadOnly = true }},
+		{name: "ro then rw", list: "ro,rw", change: func(*config) {}},
+		{name: "ro=false", list: "ro=false", change: func(*config) {}},
+		{name: "ids and modes", list: "uid=1000,gid=100,umask=0027,dir_mode=0750,file_mode=0640",
+			change: func(c *config) {
+				c.Opts.UID, c.Opts.GID, c.Opts.Umask, c.Opts.DirMode, c.Opts.FileMode = 1000, 100, 0o027, 0o750, 0o640
+			}},
+		{name: "sizes and durations",
+			list: "memory_budget=64M,part-size=8MiB,cache_size=1G,max_readahead=16M,stat_ttl=5s,negative_ttl=250ms",
+			change: func(c *config) {
+				c.Opts.MemoryBudget, c.Opts.PartSize, c.Opts.CacheSize, c.Opts.MaxReadahead = 64<<20, 8<<20, 1<<30, 16<<20
+				c.Opts.StatTTL, c.Opts.NegativeTTL = 5*time.Second, 250*time.Millisecond
+			}},
+		{name: "upload concurrency", list: "upload_concurrency=3", change: func(c *config) { c.Opts.UploadConcurrency = 3 }},
+		{name: "s3 settings", list: "endpoint=http://127.0.0.1:9000,region=eu-west-1,profile=backup,sse=AES256,storage_class=STANDARD_IA,acl=private",
+			change: func(c *config) {
+				c.S3.Endpoint, c.S3.Region, c.S3.Profile = "http://127.0.0.1:9000", "eu-west-1", "backup"
+				c.S3.SSE, c.S3.StorageClass, c.S3.ACL = "AES256", "STANDARD_IA", "private"
+			}},
+		{name: "path_style", list: "path_style", change: func(c *config) { b := true; c.pathStyle = &b }},
+		{name: "logging", list: "log_format=json,log_level=warn,log_file=/var/log/s3mount.log",
+			change: func(c *config) { c.LogFormat, c.LogLevel, c.LogFile = "json", slog.LevelWarn, "/var/log/s3mount.log" }},
+		{name: "debug", list: "debug", change: func(c *config) { c.Opts.Debug, c.LogLevel = true, slog.LevelDebug }},
+		{name: "cache dir", list: "cache_dir=/var/cache/s3,cache_dir_size=10G",
+			change: func(c *config) { c.Opts.CacheDir, c.Opts.CacheDirSize = "/var/cache/s3", 10<<30 }},
+		{name: "fstab noise ignored",
+			list:    "_netdev,auto,noauto,nofail,user,users,defaults,dev,nodev,suid,nosuid,exec,noexec,noatime,x-systemd.automount,fsname=s3,subtype=s3mount",
+			change:  func(*config) {},
+			ignored: []string{"_netdev", "auto", "noauto", "nofail", "user", "users", "defaults", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "noatime", "x-systemd.automount", "fsname=s3", "subtype=s3mount"}},
+		{name: "spaces and empty items", list: " ro ,, allow_other ", change: func(c *config) { c.Opts.ReadOnly, c.Opts.AllowOther = true, true }},
+		{name: "unknown option", list: "ro,frobnicate", wantErr: `unknown mount option "frobnicate"`},
+		{name: "value missing", list: "uid", wantErr: `mount option "uid" needs a value`},
+		{name: "bad size", list: "cache_size=lots", wantErr: "-o cache_size"},
+		{name: "bad mode", list: "umask=999", wantErr: "-o umask"},
+		{name: "bad bool", list: "ro=maybe", wantErr: "-o ro"},
+		{name: "bad endpoint", list: "endpoint=localhost:9000", wantErr: "want an http:// or https:// URL"},
+		{name: "bad sse", list: "sse=rot13", wantErr: "sse \"rot13\""},
+		{name: "bad log format", list: "log_format=xml", wantErr: "log-format"},
+		{name: "ignored word with value is unknown", list: "nofail=1", wantErr: `unknown mount option "nofail"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := newConfig()
+			err := applyMountOptions(got, tt.list)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("applyMountOptions(%q) error = %v, want one containing %q", tt.list, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("applyMountOptions(%q): %v", tt.list, err)
+			}
+			want := newConfig()
+			tt.change(want)
+			want.Ignored = tt.ignored
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("applyMountOptions(%q):\n got %+v\nwant %+v", tt.list, *got, *want)
+			}
+		})
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(t *testing.T, c *config)
+		wantErr string
+	}{
+		{name: "minimal", args: []string{"bucket", "/mnt/s3"}, check: func(t *testing.T, c *config) {
+			def := s3mount.DefaultOptions()
+			if c.S3.Bucket != "bucket" || c.Opts.Prefix != "" || c.Mountpoint != "/mnt/s3" || c.Foreground {
+				t.Errorf("got bucket %q prefix %q mountpoint %q foreground %v", c.S3.Bucket, c.Opts.Prefix, c.Mountpoint, c.Foreground)
+			}
+			if !reflect.DeepEqual(c.Opts, def) {
+				t.Errorf("options changed without flags:\n got %+v\nwant %+v", c.Opts, def)
+			}
+			if c.S3.PathStyle || c.S3.ChecksumWhenRequired || c.S3.Region != "" {
+				t.Errorf("AWS defaults changed: path style %v, checksum when required %v, region %q",
+					c.S3.PathStyle, c.S3.ChecksumWhenRequired, c.S3.Region)
+			}
+		}},
+		{name: "prefix", args: []string{"bucket:in/box", "/mnt"}, check: func(t *testing.T, c *config) {
+			if c.S3.Bucket != "bucket" || c.Opts.Prefix != "in/box/" {
+				t.Errorf("bucket %q prefix %q, want bucket in/box/", c.S3.Bucket, c.Opts.Prefix)
+			}
+		}},
+		{name: "s3 url", args: []string{"s3://bucket/in/", "/mnt"}, check: func(t *testing.T, c *config) {
+			if c.S3.Bucket != "bucket" || c.Opts.Prefix != "in/" {
+				t.Errorf("bucket %q prefix %q, want bucket in/", c.S3.Bucket, c.Opts.Prefix)
+			}
+		}},
+		{name: "relative mountpoint made absolute", args: []string{"b", "mnt"}, check: func(t *testing.T, c *config) {
+			wd, _ := os.Getwd()
+			if c.Mountpoint != wd+"/mnt" {
+				t.Errorf("mountpoint %q, want %q", c.Mountpoint, wd+"/mnt")
+			}
+		}},
+		{name: "long flags both forms", args: []string{"--memory-budget", "64M", "--cache-size=32MiB", "--max-readahead", "8M",
+			"-f", "--ro", "--uid=7", "b", "/m"}, check: func(t *testing.T, c *config) {
+			if c.Opts.MemoryBudget != 64<<20 || c.Opts.CacheSize != 32<<20 || c.Opts.MaxReadahead != 8<<20 ||
+				!c.Foreground || !c.Opts.ReadOnly || c.Opts.UID != 7 {
+				t.Errorf("flags not applied: %+v foreground %v", c.Opts, c.Foreground)
+			}
+		}},
+		{name: "operands before flags (mount helper order)", args: []string{"b", "/m", "-o", "ro,allow_other", "--foreground"},
+			check: func(t *testing.T, c *config) {
+				if !c.Opts.ReadOnly || !c.Opts.AllowOther || !c.Foreground {
+					t.Errorf("ro %v allow_other %v foreground %v", c.Opts.ReadOnly, c.Opts.AllowOther, c.Foreground)
+				}
+			}},
+		{name: "joined -o", args: []string{"-oro", "b", "/m"}, check: func(t *testing.T, c *config) {
+			if !c.Opts.ReadOnly {
+				t.Error("-oro not applied")
+			}
+		}},
+		{name: "later wins", args: []string{"--ro", "-o", "rw", "--cache-size", "1G", "-o", "cache_size=2G", "b", "/m"},
+			check: func(t *testing.T, c *config) {
+				if c.Opts.ReadOnly || c.Opts.CacheSize != 2<<30 {
+					t.Errorf("ro %v cache %d, want false and 2GiB", c.Opts.ReadOnly, c.Opts.CacheSize)
+				}
+			}},
+		{name: "custom endpoint is path style", args: []string{"--endpoint", "http://127.0.0.1:9000", "b", "/m"},
+			check: func(t *testing.T, c *config) {
+				if !c.S3.PathStyle || !c.S3.ChecksumWhenRequired || c.S3.Region != "us-east-1" {
+					t.Errorf("path style %v checksum %v region %q", c.S3.PathStyle, c.S3.ChecksumWhenRequired, c.S3.Region)
+				}
+			}},
+		{name: "path style can be turned off", args: []string{"--endpoint", "http://minio.local", "--path-style=false", "b", "/m"},
+			check: func(t *testing.T, c *config) {
+				if c.S3.PathStyle {
+					t.Error("--path-style=false ignored")
+				}
+			}},
+		{name: "AWS endpoint stays virtual-hosted", args: []string{"--endpoint", "https://s3.eu-west-1.amazonaws.com", "b", "/m"},
+			check: func(t *testing.T, c *config) {
+				if c.S3.PathStyle || c.S3.ChecksumWhenRequired || c.S3.Region != "" {
+					t.Errorf("path style %v checksum %v region %q", c.S3.PathStyle, c.S3.ChecksumWhenRequired, c.S3.Region)
+				}
+			}},
+		{name: "kms key implies aws:kms", args: []string{"--sse-kms-key-id", "arn:aws:kms:k", "b", "/m"},
+			check: func(t *testing.T, c *config) {
+				if c.S3.SSE != "aws:kms" {
+					t.Errorf("sse %q", c.S3.SSE)
+				}
+			}},
+		{name: "-d is debug", args: []string{"-d", "b", "/m"}, check: func(t *testing.T, c *config) {
+			if !c.Opts.Debug || c.LogLevel != slog.LevelDebug {
+				t.Errorf("debug %v level %v", c.Opts.Debug, c.LogLevel)
+			}
+		}},
+		{name: "double dash ends flags", args: []string{"--", "b", "-odd-dir"}, check: func(t *testing.T, c *config) {
+			if !strings.HasSuffix(c.Mountpoint, "/-odd-dir") || c.Opts.ReadOnly {
+				t.Errorf("mountpoint %q", c.Mountpoint)
+			}
+		}},
+		{name: "help", args: []string{"b", "--help"}, wantErr: errHelp.Error()},
+		{name: "no operands", args: nil, wantErr: "got 0 operand(s)"},
+		{name: "three operands", args: []string{"a", "b", "c"}, wantErr: "got 3 operand(s)"},
+		{name: "unknown long flag", args: []string{"--turbo", "b", "/m"}, wantErr: "unknown flag --turbo"},
+		{name: "single dash long flag", args: []string{"-ro", "b", "/m"}, wantErr: "long flags take two dashes"},
+		{name: "unknown short flag", args: []string{"-x", "b", "/m"}, wantErr: "unknown flag -x"},
+		{name: "missing value", args: []string{"b", "/m", "--cache-size"}, wantErr: "--cache-size needs a value"},
+		{name: "-o without list", args: []string{"b", "/m", "-o"}, wantErr: "-o needs a list"},
+		{name: "empty bucket", args: []string{":prefix", "/m"}, wantErr: "want BUCKET[:PREFIX]"},
+		{name: "validate: budget below two parts", args: []string{"--memory-budget", "8M", "--part-size", "8M", "b", "/m"},
+			wantErr: "memory-budget"},
+		{name: "validate: readahead above cache", args: []string{"--cache-size", "8M", "--max-readahead", "16M", "b", "/m"},
+			wantErr: "max-readahead"},
+		{name: "validate: part size too small", args: []string{"--part-size", "1M", "b", "/m"}, wantErr: "part-size"},
+		{name: "kms key with AES256", args: []string{"--sse", "AES256", "--sse-kms-key-id", "k", "b", "/m"},
+			wantErr: "sse-kms-key-id needs --sse aws:kms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseArgs(tt.args)
+			if tt.check == nil {
+				if err == nil {
+					t.Fatalf("parseArgs(%q) succeeded, want an error", tt.args)
+				}
+				if tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseArgs(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseArgs(%q): %v", tt.args, err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestHelpIsNotAnError(t *testing.T) {
+	if _, err := parseArgs([]string{"--help"}); !errors.Is(err, errHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	u := usage()
+	for _, o := range options {
+		if !strings.Contains(u, "--"+o.name) {
+			t.Errorf("usage does not mention --%s", o.name)
+		}
+	}
+}
+
+func TestParseSource(t *testing.T) {
+	tests := []struct{ in, bucket, prefix string }{
+		{"b", "b", ""},
+		{"b:", "b", ""},
+		{"b:p", "b", "p"},
+		{"b:/p/q", "b", "/p/q"},
+		{"s3://b", "b", ""},
+		{"s3://b/p/", "b", "p/"},
+	}
+	for _, tt := range tests {
+		b, p, err := parseSource(tt.in)
+		if err != nil || b != tt.bucket || p != tt.prefix {
+			t.Errorf("parseSource(%q) = %q, %q, %v; want %q, %q", tt.in, b, p, err, tt.bucket, tt.prefix)
+		}
+	}
+	for _, bad := range []string{"", ":p", "a/b", "s3://", "s3:///p", "my bucket"} {
+		if _, _, err := parseSource(bad); err == nil {
+			t.Errorf("parseSource(%q) succeeded", bad)
+		}
+	}
+}

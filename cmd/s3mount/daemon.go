@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Daemon mode. Go cannot fork a running process, so the command starts itself again in the background: a new
+// session, stdin and stdout on /dev/null, stderr on --log-file (or /dev/null, logs then go to syslog), working
+// directory "/". The child inherits a pipe as file descriptor 3, named in readyFDEnv, and writes exactly one line
+// to it: "ready" once the mount serves requests, or "error CODE MESSAGE" when it cannot start. The parent prints
+// MESSAGE, exits with CODE, and exits 0 on "ready". If the pipe closes without a line the child died, and the
+// parent reports its exit status.
+
+// readyFDEnv names the environment variable that marks the background process and holds its readiness pipe's fd.
+const readyFDEnv = "S3MOUNT_READY_FD"
+
+// notifier is the child's end of the readiness pipe. A nil notifier (foreground mode) does nothing.
+type notifier struct{ f *os.File }
+
+// childNotifier returns the readiness pipe when this process is the background child, nil otherwise. It clears
+// the variable so processes started by the mount do not inherit it.
+func childNotifier() *notifier {
+	v := os.Getenv(readyFDEnv)
+	if v == "" {
+		return nil
+	}
+	os.Unsetenv(readyFDEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil
+	}
+	return &notifier{f: os.NewFile(uintptr(fd), "s3mount-ready")}
+}
+
+// ready reports success to the parent and closes the pipe.
+func (n *notifier) ready() {
+	if n == nil || n.f == nil {
+		return
+	}
+	fmt.Fprintln(n.f, "ready")
+	n.f.Close()
+	n.f = nil
+}
+
+// fail reports err with its exit code to the parent and closes the pipe.
+func (n *notifier) fail(code int, err error) {
+	if n == nil || n.f == nil {
+		return
+	}
+	fmt.Fprintf(n.f, "error %d %s\n", code, oneLine(err.Error()))
+	n.f.Close()
+	n.f = nil
+}
+
+// oneLine joins a multi-line message so the cause prints as one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// startDaemon starts the background child with the same arguments and waits for its readiness line. It returns
+// nil when the mount is ready, otherwise an *exitError carrying the child's code and message.
+func startDaemon(c *config, args []string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return withCode(ExitDaemon, fmt.Errorf("cannot find own executable to start the daemon: %w", err))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return withCode(ExitDaemon, fmt.Errorf("readiness pipe: %w", err))
+	}
+	defer r.Close()
+
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		w.Close()
+		return withCode(ExitDaemon, err)
+	}
+	defer devnull.Close()
+	stderr := devnull
+	if c.LogFile != "" {
+		f, err := openLogFile(c.LogFile)
+		if err != nil {
+			w.Close()
+			return withCode(ExitUsage, err)
+		}
+		defer f.Close()
+		stderr = f
+	}
+
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, stderr
+	cmd.ExtraFiles = []*os.File{w} // fd 3
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return withCode(ExitDaemon, fmt.Errorf("starting the daemon: %w", err))
+	}
+	w.Close() // the child holds the only write end: EOF means it is done with the pipe
+
+	line, readErr := readStatusLine(r)
+	if line == "ready" {
+		// The child keeps running; release it so it is not reaped by this process.
+		return cmd.Process.Release()
+	}
+	if code, msg, ok := parseErrorLine(line); ok {
+		cmd.Wait()
+		return withCode(code, errors.New(msg))
+	}
+	werr := cmd.Wait()
+	cause := "exited"
+	if werr != nil {
+		cause = werr.Error()
+	}
+	if readErr != nil {
+		cause += "; reading its status: " + readErr.Error()
+	}
+	return withCode(ExitDaemon, fmt.Errorf("the background process ended before the mount was ready (%s); see its log", cause))
+}
+
+// readStatusLine reads the child's single status line; "" when the pipe closed without one.
+func readStatusLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return strings.TrimSpace(line), err
+}
+
+// parseErrorLine parses "error CODE MESSAGE".
+func parseErrorLine(line string) (code int, msg string, ok bool) {
+	rest, ok := strings.CutPrefix(line, "error ")
+	if !ok {
+		return 0, "", false
+	}
+	c, msg, _ := strings.Cut(rest, " ")
+	code, err := strconv.Atoi(c)
+	if err != nil || code <= 0 || code > 125 {
+		return 0, "", false
+	}
+	return code, msg, true
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount"
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/upload"
+)
+
+// startupTimeout bounds the S3 checks made before the mount is declared ready, so a boot-time mount of an
+// unreachable endpoint fails instead of hanging mount(8).
+const startupTimeout = 60 * time.Second
+
+// serve mounts the bucket, reports readiness through ready, and serves until the file system is unmounted
+// (fusermount3 -u, umount) or SIGINT/SIGTERM asks for an unmount. Errors carry their exit code.
+func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error {
+	if err := checkMountpoint(c.Mountpoint); err != nil {
+		return withCode(ExitMount, err)
+	}
+	s3cfg := c.S3
+	s3cfg.Logger = log.With("component", "s3")
+	client, err := s3client.New(ctx, s3cfg)
+	if err != nil {
+		return withCode(ExitS3, fmt.Errorf("S3 client for bucket %q: %w", c.S3.Bucket, err))
+	}
+	if err := checkBucket(ctx, c, client); err != nil {
+		return err
+	}
+
+	logLimits(log, c)
+	m, err := s3mount.Mount(ctx, c.Mountpoint, client, c.Opts, log)
+	if err != nil {
+		var s3err *s3client.Error
+		if errors.As(err, &s3err) {
+			return withCode(ExitS3, fmt.Errorf("mounting bucket %q on %s: %w", c.S3.Bucket, c.Mountpoint, err))
+		}
+		return withCode(ExitMount, fmt.Errorf("mounting %s: %w", c.Mountpoint, err))
+	}
+	log.Info("ready", "bucket", c.S3.Bucket, "mountpoint", c.Mountpoint, "pid", os.Getpid(),
+		"daemon", !c.Foreground)
+	ready()
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	go func() {
+		m.Wait()
+		close(done)
+	}()
+	var unmountErr error
+	for {
+		select {
+		case <-done:
+			log.Info("unmounted", "mountpoint", c.Mountpoint)
+			return unmountErr
+		case sig := <-sigs:
+			log.Info("unmounting", "signal", sig.String(), "mountpoint", c.Mountpoint)
+			if err := m.Unmount(); err != nil {
+				// Typically EBUSY: a process still uses the mount. Keep serving; another signal retries.
+				log.Error("unmount failed; still serving", "mountpoint", c.Mountpoint, "err", err)
+				unmountErr = withCode(ExitUnmount, fmt.Errorf("unmounting %s: %w", c.Mountpoint, err))
+				continue
+			}
+			unmountErr = nil
+		}
+	}
+}
+
+// checkBucket asks S3 for the bucket and the mount's options, translating failures into one line that names the
+// bucket and the cause.
+func checkBucket(ctx context.Context, c *config, client s3client.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	where := "AWS S3"
+	if c.S3.Endpoint != "" {
+		where = c.S3.Endpoint
+	}
+	err := client.HeadBucket(ctx)
+	if err == nil {
+		err = s3mount.Check(ctx, client, c.Opts)
+	}
+	switch kind := s3client.KindOf(err); {
+	case err == nil:
+		return nil
+	case kind == s3client.ErrNotFound:
+		return withCode(ExitS3, fmt.Errorf("bucket %q does not exist at %s", c.S3.Bucket, where))
+	case kind == s3client.ErrAccessDenied:
+		return withCode(ExitS3, fmt.Errorf("access to bucket %q at %s denied: check the credentials (%v)", c.S3.Bucket, where, err))
+	case kind == s3client.ErrUnavailable || kind == s3client.ErrCanceled:
+		return withCode(ExitS3, fmt.Errorf("S3 endpoint %s unreachable for bucket %q: %v", where, c.S3.Bucket, err))
+	default:
+		return withCode(ExitS3, fmt.Errorf("checking bucket %q at %s: %v", c.S3.Bucket, where, err))
+	}
+}
+
+// logLimits logs the effective resource limits: what the daemon may hold in memory and the largest file it
+// can write.
+func logLimits(log *slog.Logger, c *config) {
+	o := c.Opts
+	maxObj := upload.MaxObjectSize(o.PartSize, o.MemoryBudget/2)
+	log.Info("limits",
+		"memory_budget", formatSize(o.MemoryBudget),
+		"part_size", formatSize(o.PartSize),
+		"upload_concurrency", o.UploadConcurrency,
+		"max_object_size", formatSize(maxObj),
+		"cache_size", formatSize(o.CacheSize),
+		"max_readahead", formatSize(o.MaxReadahead),
+		"cache_dir", o.CacheDir,
+		"cache_dir_size", formatSize(o.CacheDirSize),
+		"peak_memory", "memory-budget + cache-size + runtime overhead",
+		"stat_ttl", o.StatTTL, "negative_ttl", o.NegativeTTL)
+}
