@@ -1,0 +1,109 @@
+package s3client
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config configures the aws-sdk-go-v2 adapter (New).
+type Config struct {
+	// Bucket is the bucket every call addresses. Required.
+	Bucket string
+	// Endpoint is the service URL, e.g. "http://127.0.0.1:9000"; empty means AWS S3. A non-AWS endpoint
+	// implies path-style addressing.
+	Endpoint string
+	// Region is the signing region. Empty: the SDK chain's region (AWS_REGION, the profile), else us-east-1.
+	Region string
+	// Profile selects a shared-config profile; empty uses AWS_PROFILE or "default".
+	Profile string
+	// PathStyle forces path-style addressing (bucket in the path instead of the host name).
+	PathStyle bool
+
+	// AccessKey, SecretKey and SessionToken are optional static credentials. When AccessKey is empty the SDK
+	// default chain is used: environment, shared profile, web identity, ECS, IMDS.
+	AccessKey, SecretKey, SessionToken string
+
+	// ChecksumWhenRequired sends and validates flexible checksums only when an operation requires them, which
+	// S3-compatible servers such as MinIO need. DefaultConfig sets it.
+	ChecksumWhenRequired bool
+	// MaxAttempts bounds the attempts per request, the first included (the SDK's standard retryer with
+	// exponential backoff and jitter). 0 means 3.
+	MaxAttempts int
+	// MaxBackoff bounds the delay between attempts. 0 means 20s.
+	MaxBackoff time.Duration
+
+	// SSE is the server-side encryption applied to every write: "", "AES256" or "aws:kms".
+	SSE string
+	// SSEKMSKeyID is the KMS key for SSE "aws:kms"; empty uses the bucket's default key.
+	SSEKMSKeyID string
+	// StorageClass applied to every write, e.g. "STANDARD_IA"; empty leaves the bucket default.
+	StorageClass string
+	// ACL is the canned ACL applied to every write, e.g. "bucket-owner-full-control"; empty sends none.
+	ACL string
+
+	// Logger receives the adapter's debug lines (one per failed request). nil means slog.Default(). The SDK's
+	// own logging is always off.
+	Logger *slog.Logger
+	// Observer, when set, is called once per API call after retries, with the operation name, the final HTTP
+	// status (0 when no response arrived), the payload bytes sent (uploads) or announced (GetObject's
+	// Content-Length), and the classified error. It must be fast and safe for concurrent use.
+	Observer func(op string, status int, bytes int64, err error)
+}
+
+// DefaultConfig returns a Config for bucket with the recommended defaults.
+func DefaultConfig(bucket string) Config {
+	return Config{
+		Bucket:               bucket,
+		ChecksumWhenRequired: true,
+		MaxAttempts:          3,
+		MaxBackoff:           20 * time.Second,
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	if c.Bucket == "" {
+		return errors.New("s3client: bucket is required")
+	}
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("s3client: endpoint %q is not an http(s) URL", c.Endpoint)
+		}
+	}
+	switch c.SSE {
+	case "", "AES256", "aws:kms":
+	default:
+		return fmt.Errorf("s3client: sse %q: want AES256 or aws:kms", c.SSE)
+	}
+	if c.SSEKMSKeyID != "" && c.SSE != "aws:kms" {
+		return errors.New("s3client: an SSE KMS key ID needs sse aws:kms")
+	}
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		return errors.New("s3client: static credentials need both an access key and a secret key")
+	}
+	if c.MaxAttempts < 0 || c.MaxBackoff < 0 {
+		return errors.New("s3client: max attempts and max backoff must not be negative")
+	}
+	return nil
+}
+
+// usePathStyle reports whether requests put the bucket in the path: forced, or any endpoint that is not AWS.
+func (c *Config) usePathStyle() bool {
+	if c.PathStyle {
+		return true
+	}
+	if c.Endpoint == "" {
+		return false
+	}
+	u, err := url.Parse(c.Endpoint)
+	if err != nil {
+		return true
+	}
+	h := strings.ToLower(u.Hostname())
+	return !strings.HasSuffix(h, ".amazonaws.com") && !strings.HasSuffix(h, ".amazonaws.com.cn")
+}
