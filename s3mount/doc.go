@@ -1,0 +1,69 @@
+// Package s3mount is a FUSE file system over one S3 bucket (or a prefix of it), built on go-fuse's fs API.
+//
+// Mount starts it, Check verifies the bucket and credentials beforehand, Options configures it (the command
+// line in cmd/s3mount only maps flags onto Options).
+//
+// # Namespace
+//
+// A file is an object under Options.Prefix; its path is its key without the prefix. A directory is a prefix:
+// either a "dir/" marker object (Mkdir creates one, Rmdir deletes it) or objects below "dir/"; both are
+// accepted. When an object "a" and a prefix "a/" both exist, the file shadows the directory, in Lookup and in
+// Readdir alike. Keys that cannot be file names (empty segments, "." or "..", NUL, a segment over 255 bytes, a
+// key over 1024 bytes) are left out of listings with one log line each; names that cannot become keys get
+// EINVAL or ENAMETOOLONG. The mapping lives in keys.go (pure, fuzzed by FuzzKeyName).
+//
+// # What is cached, and for how long
+//
+//   - The stat cache (statcache.go) remembers what a key names (file with size, ETag and mtime, or directory)
+//     for Options.StatTTL, and that a key names nothing for Options.NegativeTTL. Listings fill it, so `ls -l`
+//     costs one LIST per 1000 entries and no HEAD per entry. Changes made through the mount update it.
+//   - The kernel caches attributes and directory entries for StatTTL (fs.Options AttrTimeout/EntryTimeout) and
+//     failed lookups for NegativeTTL. After these TTLs, an object changed by another client is seen with its new
+//     size and ETag. File contents are not kept in the page cache across opens (no FOPEN_KEEP_CACHE).
+//   - File data is cached by the cache package's block cache, keyed by (key, ETag, block), within
+//     Options.CacheSize bytes. A read handle is bound to the ETag seen at open: when the object changes under it,
+//     reads fail with ESTALE instead of mixing two versions.
+//
+// # Writes
+//
+// Writing streams a new version of the object through upload.Writer, under the mount-wide memory budget
+// (Options.MemoryBudget): no local disk, parts upload while the file is written. A file has at most one writer
+// (a second gets EBUSY) and is not readable while written (open for reading gets EBUSY): its object is
+// incomplete. Getattr of a file being written reports the bytes written so far. The first Flush (close) or Fsync
+// after writes completes the upload and reports a failure as EIO with a log line naming the key and the cause;
+// a failed part also fails the next write. Release aborts an upload no Flush completed, and Unmount aborts the
+// uploads still open; each abort is logged. Writes must be sequential (small reordering is tolerated by the
+// writer); any other write gets EINVAL and aborts the upload, so no object with a hole is ever stored.
+// Writing into an existing non-empty object needs O_TRUNC or ftruncate(0) first (vsftpd's order); otherwise
+// writes get ENOTSUP, and O_APPEND on a non-empty object is refused at open with ENOTSUP.
+//
+// # Other operations
+//
+// Rename moves a file with a server-side copy (UploadPartCopy parts above 5 GiB) and a delete; it is not atomic
+// and directories cannot be renamed (EXDEV, so mv copies instead). Unlink deletes the object (EBUSY while the
+// file is being written). Rmdir deletes the marker (ENOTEMPTY while anything else is below it). Setattr of
+// mode, owner and times is accepted and not stored; truncate works to 0 and to the current size only
+// (ENOTSUP otherwise). Statfs reports large constant numbers. No symlinks, hard links, device nodes, xattrs
+// or locks (see node_api_check.go). A read-only mount answers EROFS to every change.
+//
+// # Errnos
+//
+// errno.go holds the one error→errno table: ENOENT for S3's not found, EACCES for access denied, ESTALE for a
+// changed ETag, EINVAL for non-sequential writes, EINTR for interrupted requests, and EIO with one log line
+// naming the operation, the key and the cause for anything else. No SDK or wrapped error reaches go-fuse.
+//
+// # Contexts
+//
+// go-fuse cancels a request's context when the calling process gets any signal (Go programs get SIGURG all the
+// time). Requests that only read (HEAD, LIST, waiting for data or budget) honour it and return EINTR, which
+// callers retry. Requests that change the bucket (PUT, COPY, DELETE, completing an upload) run detached from
+// it: a change cut in half is worse than a late answer. S3 streams and uploads belong to the handle, not to
+// the request.
+//
+// # Locks
+//
+// Lock order: writeHandle.mu, then fileNode.mu, then fsys.uploadsMu; statCache.mu is a leaf taken under none
+// of them or under any. readHandle.mu is taken alone (read side for reads, write side for Release). go-fuse's
+// own tree locks are never held while these are taken (we only call GetChild/Children/Parent, which lock and
+// unlock internally).
+package s3mount

@@ -1,0 +1,48 @@
+package s3mount
+
+import (
+	"errors"
+	"syscall"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/upload"
+)
+
+// errno is the one translation of errors into errnos at the FUSE boundary. go-fuse's own ToErrno does not
+// unwrap, so SDK or wrapped errors must never reach it. Every error but "not found" and an interrupted request
+// is logged once here, with the operation, the key and the cause.
+//
+//	s3client.ErrNotFound       ENOENT (not logged: lookups of missing names are normal)
+//	s3client.ErrAccessDenied   EACCES
+//	s3client.ErrPrecondition   ESTALE (the object changed under an open handle)
+//	upload.ErrNotSequential    EINVAL (random writes are not supported)
+//	s3client.ErrCanceled       EINTR  (the request was interrupted; not logged)
+//	anything else              EIO
+func (f *fsys) errno(op, key string, err error) syscall.Errno {
+	var e syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, s3client.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, s3client.ErrCanceled):
+		return syscall.EINTR
+	case errors.Is(err, s3client.ErrAccessDenied):
+		e = syscall.EACCES
+	case errors.Is(err, s3client.ErrPrecondition):
+		e = syscall.ESTALE
+	case errors.Is(err, upload.ErrNotSequential):
+		e = syscall.EINVAL
+	default:
+		e = syscall.EIO
+	}
+	f.log.Error(op+" failed", "op", op, "key", key, "errno", e.Error(), "err", err)
+	return e
+}
+
+// refuse logs why op on key is refused with e, and returns e. It is for refusals the mount decides itself
+// (unsupported operations), as opposed to S3 errors, which go through errno.
+func (f *fsys) refuse(op, key string, e syscall.Errno, why string) syscall.Errno {
+	f.log.Warn(op+" refused", "op", op, "key", key, "errno", e.Error(), "why", why)
+	return e
+}

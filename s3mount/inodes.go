@@ -1,0 +1,104 @@
+package s3mount
+
+import (
+	"context"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// dirNode is a directory: the mount's root, a "dir/" marker object, or a prefix with objects under it.
+type dirNode struct {
+	fs.Inode
+	f *fsys
+}
+
+// fileNode is a regular file: one object. It carries the file's write state, so that a lookup, getattr or
+// readdir sees a file being written through the mount before (and while) its object exists.
+type fileNode struct {
+	fs.Inode
+	f *fsys
+
+	mu     sync.Mutex   // guards writer; acquired after a handle's lock, before fsys.uploadsMu
+	writer *writeHandle // the one handle writing this file, nil when none (readers-or-one-writer)
+}
+
+// key returns the key prefix of d's children: Options.Prefix for the root, otherwise prefix+path+"/".
+// ENOENT when d is no longer reachable from the root.
+func (d *dirNode) key() (string, syscall.Errno) {
+	p, ok := d.f.relPath(&d.Inode)
+	if !ok {
+		return "", syscall.ENOENT
+	}
+	if p == "" {
+		return d.f.opts.Prefix, 0
+	}
+	return d.f.opts.Prefix + p + "/", 0
+}
+
+// key returns n's object key; ENOENT when n was unlinked.
+func (n *fileNode) key() (string, syscall.Errno) {
+	p, ok := n.f.relPath(&n.Inode)
+	if !ok || p == "" {
+		return "", syscall.ENOENT
+	}
+	return n.f.opts.Prefix + p, 0
+}
+
+// activeWriter returns the handle writing n, or nil.
+func (n *fileNode) activeWriter() *writeHandle {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.writer
+}
+
+// claimWriter makes h n's writer; EBUSY when another handle writes n.
+func (n *fileNode) claimWriter(h *writeHandle) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.writer != nil && n.writer != h {
+		return syscall.EBUSY
+	}
+	n.writer = h
+	return 0
+}
+
+// dropWriter clears n's writer if it is h.
+func (n *fileNode) dropWriter(h *writeHandle) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.writer == h {
+		n.writer = nil
+	}
+}
+
+// childInode returns the inode of d's child name described by e, and fills out. Inode numbers are allocated
+// by go-fuse. The inode the tree already holds for name is reused while its type matches, so a file's write
+// state stays with its name; a changed type (a file replaced by a directory) gets a new inode, which the
+// kernel sees as a different file. A changed ETag keeps the inode: opens never keep the kernel's page cache
+// (no FOPEN_KEEP_CACHE), and readers are bound to the ETag they opened.
+func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out *fuse.EntryOut) *fs.Inode {
+	if e.dir {
+		d.f.dirAttr(&out.Attr)
+	} else {
+		d.f.fileAttr(e.info, &out.Attr)
+	}
+	if ch := d.GetChild(name); ch != nil {
+		switch ch.Operations().(type) {
+		case *dirNode:
+			if e.dir {
+				return ch
+			}
+		case *fileNode:
+			if !e.dir {
+				return ch
+			}
+		}
+	}
+	if e.dir {
+		return d.NewInode(ctx, &dirNode{f: d.f}, fs.StableAttr{Mode: syscall.S_IFDIR})
+	}
+	return d.NewInode(ctx, &fileNode{f: d.f}, fs.StableAttr{Mode: syscall.S_IFREG})
+}

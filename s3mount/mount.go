@@ -1,0 +1,147 @@
+package s3mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// Sizes of FUSE requests. The kernel's defaults (128 KiB) mean eight round trips through the FUSE queue per
+// megabyte; 1 MiB requests cut the per-request overhead on streaming reads and writes, which are dominated by
+// S3 parts of several MiB anyway.
+const (
+	fuseMaxWrite     = 1 << 20
+	fuseMaxReadAhead = 1 << 20
+)
+
+// Mounted is a mounted bucket. Its methods are safe for concurrent use.
+type Mounted struct {
+	fsys       *fsys
+	server     *fuse.Server
+	mountpoint string
+	done       chan struct{}
+
+	unmountMu sync.Mutex // serialises Unmount calls
+}
+
+// Mount mounts the bucket (through client) at mountpoint and returns once the kernel serves it. opts is
+// validated first; log receives one line per error (nil discards them). ctx bounds the start-up only.
+func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts Options, log *slog.Logger) (*Mounted, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("s3mount: invalid options: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := cache.New(cache.Config{MaxBytes: opts.CacheSize, DiskDir: opts.CacheDir, DiskMaxBytes: opts.CacheDirSize,
+		Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("s3mount: read cache: %w", err)
+	}
+	f := newFsys(client, opts, log, c)
+
+	statTTL, negTTL := opts.StatTTL, opts.NegativeTTL
+	fopts := &fs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:   opts.AllowOther,
+			FsName:       "s3ftp",
+			Name:         "s3mount",
+			MaxWrite:     fuseMaxWrite,
+			MaxReadAhead: fuseMaxReadAhead,
+			// Objects carry no extended attributes; answering ENOSYS once stops the kernel from asking
+			// for security.capability before every write.
+			DisableXAttrs: true,
+			// mount(2) directly when we may: no fusermount helper process is needed.
+			DirectMount: os.Geteuid() == 0,
+			Debug:       opts.Debug,
+		},
+		EntryTimeout:    &statTTL,
+		AttrTimeout:     &statTTL,
+		NegativeTimeout: &negTTL,
+		UID:             opts.UID,
+		GID:             opts.GID,
+	}
+	if opts.ReadOnly {
+		fopts.MountOptions.Options = append(fopts.MountOptions.Options, "ro")
+	}
+	server, err := fs.Mount(mountpoint, f.root, fopts)
+	if err != nil {
+		return nil, fmt.Errorf("s3mount: mount %s: %w", mountpoint, err)
+	}
+	m := &Mounted{fsys: f, server: server, mountpoint: mountpoint, done: make(chan struct{})}
+	go func() {
+		server.Wait()
+		f.abortUploads("unmounted")
+		close(m.done)
+	}()
+	log.Info("mounted", "mountpoint", mountpoint, "prefix", opts.Prefix, "read_only", opts.ReadOnly,
+		"stat_ttl", opts.StatTTL, "memory_budget", opts.MemoryBudget, "cache_size", opts.CacheSize)
+	return m, nil
+}
+
+// Wait blocks until the file system is unmounted, by Unmount or from outside (fusermount -u, umount).
+func (m *Mounted) Wait() { <-m.done }
+
+// Unmount unmounts the file system and waits until its server stopped. It fails (and changes nothing) while
+// the mount is busy; it may be called again. Uploads still open after the unmount are aborted, each with a log
+// line: nothing is flushed silently.
+func (m *Mounted) Unmount() error {
+	m.unmountMu.Lock()
+	defer m.unmountMu.Unlock()
+	select {
+	case <-m.done:
+		return nil
+	default:
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = m.server.Unmount(); err == nil {
+			<-m.done
+			return nil
+		}
+		// The kernel may still be finishing RELEASE requests of files just closed.
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("s3mount: unmount %s: %w", m.mountpoint, err)
+}
+
+// Check verifies, before the mount is started or daemonized, that the bucket exists and that the credentials
+// may list it (under opts.Prefix). Its error says which of the two failed.
+func Check(ctx context.Context, client s3client.Client, opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return fmt.Errorf("invalid options: %w", err)
+	}
+	if err := client.HeadBucket(ctx); err != nil {
+		return checkError("bucket check (HeadBucket)", err)
+	}
+	if _, err := client.List(ctx, opts.Prefix, "/", "", 1); err != nil {
+		return checkError(fmt.Sprintf("listing prefix %q", opts.Prefix), err)
+	}
+	return nil
+}
+
+func checkError(what string, err error) error {
+	switch {
+	case errors.Is(err, s3client.ErrNotFound):
+		return fmt.Errorf("%s: bucket not found: %w", what, err)
+	case errors.Is(err, s3client.ErrAccessDenied):
+		return fmt.Errorf("%s: access denied (check the credentials and the bucket policy): %w", what, err)
+	case errors.Is(err, s3client.ErrUnavailable):
+		return fmt.Errorf("%s: S3 endpoint unreachable or failing: %w", what, err)
+	default:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+}

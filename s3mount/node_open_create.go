@@ -1,0 +1,112 @@
+package s3mount
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// Open opens the file for reading or for writing a new version.
+//
+// O_RDONLY: a reader bound to the ETag the stat cache or a fresh HEAD gives; EBUSY while the file is being
+// written through this mount (its object is incomplete). Reads never wait for a writer.
+//
+// O_WRONLY / O_RDWR: EROFS on a read-only mount; EBUSY while another handle writes the file (one writer per
+// file); ENOTSUP for O_APPEND on a non-empty object (appending needs a copy of the object, not supported yet).
+// With O_TRUNC, or on an empty object, the handle is armed at once; otherwise it waits for ftruncate(0).
+//
+// The kernel's page cache is not kept across opens (no FOPEN_KEEP_CACHE): every open sees the current object.
+func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	key, errno := n.key()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		if n.activeWriter() != nil {
+			return nil, 0, n.f.refuse("open", key, syscall.EBUSY, "the file is being written; it is readable once closed")
+		}
+		e, errno := n.f.stat(ctx, key)
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		if e.dir {
+			return nil, 0, syscall.EISDIR
+		}
+		if e.info.ETag == "" {
+			// A listing without ETags cannot bind the reader to a version: ask S3.
+			info, err := n.f.client.HeadObject(ctx, key)
+			if err != nil {
+				return nil, 0, n.f.errno("HeadObject", key, err)
+			}
+			e.info = info
+			n.f.meta.put(key, e)
+		}
+		e.info.Key = key
+		r := n.f.cache.NewReader(n.f.client, e.info, cache.ReaderConfig{
+			InitialWindow: min(n.f.opts.MaxReadahead, 1<<20),
+			MaxWindow:     n.f.opts.MaxReadahead,
+		})
+		return &readHandle{f: n.f, key: key, r: r}, 0, 0
+	}
+	if n.f.opts.ReadOnly {
+		return nil, 0, syscall.EROFS
+	}
+	if n.activeWriter() != nil {
+		return nil, 0, n.f.refuse("open", key, syscall.EBUSY, "another handle is writing the file")
+	}
+	name, _ := n.Parent()
+	armed := flags&syscall.O_TRUNC != 0
+	if !armed {
+		e, errno := n.f.stat(ctx, key)
+		switch {
+		case errno == syscall.ENOENT:
+			armed = true
+		case errno != 0:
+			return nil, 0, errno
+		case e.dir:
+			return nil, 0, syscall.EISDIR
+		case e.info.Size == 0:
+			armed = true
+		case flags&syscall.O_APPEND != 0:
+			return nil, 0, n.f.refuse("open", key, syscall.ENOTSUP, "appending to a non-empty object is not supported")
+		}
+	}
+	h := n.f.newWriteHandle(n, key, name, armed)
+	if armed {
+		if errno := n.claimWriter(h); errno != 0 {
+			return nil, 0, n.f.refuse("open", key, errno, "another handle is writing the file")
+		}
+	}
+	return h, 0, 0
+}
+
+// Create creates name and opens it for writing: the object is stored when the handle is flushed (close) and
+// is visible through this mount meanwhile. EROFS on a read-only mount; EBUSY while another handle writes the
+// same name; ENAMETOOLONG/EINVAL for names that cannot be keys.
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if d.f.opts.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	dk, errno := d.key()
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	key, errno := childKey(dk, name, false)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	ch := d.childInode(ctx, name, statEntry{info: s3client.ObjectInfo{Key: key, LastModified: time.Now()}}, out)
+	fn := ch.Operations().(*fileNode)
+	h := d.f.newWriteHandle(fn, key, name, true)
+	if errno := fn.claimWriter(h); errno != 0 {
+		return nil, nil, 0, d.f.refuse("create", key, errno, "another handle is writing the file")
+	}
+	d.f.meta.forget(key)
+	return ch, h, 0, 0
+}

@@ -1,0 +1,181 @@
+package s3mount
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// copyPartSize is the smallest part of a multipart server-side copy; parts grow so a 5 TiB object needs at most
+// MaxParts of them.
+const copyPartSize = 512 << 20
+
+// Unlink deletes the file's object. EBUSY while the file is being written through this mount (the upload
+// would bring it back); EROFS on a read-only mount.
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if d.f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	dk, errno := d.key()
+	if errno != 0 {
+		return errno
+	}
+	key, errno := childKey(dk, name, false)
+	if errno != 0 {
+		return errno
+	}
+	if ch := d.GetChild(name); ch != nil {
+		if fn, ok := ch.Operations().(*fileNode); ok && fn.activeWriter() != nil {
+			return d.f.refuse("unlink", key, syscall.EBUSY, "the file is being written")
+		}
+	}
+	if err := d.f.client.DeleteObject(detached(ctx), key); err != nil {
+		return d.f.errno("DeleteObject", key, err)
+	}
+	d.f.meta.putNegative(key)
+	d.f.cache.Invalidate(key)
+	return 0
+}
+
+// Rename moves a file with a server-side copy (CopyObject, or UploadPartCopy parts above 5 GiB) conditional on
+// the ETag seen, then deletes the source; the object keeps its metadata. Directories cannot be renamed: EXDEV,
+// which makes mv(1) fall back to copying and deleting. Also: EBUSY for a file being written, EISDIR when the
+// target is a directory, EEXIST with RENAME_NOREPLACE when the target exists, EINVAL for RENAME_EXCHANGE.
+func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if d.f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	const renameNoreplace, renameExchange = 1, 2
+	if flags&renameExchange != 0 {
+		return syscall.EINVAL
+	}
+	np, ok := newParent.(*dirNode)
+	if !ok {
+		return syscall.EINVAL
+	}
+	dk, errno := d.key()
+	if errno != 0 {
+		return errno
+	}
+	ndk, errno := np.key()
+	if errno != 0 {
+		return errno
+	}
+	src, errno := childKey(dk, name, false)
+	if errno != 0 {
+		return errno
+	}
+	dst, errno := childKey(ndk, newName, false)
+	if errno != 0 {
+		return errno
+	}
+	if ch := d.GetChild(name); ch != nil {
+		switch ops := ch.Operations().(type) {
+		case *dirNode:
+			return d.f.refuse("rename", src, syscall.EXDEV, "directories cannot be renamed")
+		case *fileNode:
+			if ops.activeWriter() != nil {
+				return d.f.refuse("rename", src, syscall.EBUSY, "the file is being written")
+			}
+		}
+	}
+	if ch := np.GetChild(newName); ch != nil {
+		if fn, ok := ch.Operations().(*fileNode); ok && fn.activeWriter() != nil {
+			return d.f.refuse("rename", dst, syscall.EBUSY, "the target is being written")
+		}
+	}
+	// Fresh metadata: the copy is conditional on this ETag and its size picks the copy method.
+	d.f.meta.forget(src)
+	se, errno := d.f.stat(ctx, src)
+	if errno != 0 {
+		return errno
+	}
+	if se.dir {
+		return d.f.refuse("rename", src, syscall.EXDEV, "directories cannot be renamed")
+	}
+	if src == dst {
+		return 0
+	}
+	d.f.meta.forget(dst)
+	switch te, errno := d.f.stat(ctx, dst); {
+	case errno == 0 && te.dir:
+		return syscall.EISDIR
+	case errno == 0 && flags&renameNoreplace != 0:
+		return syscall.EEXIST
+	case errno != 0 && errno != syscall.ENOENT:
+		return errno
+	}
+	if se.info.ETag == "" || se.info.Size > s3client.MaxCopySize {
+		// HEAD is authoritative for the ETag (which some listings lack) and the size.
+		info, err := d.f.client.HeadObject(ctx, src)
+		if err != nil {
+			return d.f.errno("HeadObject", src, err)
+		}
+		se.info = info
+	}
+	mctx := detached(ctx)
+	if err := d.f.copyObject(mctx, se.info, dst); err != nil {
+		return d.f.errno("copy", src+" -> "+dst, err)
+	}
+	if err := d.f.client.DeleteObject(mctx, src); err != nil {
+		return d.f.errno("DeleteObject", src, err)
+	}
+	d.f.meta.putNegative(src)
+	d.f.meta.forget(dst)
+	d.f.cache.Invalidate(src)
+	d.f.cache.Invalidate(dst)
+	return 0
+}
+
+// copyObject copies src to dst server-side, keeping its metadata: one CopyObject up to MaxCopySize, above it a
+// multipart upload of UploadPartCopy parts conditional on src's ETag, aborted on failure.
+func (f *fsys) copyObject(ctx context.Context, src s3client.ObjectInfo, dst string) error {
+	if src.Size <= s3client.MaxCopySize {
+		_, err := f.client.CopyObject(ctx, src.Key, dst, s3client.PutOptions{})
+		return err
+	}
+	// The destination of a multipart copy gets new metadata: carry the source's over.
+	opts := s3client.PutOptions{ContentType: src.ContentType, Metadata: src.Metadata}
+	id, err := f.client.CreateMultipartUpload(ctx, dst, opts)
+	if err != nil {
+		return err
+	}
+	parts, err := f.copyParts(ctx, src, dst, id)
+	if err == nil {
+		_, err = f.client.CompleteMultipartUpload(ctx, dst, id, parts)
+	}
+	if err != nil {
+		if aerr := f.client.AbortMultipartUpload(ctx, dst, id); aerr != nil {
+			f.log.Error("abort of failed multipart copy failed", "key", dst, "upload_id", id, "err", aerr)
+		}
+		return err
+	}
+	return nil
+}
+
+func (f *fsys) copyParts(ctx context.Context, src s3client.ObjectInfo, dst, id string) ([]s3client.Part, error) {
+	ps := copyPartLen(src.Size)
+	var parts []s3client.Part
+	for off, n := int64(0), int32(1); off < src.Size; off, n = off+ps, n+1 {
+		l := min(ps, src.Size-off)
+		etag, err := f.client.UploadPartCopy(ctx, dst, id, n, src.Key, src.ETag, off, l)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, s3client.Part{Number: n, ETag: etag})
+	}
+	return parts, nil
+}
+
+// copyPartLen is the part length of a multipart copy of size bytes: copyPartSize, or larger so that at most
+// MaxParts parts are needed.
+func copyPartLen(size int64) int64 {
+	ps := int64(copyPartSize)
+	if need := (size + s3client.MaxParts - 1) / s3client.MaxParts; need > ps {
+		ps = need
+	}
+	return ps
+}

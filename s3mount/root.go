@@ -1,0 +1,169 @@
+package s3mount
+
+import (
+	"context"
+	"log/slog"
+	"mime"
+	"path"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/upload"
+)
+
+// fsys is the state shared by every node and handle of one mount.
+type fsys struct {
+	client    s3client.Client
+	opts      Options
+	log       *slog.Logger
+	root      *dirNode
+	meta      *statCache
+	cache     *cache.Cache
+	budget    *upload.Budget
+	mountTime time.Time
+
+	// uploadsMu guards uploads. Lock order: a handle's lock, then a fileNode's mu, then uploadsMu.
+	uploadsMu sync.Mutex
+	uploads   map[*writeHandle]struct{} // write handles whose upload is neither completed nor aborted
+}
+
+func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Cache) *fsys {
+	f := &fsys{
+		client:    client,
+		opts:      opts,
+		log:       log,
+		meta:      newStatCache(opts.StatTTL, opts.NegativeTTL),
+		cache:     c,
+		budget:    upload.NewBudget(opts.MemoryBudget),
+		mountTime: time.Now(),
+		uploads:   make(map[*writeHandle]struct{}),
+	}
+	f.root = &dirNode{f: f}
+	return f
+}
+
+// registerUpload records h as an upload in flight, so that an unmount can abort it.
+func (f *fsys) registerUpload(h *writeHandle) {
+	f.uploadsMu.Lock()
+	f.uploads[h] = struct{}{}
+	f.uploadsMu.Unlock()
+}
+
+// unregisterUpload forgets h once its upload completed or was aborted.
+func (f *fsys) unregisterUpload(h *writeHandle) {
+	f.uploadsMu.Lock()
+	delete(f.uploads, h)
+	f.uploadsMu.Unlock()
+}
+
+// abortUploads aborts every upload still in flight, with one log line each naming the key and why.
+func (f *fsys) abortUploads(reason string) {
+	f.uploadsMu.Lock()
+	hs := make([]*writeHandle, 0, len(f.uploads))
+	for h := range f.uploads {
+		hs = append(hs, h)
+	}
+	f.uploadsMu.Unlock()
+	for _, h := range hs {
+		h.abort(reason)
+	}
+}
+
+// relPath returns in's path below the mount's root ("" for the root), or false when in is no longer
+// reachable from the root (unlinked, or its parent was removed).
+func (f *fsys) relPath(in *fs.Inode) (string, bool) {
+	rootIno := f.root.EmbeddedInode()
+	var segs []string
+	for p := in; p != rootIno; {
+		name, parent := p.Parent()
+		if parent == nil {
+			return "", false
+		}
+		segs = append(segs, name)
+		p = parent
+	}
+	for i, j := 0, len(segs)-1; i < j; i, j = i+1, j-1 {
+		segs[i], segs[j] = segs[j], segs[i]
+	}
+	return path.Join(segs...), true
+}
+
+// putOptions returns the upload settings of a new object named name.
+func (f *fsys) putOptions(name string) s3client.PutOptions {
+	ct := "application/octet-stream"
+	if f.opts.ContentTypeFromExt {
+		if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+			ct = t
+		}
+	}
+	return s3client.PutOptions{ContentType: ct}
+}
+
+// perm returns the permission bits of an entry without x-amz-meta-mode.
+func (f *fsys) perm(dir bool) uint32 {
+	m := f.opts.FileMode
+	if dir {
+		m = f.opts.DirMode
+	}
+	return uint32(m &^ f.opts.Umask)
+}
+
+// fileAttr fills out from an object's metadata. The s3fs headers x-amz-meta-mode (decimal st_mode),
+// x-amz-meta-uid, x-amz-meta-gid and x-amz-meta-mtime (unix seconds, maybe with a fraction) override the
+// mount's defaults; listings carry no metadata, so entries first seen in a listing show the defaults.
+func (f *fsys) fileAttr(info s3client.ObjectInfo, out *fuse.Attr) {
+	out.Mode = syscall.S_IFREG | f.perm(false)
+	out.Size = uint64(info.Size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Nlink = 1
+	out.Owner = fuse.Owner{Uid: f.opts.UID, Gid: f.opts.GID}
+	mtime := info.LastModified
+	if v, ok := info.Metadata["mode"]; ok {
+		if m, err := strconv.ParseUint(v, 10, 32); err == nil {
+			out.Mode = syscall.S_IFREG | uint32(m)&0o7777
+		}
+	}
+	if v, ok := info.Metadata["uid"]; ok {
+		if id, err := strconv.ParseUint(v, 10, 32); err == nil {
+			out.Uid = uint32(id)
+		}
+	}
+	if v, ok := info.Metadata["gid"]; ok {
+		if id, err := strconv.ParseUint(v, 10, 32); err == nil {
+			out.Gid = uint32(id)
+		}
+	}
+	if v, ok := info.Metadata["mtime"]; ok {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+			sec := int64(s)
+			mtime = time.Unix(sec, int64((s-float64(sec))*1e9))
+		}
+	}
+	if mtime.IsZero() {
+		mtime = f.mountTime
+	}
+	out.SetTimes(&mtime, &mtime, &mtime)
+}
+
+// dirAttr fills out for a directory. Directories have no S3 metadata of their own: they show the mount's
+// defaults and the mount time.
+func (f *fsys) dirAttr(out *fuse.Attr) {
+	out.Mode = syscall.S_IFDIR | f.perm(true)
+	out.Nlink = 2
+	out.Size = 4096
+	out.Blocks = 8
+	out.Owner = fuse.Owner{Uid: f.opts.UID, Gid: f.opts.GID}
+	out.SetTimes(&f.mountTime, &f.mountTime, &f.mountTime)
+}
+
+// detached returns a context for S3 requests that change the bucket: it keeps ctx's values but not its
+// cancellation, because go-fuse cancels request contexts on any signal (SIGURG included) and a mutation cut in
+// half (a copy without its delete) is worse than a late answer.
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

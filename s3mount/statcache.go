@@ -1,0 +1,112 @@
+package s3mount
+
+import (
+	"sync"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// statEntry is what the mount believes a key (without a trailing "/") names.
+type statEntry struct {
+	dir  bool
+	info s3client.ObjectInfo // files only: as listed or as HEAD returned it
+}
+
+// statCache remembers what keys named for a short time, so `ls -l` and the lookups around it cost no HEAD per
+// entry: listings and HEADs fill it, changes made through the mount update it. Positive entries live ttl,
+// negative ones (the key names nothing) negTTL. A zero TTL disables that half. Expired entries are swept every
+// sweepEvery puts, which bounds the map by the entries inserted within one TTL.
+type statCache struct {
+	ttl, negTTL time.Duration
+	now         func() time.Time
+
+	mu       sync.Mutex // guards the fields below; a leaf lock
+	entries  map[string]timedStat
+	negative map[string]time.Time // key → expiry
+	puts     int
+}
+
+type timedStat struct {
+	statEntry
+	expires time.Time
+}
+
+const sweepEvery = 4096
+
+func newStatCache(ttl, negTTL time.Duration) *statCache {
+	return &statCache{ttl: ttl, negTTL: negTTL, now: time.Now,
+		entries: make(map[string]timedStat), negative: make(map[string]time.Time)}
+}
+
+// get returns the entry of key while it is fresh. negative reports a fresh "names nothing" entry.
+func (c *statCache) get(key string) (e statEntry, hit, negative bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if t, ok := c.entries[key]; ok {
+		if now.Before(t.expires) {
+			return t.statEntry, true, false
+		}
+		delete(c.entries, key)
+	}
+	if exp, ok := c.negative[key]; ok {
+		if now.Before(exp) {
+			return statEntry{}, false, true
+		}
+		delete(c.negative, key)
+	}
+	return statEntry{}, false, false
+}
+
+// put records that key names e.
+func (c *statCache) put(key string, e statEntry) {
+	if c.ttl <= 0 {
+		c.forget(key)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.negative, key)
+	c.entries[key] = timedStat{statEntry: e, expires: c.now().Add(c.ttl)}
+	c.sweepLocked()
+}
+
+// putNegative records that key names nothing.
+func (c *statCache) putNegative(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
+	if c.negTTL <= 0 {
+		delete(c.negative, key)
+		return
+	}
+	c.negative[key] = c.now().Add(c.negTTL)
+	c.sweepLocked()
+}
+
+// forget drops whatever is known about key.
+func (c *statCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
+	delete(c.negative, key)
+}
+
+func (c *statCache) sweepLocked() {
+	c.puts++
+	if c.puts%sweepEvery != 0 {
+		return
+	}
+	now := c.now()
+	for k, t := range c.entries {
+		if !now.Before(t.expires) {
+			delete(c.entries, k)
+		}
+	}
+	for k, exp := range c.negative {
+		if !now.Before(exp) {
+			delete(c.negative, k)
+		}
+	}
+}
