@@ -1,0 +1,460 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// Reader window defaults, used when a ReaderConfig field is zero.
+const (
+	DefaultInitialWindow = 256 << 10
+	DefaultMaxWindow     = 8 << 20
+)
+
+// ReaderConfig configures the prefetching of one Reader.
+type ReaderConfig struct {
+	// InitialWindow is how far past the last read the stream prefetches at first (default
+	// DefaultInitialWindow). Whole blocks are fetched, so the first window is at least the rest of a block.
+	InitialWindow int64
+	// MaxWindow is the largest prefetch window (default DefaultMaxWindow); it is capped at a quarter of the
+	// cache's MaxBytes so that a stream cannot evict the blocks it prefetched before they are read.
+	MaxWindow int64
+}
+
+// Reader reads one object version for one open file handle. It is safe for concurrent use: the kernel issues
+// parallel reads on one handle.
+//
+// Sequential reads (each starting within the tolerance of where the previous one ended, or the first one at
+// offset 0) are served by one stream: a goroutine owning a single open-ended GET that fills blocks up to the
+// prefetch window past the last read. The window doubles on each read that reaches a new block, up to
+// MaxWindow. Reads slightly behind or ahead of the stream do not restart it; a read far away fetches just its
+// blocks with ranged GETs, and a sequential run there restarts the stream. The stream opens its GET lazily at
+// the first block not cached and closes it on reaching a cached block, so re-reading a cached object makes no
+// request.
+type Reader struct {
+	c       *Cache
+	g       Getter
+	obj     s3client.ObjectInfo
+	nblocks int64
+	initWin int64
+	maxWin  int64
+	ctx     context.Context // lives with the Reader: every GET and fill uses it
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // streams and fetches
+
+	mu sync.Mutex
+	// guarded by mu:
+	closed   bool
+	lastEnd  int64 // end of the previous read; -1 before the first
+	maxBlock int64 // highest block any read reached; -1 before the first
+	window   int64
+	st       *stream // current stream, nil before the first sequential read
+}
+
+// stream is one sequential prefetch run of a Reader.
+type stream struct {
+	cancel context.CancelFunc
+	start  int64 // first block
+	// guarded by Reader.mu:
+	next     int64         // blocks below next were claimed by the stream (filled, found cached, or failed)
+	limit    int64         // the stream claims block i only while i*BlockSize < limit
+	done     bool          // the goroutine has ended
+	err      error         // why it ended early
+	failedAt int64         // the block it failed on
+	wake     chan struct{} // cap 1: limit was raised
+	progress chan struct{} // closed and replaced when next advances or the stream ends
+}
+
+// NewReader returns a Reader of the object version obj (obj.Key, obj.ETag, obj.Size). Every GET carries
+// If-Match obj.ETag, and cached blocks are keyed by it, so a Reader never mixes versions: once the object
+// changes, reading a block that is not cached fails with kind s3client.ErrPrecondition.
+func (c *Cache) NewReader(g Getter, obj s3client.ObjectInfo, rc ReaderConfig) *Reader {
+	if rc.InitialWindow <= 0 {
+		rc.InitialWindow = DefaultInitialWindow
+	}
+	if rc.MaxWindow <= 0 {
+		rc.MaxWindow = DefaultMaxWindow
+	}
+	maxWin := min(rc.MaxWindow, c.max/4)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Reader{
+		c:        c,
+		g:        g,
+		obj:      obj,
+		nblocks:  (obj.Size + c.bs - 1) / c.bs,
+		initWin:  min(rc.InitialWindow, maxWin),
+		maxWin:   maxWin,
+		ctx:      ctx,
+		cancel:   cancel,
+		lastEnd:  -1,
+		maxBlock: -1,
+		window:   min(rc.InitialWindow, maxWin),
+	}
+}
+
+// ReadAt reads len(p) bytes at off into p. It returns fewer bytes only at the end of the object, with io.EOF.
+// A failed or truncated GET gives an error, never short or wrong data. ctx only stops the waiting (a canceled
+// read returns ctx's error); the GETs live with the Reader until Close.
+func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("cache: read %q at negative offset %d", r.obj.Key, off)
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return 0, errClosed
+	}
+	if off >= r.obj.Size {
+		r.mu.Unlock()
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), r.obj.Size)
+	if end > off {
+		r.noteReadLocked(off, end)
+	}
+	r.mu.Unlock()
+
+	bs := r.c.bs
+	n := 0
+	for pos := off; pos < end; {
+		i := pos / bs
+		a := pos - i*bs
+		e := min(end-i*bs, r.c.blockLen(r.obj.Size, i))
+		if err := r.copyBlock(ctx, i, p[n:], a, e); err != nil {
+			return n, err
+		}
+		n += int(e - a)
+		pos += e - a
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// tolerance is how far a read may start from the previous read's end and still count as sequential: the
+// kernel's parallel readahead requests arrive slightly out of order.
+func (r *Reader) toleranceLocked() int64 {
+	return max(4*r.c.bs, r.window)
+}
+
+// noteReadLocked updates the sequential detection for a read of [off, end) and starts, restarts or extends
+// the stream.
+func (r *Reader) noteReadLocked(off, end int64) {
+	bs := r.c.bs
+	tol := r.toleranceLocked()
+	seq := (r.lastEnd < 0 && off == 0) || (r.lastEnd >= 0 && off >= r.lastEnd-tol && off <= r.lastEnd+tol)
+	r.lastEnd = end
+	if !seq {
+		return
+	}
+	last := (end - 1) / bs
+	if last > r.maxBlock {
+		if r.maxBlock >= 0 {
+			r.window = min(2*r.window, r.maxWin)
+		}
+		r.maxBlock = last
+	}
+	first := off / bs
+	st := r.st
+	failed := st != nil && st.done && st.err != nil
+	if failed && !isCanceled(st.err) && first >= st.failedAt {
+		// copyBlock reports the failure to this read; the next sequential read starts a new stream.
+		return
+	}
+	if st == nil || failed ||
+		first*bs > st.limit+tol || // far ahead of the stream
+		(first+1)*bs+tol < st.start*bs { // far behind it
+		if st != nil { // a new run starts small again
+			r.window = r.initWin
+			r.maxBlock = last
+		}
+		r.startStreamLocked(first, end+r.window)
+		return
+	}
+	if lim := end + r.window; lim > st.limit {
+		st.limit = lim
+		select {
+		case st.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *Reader) startStreamLocked(first, limit int64) {
+	if old := r.st; old != nil {
+		old.cancel()
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	st := &stream{
+		cancel:   cancel,
+		start:    first,
+		next:     first,
+		limit:    limit,
+		wake:     make(chan struct{}, 1),
+		progress: make(chan struct{}),
+	}
+	r.st = st
+	r.wg.Add(1)
+	go r.runStream(ctx, st)
+}
+
+// copyBlock copies bytes [a, e) of block i into dst, from the cache, the stream, or a fetch of its own.
+func (r *Reader) copyBlock(ctx context.Context, i int64, dst []byte, a, e int64) error {
+	k := blockKey{r.obj.Key, r.obj.ETag, i}
+	for attempt := 0; ; attempt++ {
+		b := r.c.lookup(k)
+		if b == nil {
+			wait, err := r.streamStatus(i)
+			if err != nil {
+				return err
+			}
+			if wait != nil {
+				select {
+				case <-wait:
+					continue
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if b, err = r.fetch(ctx, k); err != nil {
+				return err
+			}
+		}
+		err := r.c.waitFor(ctx, b, int(e))
+		if err == nil {
+			copy(dst, b.buf[a:e])
+		}
+		r.c.unpin(b)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A fill canceled by another reader's Close or by a stream restart is not an S3 failure: fetch again.
+		if !isCanceled(err) || attempt >= maxCanceledRetries {
+			return err
+		}
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			return errClosed
+		}
+	}
+}
+
+// maxCanceledRetries bounds the refetches of one block whose fills were canceled by others.
+const maxCanceledRetries = 8
+
+// streamStatus tells copyBlock, for a block not in the cache, whether to wait for the stream (a channel that
+// closes when it advances), to fail with the stream's error, or (both nil) to fetch the block itself.
+func (r *Reader) streamStatus(i int64) (<-chan struct{}, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errClosed
+	}
+	st := r.st
+	if st == nil || i < st.start {
+		return nil, nil
+	}
+	if st.done && st.err != nil && !isCanceled(st.err) && i >= st.failedAt {
+		// Reported once; the next sequential read starts a new stream.
+		err := st.err
+		st.failedAt = r.nblocks
+		return nil, err
+	}
+	if !st.done && i >= st.next && i*r.c.bs < st.limit {
+		return st.progress, nil
+	}
+	return nil, nil
+}
+
+// fetch returns block k pinned, starting a fill with a ranged GET (or from disk) when it is not cached.
+func (r *Reader) fetch(ctx context.Context, k blockKey) (*block, error) {
+	n := r.c.blockLen(r.obj.Size, k.idx)
+	b, created, err := r.c.acquire(ctx, k, n)
+	if err != nil || !created {
+		return b, err
+	}
+	r.c.mu.Lock()
+	r.c.pinLocked(b) // the caller's pin; acquire's belongs to the fill
+	r.c.stats.Misses++
+	r.c.mu.Unlock()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.c.fail(b, errClosed)
+		return b, nil
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go r.fillOne(b)
+	return b, nil
+}
+
+// fillOne fills the created block b from disk or with one ranged GET.
+func (r *Reader) fillOne(b *block) {
+	defer r.wg.Done()
+	if r.c.diskRead(b) {
+		r.c.complete(b, true)
+		return
+	}
+	off := b.k.idx * r.c.bs
+	body, info, err := r.g.GetObject(r.ctx, r.obj.Key, off, int64(len(b.buf)), r.obj.ETag)
+	if err == nil {
+		err = r.checkInfo(info)
+		if err == nil {
+			err = r.c.fill(b, body)
+		}
+		body.Close()
+	}
+	if err != nil {
+		if !isCanceled(err) {
+			r.c.log.Error("cache: block fetch failed", slog.String("block", b.k.String()), slog.Any("err", err))
+		}
+		r.c.fail(b, err)
+		return
+	}
+	r.c.complete(b, false)
+}
+
+// checkInfo verifies that a GET returned the version this Reader reads.
+func (r *Reader) checkInfo(info s3client.ObjectInfo) error {
+	want := strings.Trim(r.obj.ETag, `"`)
+	if (want != "" && info.ETag != "" && strings.Trim(info.ETag, `"`) != want) || (info.Size != 0 && info.Size != r.obj.Size) {
+		return &s3client.Error{Op: "GetObject", Key: r.obj.Key, Kind: s3client.ErrPrecondition,
+			Err: fmt.Errorf("got ETag %s size %d, want ETag %s size %d", info.ETag, info.Size, r.obj.ETag, r.obj.Size)}
+	}
+	return nil
+}
+
+// runStream is the stream goroutine.
+func (r *Reader) runStream(ctx context.Context, st *stream) {
+	defer r.wg.Done()
+	at, err := r.streamLoop(ctx, st)
+	if err != nil && !isCanceled(err) {
+		r.c.log.Error("cache: sequential read failed", slog.String("key", r.obj.Key), slog.Int64("block", at),
+			slog.Any("err", err))
+	}
+	r.mu.Lock()
+	if !st.done { // failStream already recorded a failure (and it may have been reported since)
+		st.done = true
+		st.err = err
+		st.failedAt = at
+	}
+	close(st.progress)
+	r.mu.Unlock()
+}
+
+// streamLoop claims blocks from st.start on while they are inside the window, filling the missing ones from
+// one open GET. It returns the block it stopped at and why.
+func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
+	var body io.ReadCloser
+	defer func() {
+		if body != nil {
+			body.Close()
+		}
+	}()
+	bs := r.c.bs
+	for i := st.start; i < r.nblocks; i++ {
+		r.mu.Lock()
+		for i*bs >= st.limit {
+			r.mu.Unlock()
+			select {
+			case <-st.wake:
+			case <-ctx.Done():
+				return i, ctx.Err()
+			}
+			r.mu.Lock()
+		}
+		r.mu.Unlock()
+
+		k := blockKey{r.obj.Key, r.obj.ETag, i}
+		b, created, err := r.c.acquire(ctx, k, r.c.blockLen(r.obj.Size, i))
+		if err != nil {
+			return i, err
+		}
+		r.advance(st, i+1)
+		if !created {
+			// Cached already: skip it without downloading it again.
+			r.c.unpin(b)
+			if body != nil {
+				body.Close()
+				body = nil
+			}
+			continue
+		}
+		r.c.mu.Lock()
+		r.c.stats.Prefetched++
+		r.c.mu.Unlock()
+		if r.c.diskRead(b) {
+			r.c.complete(b, true)
+			if body != nil {
+				body.Close()
+				body = nil
+			}
+			continue
+		}
+		if body == nil {
+			var info s3client.ObjectInfo
+			body, info, err = r.g.GetObject(ctx, r.obj.Key, i*bs, -1, r.obj.ETag)
+			if err == nil {
+				err = r.checkInfo(info)
+			}
+			if err != nil {
+				r.failStream(st, b, i, err)
+				return i, err
+			}
+		}
+		if err := r.c.fill(b, body); err != nil {
+			r.failStream(st, b, i, err)
+			return i, err
+		}
+		r.c.complete(b, false)
+	}
+	return r.nblocks, nil
+}
+
+// failStream records the stream's failure before failing its block, so that a reader that finds the block gone
+// also finds the error (see streamStatus).
+func (r *Reader) failStream(st *stream, b *block, i int64, err error) {
+	r.mu.Lock()
+	st.err = err
+	st.failedAt = i
+	st.done = true
+	r.mu.Unlock()
+	r.c.fail(b, err)
+}
+
+// advance records that the stream claimed every block below next and wakes readers waiting for it.
+func (r *Reader) advance(st *stream, next int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st.next = next
+	close(st.progress)
+	st.progress = make(chan struct{})
+}
+
+// Close stops the Reader's stream and fetches and waits for them to end. Blocks already cached stay cached.
+// Reads after Close fail.
+func (r *Reader) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
