@@ -1,5 +1,10 @@
 package ftpfront
 
+import (
+	"errors"
+	"io"
+)
+
 // Name-space changes: DELE RNFR RNTO MKD RMD (RFC 959) and XMKD XRMD (RFC 775).
 var fileCommands = map[string]commandSpec{
 	"DELE": {fn: cmdDELE, needLogin: true, needArg: true},
@@ -89,6 +94,10 @@ func cmdRMD(s *session, cmd Command, _ cmdState) bool {
 		return true
 	}
 	if err == nil {
+		// Checked here because not every afero.Fs refuses to remove a non-empty directory (MemMapFs does not).
+		err = s.checkEmptyDir(p)
+	}
+	if err == nil {
 		err = s.fs.Remove(p)
 	}
 	s.audit(Event{Event: "rmdir", Path: p, Result: errResult(err)})
@@ -98,4 +107,22 @@ func cmdRMD(s *session, cmd Command, _ cmdState) bool {
 	}
 	s.reply(250, "Removed "+p)
 	return true
+}
+
+var errDirNotEmpty = errors.New("directory not empty")
+
+func (s *session) checkEmptyDir(p string) error {
+	f, err := s.fs.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if len(names) > 0 {
+		return errDirNotEmpty
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }

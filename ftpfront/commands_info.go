@@ -182,6 +182,8 @@ func (s *session) fsError(op, vpath string, err error) {
 		s.reply(550, "Permission denied")
 	case errors.Is(err, fs.ErrExist):
 		s.reply(550, "File exists")
+	case errors.Is(err, errDirNotEmpty):
+		s.reply(550, "Directory not empty")
 	default:
 		s.reply(550, "Requested action not taken")
 	}

@@ -73,7 +73,8 @@ func DefaultOptions() Options {
 	}
 }
 
-// Validate reports the first inconsistent option.
+// Validate reports the first inconsistent option. Whether a certificate is available is checked by NewServer,
+// which may also receive a ready *tls.Config: without AllowPlain, or with ImplicitListen, one is required.
 func (o *Options) Validate() error {
 	if o.Listen == "" && o.ImplicitListen == "" {
 		return errors.New("no listener: set Listen or ImplicitListen")
@@ -89,15 +90,8 @@ func (o *Options) Validate() error {
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errors.New("TLSCert and TLSKey must be given together")
 	}
-	hasTLS := o.TLSCert != "" || o.TLSSelfSigned
 	if o.TLSCert != "" && o.TLSSelfSigned {
 		return errors.New("TLSSelfSigned and TLSCert are exclusive")
-	}
-	if !o.AllowPlain && !hasTLS {
-		return errors.New("TLS is required (AllowPlain is off) but no certificate is configured: set TLSCert/TLSKey or TLSSelfSigned")
-	}
-	if o.ImplicitListen != "" && !hasTLS {
-		return errors.New("ImplicitListen needs a certificate")
 	}
 	if o.PassivePortMin < 0 || o.PassivePortMax > 65535 || o.PassivePortMin > o.PassivePortMax ||
 		(o.PassivePortMin == 0) != (o.PassivePortMax == 0) {
