@@ -29,9 +29,10 @@ const (
 
 // AuditLog is an Auditor writing JSON lines to an io.Writer. It is safe for concurrent use. Close it to flush.
 type AuditLog struct {
-	w    io.Writer
-	log  *slog.Logger
-	done chan struct{} // closed when the writer goroutine has written everything and exited
+	w        io.Writer
+	log      *slog.Logger
+	fullWait time.Duration // longest Record blocks on a full queue
+	done     chan struct{} // closed when the writer goroutine has written everything and exited
 
 	// mu guards closing q against concurrent sends: Record holds it shared, Close exclusively.
 	mu     sync.RWMutex
@@ -46,11 +47,17 @@ type AuditLog struct {
 // NewAuditLog starts an audit log writing to w. The caller keeps ownership of w (Close does not close it). Write
 // errors and drops are logged through slog.Default().
 func NewAuditLog(w io.Writer) *AuditLog {
+	return newAuditLog(w, slog.Default(), auditFullWait)
+}
+
+// newAuditLog is NewAuditLog with the process logger and the full-queue wait chosen by the caller.
+func newAuditLog(w io.Writer, log *slog.Logger, fullWait time.Duration) *AuditLog {
 	l := &AuditLog{
-		w:    w,
-		log:  slog.Default(),
-		done: make(chan struct{}),
-		q:    make(chan Event, auditQueueLen),
+		w:        w,
+		log:      log,
+		fullWait: fullWait,
+		done:     make(chan struct{}),
+		q:        make(chan Event, auditQueueLen),
 	}
 	go l.run()
 	return l
@@ -74,7 +81,7 @@ func (l *AuditLog) Record(e Event) {
 		return
 	default:
 	}
-	t := time.NewTimer(auditFullWait)
+	t := time.NewTimer(l.fullWait)
 	defer t.Stop()
 	select {
 	case l.q <- e:
