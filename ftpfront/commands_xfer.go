@@ -181,6 +181,9 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 			dst = lf
 		}
 		_, dataErr, fileErr := copyData(dst, conn, conn, s.srv.opts.DataTimeout, t)
+		if dataErr == nil && fileErr == nil && truncated(conn) {
+			dataErr = errTruncated
+		}
 		conn.Close()
 		if fileErr == nil && lf != nil {
 			fileErr = lf.flush()

@@ -369,7 +369,7 @@ func (s *session) openData(ctx context.Context, t *transfer, d dataOpener, what 
 	if !s.protP {
 		return c, true
 	}
-	tc := tls.Server(c, s.srv.tls)
+	tc := tls.Server(&eofConn{Conn: c}, s.srv.tls)
 	t.setConn(tc)
 	tc.SetDeadline(time.Now().Add(s.srv.opts.DataTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -412,4 +412,33 @@ func copyData(dst io.Writer, src io.Reader, conn net.Conn, timeout time.Duration
 			return n, er, nil
 		}
 	}
+}
+
+// eofConn records whether the peer closed the TCP connection. Go's TLS reports a TCP close at a record boundary
+// as a clean io.EOF, like a close_notify alert; for uploads the difference matters (a dropped connection is a
+// truncated file), so the store path asks truncated after reading EOF.
+type eofConn struct {
+	net.Conn
+	rawEOF atomic.Bool
+}
+
+func (c *eofConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err == io.EOF {
+		c.rawEOF.Store(true)
+	}
+	return n, err
+}
+
+var errTruncated = errors.New("data connection closed without TLS close_notify: upload truncated")
+
+// truncated reports whether a TLS data connection that returned io.EOF ended by a TCP close instead of a
+// close_notify alert. It is false for plain connections, where the two cannot be told apart.
+func truncated(conn net.Conn) bool {
+	if tc, ok := conn.(*tls.Conn); ok {
+		if ec, ok := tc.NetConn().(*eofConn); ok {
+			return ec.rawEOF.Load()
+		}
+	}
+	return false
 }
