@@ -27,8 +27,6 @@ type config struct {
 	LogLevel   slog.Level
 	LogFile    string
 
-	// pathStyle is the explicit --path-style setting; nil means automatic (path style for non-AWS endpoints).
-	pathStyle *bool
 	// Ignored lists the -o options accepted for fstab compatibility without effect, for a debug log line.
 	Ignored []string
 }
@@ -88,7 +86,7 @@ func setString(dst func(*config) *string) func(*config, string) error {
 
 // options is the table behind both the long flags and -o. Its order is the order of the usage text.
 var options = []option{
-	{name: "endpoint", arg: "URL", usage: "S3 endpoint, e.g. http://127.0.0.1:9000 (default: AWS); non-AWS endpoints use path-style requests",
+	{name: "endpoint", arg: "URL", usage: "S3 endpoint, e.g. http://127.0.0.1:9000 (default: AWS); non-AWS endpoints get path-style requests",
 		set: func(c *config, v string) error {
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -97,13 +95,9 @@ var options = []option{
 			c.S3.Endpoint = v
 			return nil
 		}},
-	{name: "path-style", boolean: true, usage: "force path-style requests (bucket in the path, not the host name)",
-		set: func(c *config, v string) error {
-			b, err := parseBool(v)
-			c.pathStyle = &b
-			return err
-		}},
-	{name: "region", arg: "REGION", usage: "S3 region (default: from the environment or profile; us-east-1 for custom endpoints)",
+	{name: "path-style", boolean: true, usage: "path-style requests (bucket in the path) also for AWS endpoints",
+		set: setBool(func(c *config) *bool { return &c.S3.PathStyle })},
+	{name: "region", arg: "REGION", usage: "S3 region (default: from AWS_REGION or the profile, else us-east-1)",
 		set: setString(func(c *config) *string { return &c.S3.Region })},
 	{name: "profile", arg: "NAME", usage: "shared config/credentials profile",
 		set: setString(func(c *config) *string { return &c.S3.Profile })},
@@ -162,8 +156,8 @@ var options = []option{
 		}},
 	{name: "sse", arg: "ALG", usage: "server-side encryption of new objects: AES256 or aws:kms",
 		set: func(c *config, v string) error {
-			if v != "" && v != "AES256" && v != "aws:kms" && v != "aws:kms:dsse" {
-				return fmt.Errorf("sse %q: want AES256, aws:kms or aws:kms:dsse", v)
+			if v != "" && v != "AES256" && v != "aws:kms" {
+				return fmt.Errorf("sse %q: want AES256 or aws:kms", v)
 			}
 			c.S3.SSE = v
 			return nil
@@ -254,7 +248,8 @@ func applyMountOptions(c *config, list string) error {
 
 // newConfig returns the configuration before any argument is applied.
 func newConfig() *config {
-	return &config{Opts: s3mount.DefaultOptions(), LogFormat: "text", LogLevel: slog.LevelInfo}
+	return &config{Opts: s3mount.DefaultOptions(), S3: s3client.DefaultConfig(""), LogFormat: "text",
+		LogLevel: slog.LevelInfo}
 }
 
 // parseArgs parses the command line (without the program name). Flags and the two operands may come in any
@@ -332,21 +327,10 @@ func (c *config) finish(source, mountpoint string) error {
 		return err
 	}
 
-	custom := c.S3.Endpoint != "" && !isAWSEndpoint(c.S3.Endpoint)
-	c.S3.PathStyle = custom
-	if c.pathStyle != nil {
-		c.S3.PathStyle = *c.pathStyle
-	}
-	// S3-compatible servers (MinIO) reject or ignore the SDK's default CRC checksums.
-	c.S3.ChecksumWhenRequired = custom
-	if custom && c.S3.Region == "" && c.S3.Profile == "" && os.Getenv("AWS_REGION") == "" &&
-		os.Getenv("AWS_DEFAULT_REGION") == "" {
-		c.S3.Region = "us-east-1"
-	}
 	if c.S3.SSEKMSKeyID != "" && c.S3.SSE == "" {
 		c.S3.SSE = "aws:kms"
 	}
-	if c.S3.SSEKMSKeyID != "" && !strings.HasPrefix(c.S3.SSE, "aws:kms") {
+	if c.S3.SSEKMSKeyID != "" && c.S3.SSE != "aws:kms" {
 		return fmt.Errorf("sse-kms-key-id needs --sse aws:kms, not %q", c.S3.SSE)
 	}
 	return c.Opts.Validate()
@@ -363,16 +347,6 @@ func parseSource(s string) (bucket, prefix string, err error) {
 		return "", "", fmt.Errorf("source %q: want BUCKET[:PREFIX]", s)
 	}
 	return bucket, prefix, nil
-}
-
-// isAWSEndpoint reports whether the endpoint URL names an Amazon S3 host, which supports virtual-hosted requests.
-func isAWSEndpoint(endpoint string) bool {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return false
-	}
-	h := u.Hostname()
-	return strings.HasSuffix(h, ".amazonaws.com") || strings.HasSuffix(h, ".amazonaws.com.cn")
 }
 
 // usage writes the command's help text.
@@ -404,7 +378,7 @@ Flags:
 	}
 	b.WriteString(`
 Exit codes: 0 ready/unmounted cleanly, 1 internal error, 2 usage, 3 mount point or FUSE, 4 S3 (bucket,
-credentials, endpoint), 5 the background process failed to start, 6 unmount failed or uploads were aborted.
+credentials, endpoint), 5 the background process failed to start, 6 an unmount asked by a signal failed.
 `)
 	return b.String()
 }

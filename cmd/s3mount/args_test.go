@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/s3mount"
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
 // TestApplyMountOptions is the table of the -o parser: each case applies one -o list to the defaults and
@@ -44,7 +45,7 @@ func TestApplyMountOptions(t *testing.T) {
 				c.S3.Endpoint, c.S3.Region, c.S3.Profile = "http://127.0.0.1:9000", "eu-west-1", "backup"
 				c.S3.SSE, c.S3.StorageClass, c.S3.ACL = "AES256", "STANDARD_IA", "private"
 			}},
-		{name: "path_style", list: "path_style", change: func(c *config) { b := true; c.pathStyle = &b }},
+		{name: "path_style", list: "path_style", change: func(c *config) { c.S3.PathStyle = true }},
 		{name: "logging", list: "log_format=json,log_level=warn,log_file=/var/log/s3mount.log",
 			change: func(c *config) { c.LogFormat, c.LogLevel, c.LogFile = "json", slog.LevelWarn, "/var/log/s3mount.log" }},
 		{name: "debug", list: "debug", change: func(c *config) { c.Opts.Debug, c.LogLevel = true, slog.LevelDebug }},
@@ -89,8 +90,6 @@ func TestApplyMountOptions(t *testing.T) {
 }
 
 func TestParseArgs(t *testing.T) {
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_DEFAULT_REGION", "")
 	tests := []struct {
 		name    string
 		args    []string
@@ -105,9 +104,8 @@ func TestParseArgs(t *testing.T) {
 			if !reflect.DeepEqual(c.Opts, def) {
 				t.Errorf("options changed without flags:\n got %+v\nwant %+v", c.Opts, def)
 			}
-			if c.S3.PathStyle || c.S3.ChecksumWhenRequired || c.S3.Region != "" {
-				t.Errorf("AWS defaults changed: path style %v, checksum when required %v, region %q",
-					c.S3.PathStyle, c.S3.ChecksumWhenRequired, c.S3.Region)
+			if want := s3client.DefaultConfig("bucket"); !reflect.DeepEqual(c.S3, want) {
+				t.Errorf("S3 config changed without flags:\n got %+v\nwant %+v", c.S3, want)
 			}
 		}},
 		{name: "prefix", args: []string{"bucket:in/box", "/mnt"}, check: func(t *testing.T, c *config) {
@@ -150,22 +148,10 @@ func TestParseArgs(t *testing.T) {
 					t.Errorf("ro %v cache %d, want false and 2GiB", c.Opts.ReadOnly, c.Opts.CacheSize)
 				}
 			}},
-		{name: "custom endpoint is path style", args: []string{"--endpoint", "http://127.0.0.1:9000", "b", "/m"},
+		{name: "endpoint", args: []string{"--endpoint", "http://127.0.0.1:9000", "--path-style", "b", "/m"},
 			check: func(t *testing.T, c *config) {
-				if !c.S3.PathStyle || !c.S3.ChecksumWhenRequired || c.S3.Region != "us-east-1" {
-					t.Errorf("path style %v checksum %v region %q", c.S3.PathStyle, c.S3.ChecksumWhenRequired, c.S3.Region)
-				}
-			}},
-		{name: "path style can be turned off", args: []string{"--endpoint", "http://minio.local", "--path-style=false", "b", "/m"},
-			check: func(t *testing.T, c *config) {
-				if c.S3.PathStyle {
-					t.Error("--path-style=false ignored")
-				}
-			}},
-		{name: "AWS endpoint stays virtual-hosted", args: []string{"--endpoint", "https://s3.eu-west-1.amazonaws.com", "b", "/m"},
-			check: func(t *testing.T, c *config) {
-				if c.S3.PathStyle || c.S3.ChecksumWhenRequired || c.S3.Region != "" {
-					t.Errorf("path style %v checksum %v region %q", c.S3.PathStyle, c.S3.ChecksumWhenRequired, c.S3.Region)
+				if c.S3.Endpoint != "http://127.0.0.1:9000" || !c.S3.PathStyle {
+					t.Errorf("endpoint %q path style %v", c.S3.Endpoint, c.S3.PathStyle)
 				}
 			}},
 		{name: "kms key implies aws:kms", args: []string{"--sse-kms-key-id", "arn:aws:kms:k", "b", "/m"},

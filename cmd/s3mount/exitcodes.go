@@ -15,8 +15,8 @@ const (
 	ExitS3 = 4
 	// ExitDaemon: the background process could not be started, or it died before the mount became ready.
 	ExitDaemon = 5
-	// ExitUnmount: the file system was served but stopping it failed (unfinished uploads were aborted, or the
-	// unmount itself failed).
+	// ExitUnmount: a signal asked for an unmount that failed (the mount was busy) and the file system was then
+	// unmounted from outside.
 	ExitUnmount = 6
 )
 

@@ -1,0 +1,40 @@
+// Command s3mount mounts an S3 bucket, or the keys under a prefix, as a FUSE file system.
+//
+//	s3mount [flags] BUCKET[:PREFIX] MOUNTPOINT
+//
+// Every long flag --name VALUE is also accepted as "-o name=VALUE", so the same settings work on the command
+// line, in /etc/fstab (through scripts/mount.s3mount) and in the systemd unit. The options themselves live in
+// package s3mount (Options, Validate) and s3client (Config); this command only maps flags onto them. Run
+// "s3mount --help" for the list.
+//
+// # Start-up and daemon mode
+//
+// Before the mount is ready the command checks, in order: the command line (exit 2), the mount point exists, is
+// a directory and is not already a mount point (exit 3), the bucket answers HEAD and a listing under the prefix
+// with the configured credentials (exit 4), and the FUSE mount itself (exit 3). A failure prints one line naming
+// the cause on stderr.
+//
+// Without -f the command starts itself again in the background (Go cannot fork): a new session, stdin and stdout
+// on /dev/null, stderr on --log-file. The child reports "ready" or "error CODE MESSAGE" through a pipe inherited
+// as file descriptor 3 (see daemon.go); the parent exits 0 once the mount serves requests, otherwise with the
+// child's code and message, so mount(8), fstab and systemd see failures. A daemon without --log-file logs to
+// syslog when /dev/log exists; otherwise its logs are discarded and the parent warns about it.
+//
+// With -f the command stays attached and logs to stderr (or --log-file). SIGINT and SIGTERM unmount the file
+// system; uploads still open then are aborted, each with a log line (nothing is half-written to S3). If the
+// mount is busy the unmount fails, is logged, and the mount keeps serving until the next signal. Unmounting
+// from outside (fusermount3 -u, umount) ends either mode with exit 0.
+//
+// # Exit codes
+//
+// See exitcodes.go: 0 ready or cleanly unmounted, 1 internal, 2 usage, 3 mount point or FUSE, 4 S3 (bucket
+// missing, credentials refused, endpoint unreachable), 5 the background process failed to start or died before
+// it was ready, 6 the unmount failed.
+//
+// # Limits
+//
+// At start-up the daemon logs its effective limits: the memory budget of upload part buffers, the read cache
+// size, the largest object one file can become (from --part-size and half the memory budget, see
+// upload.MaxObjectSize), and the read-ahead window. Peak memory is about memory-budget + cache-size plus the Go
+// runtime's fixed overhead; written data never touches local disk.
+package main
