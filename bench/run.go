@@ -1,0 +1,441 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// runner runs every selected tool's workloads and collects the rows.
+type runner struct {
+	e    *benchEnv
+	o    options
+	prog *progress
+
+	mu   sync.Mutex // guards rows
+	rows map[[2]string]*row
+}
+
+func newRunner(e *benchEnv, prog *progress) *runner {
+	return &runner{e: e, o: e.opts, prog: prog, rows: map[[2]string]*row{}}
+}
+
+func (r *runner) row(tool, wl string) *row {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := [2]string{tool, wl}
+	if x, ok := r.rows[k]; ok {
+		return x
+	}
+	w, _ := workloadByName(wl)
+	x := &row{Tool: tool, Label: toolLabels[tool], Workload: wl, Unit: w.Unit, PeakRSS: -1}
+	r.rows[k] = x
+	return x
+}
+
+// record adds one repetition's figure, or its error, to a row.
+func (r *runner) record(tool, wl string, v float64, err error) {
+	x := r.row(tool, wl)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		msg := strings.ReplaceAll(err.Error(), "\n", " ")
+		slog.Debug("repetition failed", "tool", tool, "workload", wl, "err", msg)
+		x.Errors = append(x.Errors, msg)
+		return
+	}
+	x.Values = append(x.Values, v)
+}
+
+// note adds a remark to a row once.
+func (r *runner) note(tool, wl, msg string) {
+	x := r.row(tool, wl)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !slices.Contains(x.Notes, msg) {
+		x.Notes = append(x.Notes, msg)
+	}
+}
+
+// resources merges a session's peak RSS and disk usage into the rows it served.
+func (r *runner) resources(tool string, wls []string, rss, scratchPeak, scratchAfter, hostPeak int64) {
+	for _, wl := range wls {
+		x := r.row(tool, wl)
+		r.mu.Lock()
+		x.PeakRSS = max(x.PeakRSS, rss)
+		x.ScratchPeak = max(x.ScratchPeak, scratchPeak)
+		x.ScratchAfter = max(x.ScratchAfter, scratchAfter)
+		x.HostDiskPeak = max(x.HostDiskPeak, hostPeak)
+		r.mu.Unlock()
+	}
+}
+
+// sortedRows returns the rows in report order: tools as in allTools, workloads as in workloads.
+func (r *runner) sortedRows() []*row {
+	var out []*row
+	for _, t := range allTools {
+		for _, w := range workloads {
+			if x, ok := r.rows[[2]string{t, w.Name}]; ok {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
+// bucketFor names the bucket a tool works in; each tool has its own so listings never see another's files.
+func bucketFor(tool string) string {
+	return "bench-" + strings.ReplaceAll(tool, "+", "-")
+}
+
+// steps counts the progress steps of one tool, to size the progress line.
+func (r *runner) steps(tool string) int {
+	switch tool {
+	case toolRaw:
+		return 1 + 5*r.o.Reps
+	case toolFTPS:
+		return 1 + 2*r.o.Reps
+	}
+	return 1 + 5*r.o.Reps
+}
+
+// run runs every selected tool in turn. A tool that cannot run records why in each of its rows.
+func (r *runner) run(ctx context.Context) {
+	total := 0
+	for _, t := range r.o.Tools {
+		total += r.steps(t)
+	}
+	r.prog.setTotal(total)
+	tools := mountTools()
+	for _, t := range r.o.Tools {
+		if ctx.Err() != nil {
+			return
+		}
+		bucket := bucketFor(t)
+		r.prog.step(t, "prepare bucket", 0)
+		if err := r.prepare(ctx, bucket, t); err != nil {
+			r.failTool(t, fmt.Errorf("preparing bucket %s: %w", bucket, err))
+			r.prog.skip(r.steps(t) - 1)
+			continue
+		}
+		switch t {
+		case toolRaw:
+			r.runRaw(ctx, bucket)
+		case toolFTPS:
+			if err := errors.Join(r.e.binErr[toolS3mount], r.e.binErr[toolFTPS]); err != nil {
+				r.failTool(t, err)
+				r.prog.skip(r.steps(t) - 1)
+				continue
+			}
+			r.runFTPS(ctx, tools[toolS3mount], bucket)
+		default:
+			if err := r.available(t); err != nil {
+				r.failTool(t, err)
+				r.prog.skip(r.steps(t) - 1)
+				continue
+			}
+			r.runMount(ctx, tools[t], bucket)
+		}
+		if err := r.e.raw.deletePrefix(context.WithoutCancel(ctx), bucket, ""); err != nil {
+			slog.Warn("emptying a bucket after its tool's runs failed", "bucket", bucket, "err", err)
+		}
+	}
+}
+
+// available says why a mount tool cannot run, or nil.
+func (r *runner) available(tool string) error {
+	switch tool {
+	case toolS3mount:
+		return r.e.binErr[toolS3mount]
+	case toolS3fs:
+		return lookTool("s3fs")
+	case toolRcloneOff, toolRcloneWrites:
+		return lookTool("rclone")
+	}
+	return nil
+}
+
+func lookTool(name string) error {
+	if _, err := exec.LookPath(name); err != nil {
+		return fmt.Errorf("%s is not installed (scripts/bench.sh installs it with apt-get)", name)
+	}
+	return nil
+}
+
+// failTool records err in every row the tool would have produced.
+func (r *runner) failTool(tool string, err error) {
+	slog.Error("tool cannot run; its rows record the error", "tool", tool, "err", err)
+	for _, w := range toolWorkloads(tool) {
+		r.record(tool, w, 0, err)
+	}
+}
+
+// toolWorkloads lists the rows a tool produces.
+func toolWorkloads(tool string) []string {
+	switch tool {
+	case toolRaw:
+		return []string{"seq-write", "cold-read", "ranged-read", "par-write", "create-small", "ls-l-cold"}
+	case toolFTPS:
+		return []string{"seq-write", "seq-write-durable", "cold-read", "warm-read"}
+	}
+	return []string{"seq-write", "seq-write-durable", "cold-read", "warm-read", "par-write", "create-small", "ls-l-cold"}
+}
+
+// prepare creates the tool's bucket with the objects the read and list workloads use: read.bin (--size bytes)
+// and lsdir/ with --files objects of --file-size, written by the raw client so every tool reads the same data.
+func (r *runner) prepare(ctx context.Context, bucket, tool string) error {
+	if err := r.e.minio.createBucket(ctx, bucket); err != nil {
+		return err
+	}
+	if err := r.e.raw.put(ctx, bucket, "read.bin", r.o.Size, r.o.PartSize, r.o.Concurrency); err != nil {
+		return err
+	}
+	if tool == toolFTPS {
+		return nil
+	}
+	if err := r.e.raw.put(ctx, bucket, "lsdir/", 0, r.o.PartSize, 1); err != nil {
+		return err
+	}
+	errs := make([]error, r.o.Files)
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range r.o.Files {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = r.e.raw.put(ctx, bucket, "lsdir/"+smallName(i), r.o.FileSize, r.o.PartSize, 1)
+		})
+	}
+	wg.Wait()
+	return firstError(errs)
+}
+
+// runRaw measures the SDK's ceiling for each workload.
+func (r *runner) runRaw(ctx context.Context, bucket string) {
+	o, raw := r.o, r.e.raw
+	for rep := 1; rep <= o.Reps && ctx.Err() == nil; rep++ {
+		wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		key := fmt.Sprintf("seq-%d.bin", rep)
+		r.prog.step(toolRaw, "seq-write", rep)
+		d, err := timeIt(func() error { return raw.put(wctx, bucket, key, o.Size, o.PartSize, o.Concurrency) })
+		r.record(toolRaw, "seq-write", mibps(o.Size, d), err)
+
+		r.prog.step(toolRaw, "cold-read", rep)
+		d, err = timeIt(func() error { return raw.get(wctx, bucket, "read.bin", o.Size) })
+		r.record(toolRaw, "cold-read", mibps(o.Size, d), err)
+		d, err = timeIt(func() error {
+			return raw.getRanged(wctx, bucket, "read.bin", o.Size, o.PartSize, o.Concurrency)
+		})
+		r.record(toolRaw, "ranged-read", mibps(o.Size, d), err)
+
+		r.prog.step(toolRaw, "par-write", rep)
+		prefix := fmt.Sprintf("par-%d/", rep)
+		d, err = timeIt(func() error {
+			errs := make([]error, o.ParWriters)
+			var wg sync.WaitGroup
+			for i := range o.ParWriters {
+				wg.Go(func() {
+					errs[i] = raw.put(wctx, bucket, fmt.Sprintf("%sw%02d.bin", prefix, i), o.ParSize, o.PartSize, 1)
+				})
+			}
+			wg.Wait()
+			return firstError(errs)
+		})
+		r.record(toolRaw, "par-write", mibps(o.ParSize*int64(o.ParWriters), d), err)
+
+		r.prog.step(toolRaw, "create-small", rep)
+		small := fmt.Sprintf("small-%d/", rep)
+		d, err = timeIt(func() error {
+			for i := range o.Files {
+				if err := raw.put(wctx, bucket, small+smallName(i), o.FileSize, o.PartSize, 1); err != nil {
+					return fmt.Errorf("file %d of %d: %w", i+1, o.Files, err)
+				}
+			}
+			return nil
+		})
+		r.record(toolRaw, "create-small", perSecond(o.Files, d), err)
+
+		r.prog.step(toolRaw, "ls-l-cold", rep)
+		d, err = timeIt(func() error {
+			n, err := raw.list(wctx, bucket, "lsdir/")
+			if err == nil && n != o.Files {
+				err = fmt.Errorf("listed %d objects, want %d", n, o.Files)
+			}
+			return err
+		})
+		r.record(toolRaw, "ls-l-cold", perSecond(o.Files, d), err)
+		cancel()
+		r.cleanup(ctx, bucket, key, prefix, small)
+	}
+	r.note(toolRaw, "seq-write", fmt.Sprintf("multipart, %s parts, %d in flight", formatSize(o.PartSize), o.Concurrency))
+	r.note(toolRaw, "par-write", fmt.Sprintf("%d uploads at once, each multipart with one part in flight", o.ParWriters))
+	r.note(toolRaw, "cold-read", "one GET stream")
+	r.note(toolRaw, "ranged-read", fmt.Sprintf("%s ranges, %d in flight", formatSize(o.PartSize), o.Concurrency))
+	r.note(toolRaw, "ls-l-cold", "ListObjectsV2 pages only")
+}
+
+// cleanup deletes what a repetition wrote, outside any timing.
+func (r *runner) cleanup(ctx context.Context, bucket string, prefixes ...string) {
+	for _, p := range prefixes {
+		if err := r.e.raw.deletePrefix(context.WithoutCancel(ctx), bucket, p); err != nil {
+			slog.Warn("deleting a repetition's objects failed", "bucket", bucket, "prefix", p, "err", err)
+		}
+	}
+}
+
+// sessionResult is what a mounted session measured about the daemon itself.
+type sessionResult struct {
+	rss                                 int64
+	scratchPeak, scratchAfter, hostPeak int64
+}
+
+// inSession mounts the tool with an empty scratch file system, runs body on the mount point under the
+// per-repetition time limit, and records the daemon's peak RSS and disk use against wls. A mount failure is
+// recorded as the error of every workload in wls; body records its own figures.
+func (r *runner) inSession(ctx context.Context, t mountTool, bucket string, wls []string, fresh bool,
+	body func(mp string, s *session) error) {
+	fail := func(err error) {
+		for _, w := range wls {
+			r.record(t.name, w, 0, err)
+		}
+	}
+	scratch, err := r.e.scratch(t.name)
+	if err != nil {
+		fail(err)
+		return
+	}
+	cacheDir := filepath.Join(scratch, "cache")
+	if err := os.Mkdir(cacheDir, 0o755); err != nil {
+		fail(err)
+		return
+	}
+	if fresh {
+		if err := dropCaches(); err != nil {
+			fail(err)
+			return
+		}
+	}
+	sampler := startDiskSampler(100*time.Millisecond, scratch, os.TempDir())
+	s, err := r.e.startSession(ctx, t, bucket, cacheDir)
+	if err != nil {
+		sampler.stop()
+		fail(fmt.Errorf("mount: %w", err))
+		return
+	}
+	var timedOut atomic.Bool
+	watchdog := time.AfterFunc(r.o.Timeout, func() {
+		timedOut.Store(true)
+		slog.Error("repetition exceeded the time limit; killing the daemon", "tool", t.name, "limit", r.o.Timeout)
+		s.kill()
+	})
+	bodyErr := body(s.mp, s)
+	watchdog.Stop()
+	rss := s.peakRSS()
+	stopErr := r.e.stopSession(s)
+	peak, after, serr := sampler.stop()
+	if serr != nil {
+		slog.Warn("disk usage sampling failed", "tool", t.name, "err", serr)
+	}
+	r.resources(t.name, wls, rss, peak[0], after[0], peak[1])
+	if timedOut.Load() {
+		for _, w := range wls {
+			r.note(t.name, w, fmt.Sprintf("a repetition exceeded --timeout %s and was killed", r.o.Timeout))
+		}
+	}
+	if stopErr != nil && bodyErr == nil {
+		for _, w := range wls {
+			r.note(t.name, w, "unmount: "+firstLine(stopErr.Error()))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// runMount runs the file workloads through one mount tool.
+func (r *runner) runMount(ctx context.Context, t mountTool, bucket string) {
+	o := r.o
+	for _, w := range toolWorkloads(t.name) {
+		if strings.Contains(w, "cold") {
+			r.note(t.name, w, "cold = "+t.cold)
+		}
+	}
+	for rep := 1; rep <= o.Reps && ctx.Err() == nil; rep++ {
+		key := fmt.Sprintf("seq-%d.bin", rep)
+		r.prog.step(t.name, "seq-write", rep)
+		r.inSession(ctx, t, bucket, []string{"seq-write", "seq-write-durable"}, false, func(mp string, s *session) error {
+			start := time.Now()
+			err := writeFile(filepath.Join(mp, key), o.Size)
+			closed := time.Now()
+			r.record(t.name, "seq-write", mibps(o.Size, closed.Sub(start)), err)
+			if err != nil {
+				r.record(t.name, "seq-write-durable", 0, fmt.Errorf("write failed: %w", err))
+				return err
+			}
+			wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+			defer cancel()
+			done, err := r.e.raw.waitComplete(wctx, bucket, key, o.Size)
+			r.record(t.name, "seq-write-durable", mibps(o.Size, done.Sub(start)), err)
+			return err
+		})
+		r.cleanup(ctx, bucket, key)
+
+		r.prog.step(t.name, "cold-read", rep)
+		r.inSession(ctx, t, bucket, []string{"cold-read", "warm-read"}, true, func(mp string, s *session) error {
+			path := filepath.Join(mp, "read.bin")
+			d, err := timeIt(func() error { return readFile(path, o.Size) })
+			r.record(t.name, "cold-read", mibps(o.Size, d), err)
+			d, err2 := timeIt(func() error { return readFile(path, o.Size) })
+			r.record(t.name, "warm-read", mibps(o.Size, d), err2)
+			return errors.Join(err, err2)
+		})
+
+		r.prog.step(t.name, "par-write", rep)
+		par := fmt.Sprintf("par-%d", rep)
+		r.inSession(ctx, t, bucket, []string{"par-write"}, false, func(mp string, s *session) error {
+			dir := filepath.Join(mp, par)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				r.record(t.name, "par-write", 0, err)
+				return err
+			}
+			d, err := timeIt(func() error { return parallelWrite(dir, o.ParWriters, o.ParSize) })
+			r.record(t.name, "par-write", mibps(o.ParSize*int64(o.ParWriters), d), err)
+			return err
+		})
+		r.cleanup(ctx, bucket, par+"/", par)
+
+		r.prog.step(t.name, "create-small", rep)
+		small := fmt.Sprintf("small-%d", rep)
+		r.inSession(ctx, t, bucket, []string{"create-small"}, false, func(mp string, s *session) error {
+			dir := filepath.Join(mp, small)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				r.record(t.name, "create-small", 0, err)
+				return err
+			}
+			d, err := timeIt(func() error { return createSmall(dir, o.Files, o.FileSize) })
+			r.record(t.name, "create-small", perSecond(o.Files, d), err)
+			return err
+		})
+		r.cleanup(ctx, bucket, small+"/", small)
+
+		r.prog.step(t.name, "ls-l-cold", rep)
+		r.inSession(ctx, t, bucket, []string{"ls-l-cold"}, true, func(mp string, s *session) error {
+			d, err := timeIt(func() error { return lsLong(filepath.Join(mp, "lsdir"), o.Files) })
+			r.record(t.name, "ls-l-cold", perSecond(o.Files, d), err)
+			return err
+		})
+	}
+}
