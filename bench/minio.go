@@ -106,4 +106,3 @@ func (m *minioServer) stop() {
 		<-m.exited
 	}
 }
-
