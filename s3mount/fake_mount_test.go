@@ -1,0 +1,508 @@
+package s3mount_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount"
+	"github.com/s3ftp/s3ftp/s3mount/mounttest"
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+)
+
+func mountFake(t *testing.T, mod func(o *s3mount.Options)) (*mounttest.Env, *s3fake.Fake) {
+	t.Helper()
+	fake := s3fake.New()
+	o := mounttest.Options()
+	if mod != nil {
+		mod(&o)
+	}
+	return mounttest.MountClient(t, fake, o), fake
+}
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7/3) + seed
+	}
+	return b
+}
+
+func TestFakeWriteReadBack(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	data := pattern(12<<20+123, 1) // three parts of 5 MiB at most
+	fn := filepath.Join(env.Dir, "dir", "f.bin")
+	if err := os.Mkdir(filepath.Dir(fn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fn, data, 0o644); err != nil {
+		t.Fatalf("WriteFile: %v", err)
+	}
+	got, ok := fake.Object("dir/f.bin")
+	if !ok || !bytes.Equal(got, data) {
+		t.Fatalf("object after close: present=%v, %d bytes, equal=%v", ok, len(got), bytes.Equal(got, data))
+	}
+	if n := fake.Calls("CompleteMultipartUpload"); n != 1 {
+		t.Errorf("CompleteMultipartUpload calls = %d, want 1", n)
+	}
+	back, err := os.ReadFile(fn)
+	if err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("ReadFile: %v, equal=%v", err, bytes.Equal(back, data))
+	}
+	if info, ok := fake.Info("dir/f.bin"); !ok || info.ContentType != "application/octet-stream" {
+		t.Errorf("content type = %q, want application/octet-stream", info.ContentType)
+	}
+}
+
+func TestFakeContentTypeFromExtension(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	if err := os.WriteFile(filepath.Join(env.Dir, "page.html"), []byte("<p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := fake.Info("page.html")
+	if !strings.HasPrefix(info.ContentType, "text/html") {
+		t.Errorf("content type = %q, want text/html", info.ContentType)
+	}
+}
+
+// A part that fails surfaces from write(2) or close(2) as EIO; no object and no multipart upload remain.
+func TestFakePartFailureSurfaces(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.FailNext("UploadPart", 1, s3client.ErrUnavailable)
+	f, err := os.Create(filepath.Join(env.Dir, "broken"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := pattern(1<<20, 3)
+	var writeErr error
+	for i := 0; i < 30 && writeErr == nil; i++ {
+		_, writeErr = f.Write(chunk)
+	}
+	closeErr := f.Close()
+	if writeErr == nil {
+		t.Errorf("30 MiB of writes after a failed part all succeeded")
+	}
+	if !errors.Is(writeErr, syscall.EIO) {
+		t.Errorf("write error = %v, want EIO", writeErr)
+	}
+	if !errors.Is(closeErr, syscall.EIO) {
+		t.Errorf("close error = %v, want EIO", closeErr)
+	}
+	if _, ok := fake.Object("broken"); ok {
+		t.Errorf("an object was stored despite the failed part")
+	}
+	if ups := fake.Uploads(); len(ups) != 0 {
+		t.Errorf("unfinished uploads left: %v", ups)
+	}
+}
+
+// A failure completing the upload is reported by close(2).
+func TestFakeCompleteFailureFromClose(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.FailNext("PutObject", 1, s3client.ErrAccessDenied)
+	err := os.WriteFile(filepath.Join(env.Dir, "small"), []byte("hello"), 0o644)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("WriteFile = %v, want EIO from close", err)
+	}
+	if _, ok := fake.Object("small"); ok {
+		t.Errorf("object stored despite the failure")
+	}
+	if !slices.ContainsFunc(env.Logs(), func(l string) bool {
+		return strings.Contains(l, "upload failed") && strings.Contains(l, "key=small")
+	}) {
+		t.Errorf("no log line names the failed upload: %q", env.Logs())
+	}
+}
+
+func TestFakeSequentialReadFewGETs(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	data := pattern(8<<20, 5)
+	fake.Put("big", data)
+	fake.ResetCounters()
+	f, err := os.Open(filepath.Join(env.Dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("ReadAll: %v, equal=%v", err, bytes.Equal(got, data))
+	}
+	// One GET per 1 MiB block is the most a non-prefetching cache needs; a prefetching one needs fewer.
+	if n := fake.Calls("GetObject"); n < 1 || n > 8 {
+		t.Errorf("sequential read of 8 MiB issued %d GETs, want 1..8", n)
+	}
+	if n := fake.Calls("HeadObject"); n > 1 {
+		t.Errorf("%d HEADs for one open, want at most 1", n)
+	}
+}
+
+// A reader is bound to the ETag seen at open: a change underneath gives old bytes or ESTALE, never the new
+// version's bytes; after the
+// stat TTL, a new open sees the new object and its size.
+func TestFakeChangedETag(t *testing.T) {
+	env, fake := mountFake(t, func(o *s3mount.Options) { o.StatTTL = 200 * time.Millisecond; o.NegativeTTL = 0 })
+	fn := filepath.Join(env.Dir, "obj")
+	fake.Put("obj", pattern(4<<20, 1))
+	f, err := os.Open(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	fake.Put("obj", pattern(5<<20, 2))
+	// The reader may still serve the old version from a stream or blocks it already has; what it must never
+	// return is bytes of the new version.
+	old := pattern(4<<20, 1)
+	for off := int64(4096); off < 4<<20; off += int64(len(buf)) {
+		n, err := f.ReadAt(buf, off)
+		if errors.Is(err, syscall.ESTALE) {
+			break
+		}
+		if err != nil && err != io.EOF {
+			t.Fatalf("read at %d after the object changed = %v, want old bytes or ESTALE", off, err)
+		}
+		if !bytes.Equal(buf[:n], old[off:off+int64(n)]) {
+			t.Fatalf("read at %d after the object changed returned bytes of another version", off)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := os.Stat(fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() == 5<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("size after the TTL = %d, want %d", st.Size(), 5<<20)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got, err := os.ReadFile(fn)
+	if err != nil || !bytes.Equal(got, pattern(5<<20, 2)) {
+		t.Fatalf("ReadFile of the new version: %v, equal=%v", err, bytes.Equal(got, pattern(5<<20, 2)))
+	}
+}
+
+func TestFakeListingFromOtherClient(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.Put("a.txt", []byte("aaa"))
+	fake.Put("sub/b.txt", []byte("bb"))
+	fake.Put("marker/", nil)
+	fake.Put("bad//x", []byte("x"))
+	fake.Put("dot/./y", []byte("y"))
+	fake.Put("long/"+strings.Repeat("n", 256), []byte("z"))
+	fake.ResetCounters()
+	ents, err := os.ReadDir(env.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		kind := "f"
+		if e.IsDir() {
+			kind = "d"
+		}
+		names = append(names, e.Name()+":"+kind)
+	}
+	want := "a.txt:f bad:d dot:d long:d marker:d sub:d"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("root listing = %q, want %q", got, want)
+	}
+	// ls -l: stat of every entry costs no HEAD.
+	for _, e := range ents {
+		if _, err := e.Info(); err != nil {
+			t.Errorf("stat %s: %v", e.Name(), err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(env.Dir, "a.txt")); err != nil || st.Size() != 3 {
+		t.Errorf("stat a.txt = %v, %v", st, err)
+	}
+	if n := fake.Calls("HeadObject"); n != 0 {
+		t.Errorf("ls -l issued %d HEADs, want 0", n)
+	}
+	for _, d := range []string{"bad", "dot", "long"} {
+		ents, err := os.ReadDir(filepath.Join(env.Dir, d))
+		if err != nil || len(ents) != 0 {
+			t.Errorf("ReadDir %s = %v, %v; want no entries (the keys cannot be names)", d, ents, err)
+		}
+	}
+	skipped := 0
+	for _, l := range env.Logs() {
+		if strings.Contains(l, "key skipped") {
+			skipped++
+		}
+	}
+	if skipped != 3 {
+		t.Errorf("%d log lines for skipped keys, want 3: %q", skipped, env.Logs())
+	}
+}
+
+func TestFakeMkdirRmdir(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	d := filepath.Join(env.Dir, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fake.Object("d/"); !ok {
+		t.Fatalf("mkdir stored no marker: %s", fake)
+	}
+	if err := os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Rmdir(d); err != syscall.ENOTEMPTY {
+		t.Fatalf("rmdir of a non-empty directory = %v, want ENOTEMPTY", err)
+	}
+	if err := os.Remove(filepath.Join(d, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Rmdir(d); err != nil {
+		t.Fatalf("rmdir: %v", err)
+	}
+	if keys := fake.Keys(); len(keys) != 0 {
+		t.Errorf("keys left: %v", keys)
+	}
+	if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat after rmdir = %v, want ENOENT", err)
+	}
+}
+
+func TestFakeRenameAndUnlink(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.PutWith("src.txt", []byte("payload"), s3client.PutOptions{ContentType: "text/plain",
+		Metadata: map[string]string{"k": "v"}})
+	if err := os.Mkdir(filepath.Join(env.Dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(env.Dir, "src.txt"), filepath.Join(env.Dir, "d", "dst.txt")); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	if _, ok := fake.Object("src.txt"); ok {
+		t.Errorf("source still exists")
+	}
+	info, ok := fake.Info("d/dst.txt")
+	if !ok || info.Size != 7 || info.Metadata["k"] != "v" {
+		t.Errorf("destination = %+v, %v; want 7 bytes with metadata k=v", info, ok)
+	}
+	if _, err := os.Stat(filepath.Join(env.Dir, "src.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of the old name = %v, want ENOENT", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(env.Dir, "d", "dst.txt")); err != nil || string(got) != "payload" {
+		t.Errorf("read renamed = %q, %v", got, err)
+	}
+	if err := os.Rename(filepath.Join(env.Dir, "d"), filepath.Join(env.Dir, "e")); !errors.Is(err, syscall.EXDEV) {
+		t.Errorf("rename of a directory = %v, want EXDEV", err)
+	}
+	if err := os.Remove(filepath.Join(env.Dir, "d", "dst.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fake.Object("d/dst.txt"); ok {
+		t.Errorf("unlink left the object")
+	}
+}
+
+func TestFakeNamesThatCannotBeKeys(t *testing.T) {
+	env, _ := mountFake(t, nil)
+	long := filepath.Join(env.Dir, strings.Repeat("n", 256))
+	if err := os.WriteFile(long, nil, 0o644); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("256-byte name = %v, want ENAMETOOLONG", err)
+	}
+	// 5 levels of 250-byte directories make a key above 1024 bytes.
+	p := env.Dir
+	var err error
+	for i := 0; i < 5 && err == nil; i++ {
+		p = filepath.Join(p, strings.Repeat(string(rune('a'+i)), 250))
+		err = os.Mkdir(p, 0o755)
+	}
+	if !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("mkdir with a key above 1024 bytes = %v, want ENAMETOOLONG", err)
+	}
+}
+
+// vsftpd stores a file with open(O_WRONLY|O_CREAT), ftruncate(0), write. Without the truncate, writing into an
+// existing object is refused.
+func TestFakeOverwriteNeedsTruncate(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.Put("f", []byte("old content"))
+	fn := filepath.Join(env.Dir, "f")
+
+	f, err := os.OpenFile(fn, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("new")); !errors.Is(err, syscall.ENOTSUP) {
+		t.Errorf("write without truncate = %v, want ENOTSUP", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if got, _ := fake.Object("f"); string(got) != "old content" {
+		t.Errorf("object = %q, want it unchanged", got)
+	}
+
+	f, err = os.OpenFile(fn, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(0); err != nil {
+		t.Fatalf("ftruncate(0): %v", err)
+	}
+	if _, err := f.Write([]byte("new")); err != nil {
+		t.Fatalf("write after ftruncate: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, _ := fake.Object("f"); string(got) != "new" {
+		t.Errorf("object = %q, want %q", got, "new")
+	}
+	if _, err := os.OpenFile(fn, os.O_WRONLY|os.O_APPEND, 0); !errors.Is(err, syscall.ENOTSUP) {
+		t.Errorf("O_APPEND on a non-empty object = %v, want ENOTSUP", err)
+	}
+}
+
+// While a file is written: stat shows the bytes written so far, a second writer and readers get EBUSY.
+func TestFakeWhileWriting(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "w")
+	f, err := os.Create(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Size != 3000 {
+		t.Errorf("fstat while writing = %d, %v; want 3000", st.Size, err)
+	}
+	if _, err := os.OpenFile(fn, os.O_WRONLY|os.O_TRUNC, 0); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("second writer = %v, want EBUSY", err)
+	}
+	if _, err := os.Open(fn); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("reader while writing = %v, want EBUSY", err)
+	}
+	if err := os.Remove(fn); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("unlink while writing = %v, want EBUSY", err)
+	}
+	ents, _ := os.ReadDir(env.Dir)
+	if len(ents) != 1 || ents[0].Name() != "w" {
+		t.Errorf("listing while writing = %v, want [w]", ents)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := fake.Object("w"); !ok || len(got) != 3000 {
+		t.Errorf("object after close: %v, %d bytes", ok, len(got))
+	}
+}
+
+// A write far from the end of the data is refused with EINVAL; the upload is aborted and close reports EIO.
+func TestFakeNonSequentialWrite(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	f, err := os.Create(filepath.Join(env.Dir, "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 50<<20); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("write 50 MiB ahead = %v, want EINVAL", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("close after a refused write = %v, want EIO", err)
+	}
+	if _, ok := fake.Object("r"); ok {
+		t.Errorf("an object was stored")
+	}
+}
+
+// The shell's "cmd > file": open, dup2 onto stdout, close the original (a Flush with nothing written), then
+// write through the duplicate and close it.
+func TestFakeDupRedirect(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	f, err := os.Create(filepath.Join(env.Dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd2, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close of the first descriptor: %v", err)
+	}
+	if _, ok := fake.Object("out"); !ok {
+		t.Errorf("no empty object after the first close")
+	}
+	if _, err := syscall.Write(fd2, []byte("hello\n")); err != nil {
+		t.Fatalf("write through the duplicate: %v", err)
+	}
+	if err := syscall.Close(fd2); err != nil {
+		t.Fatalf("close of the duplicate: %v", err)
+	}
+	if got, _ := fake.Object("out"); string(got) != "hello\n" {
+		t.Errorf("object = %q, want %q", got, "hello\n")
+	}
+}
+
+func TestFakeTruncateWithoutHandle(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.Put("t", []byte("0123456789"))
+	fn := filepath.Join(env.Dir, "t")
+	if err := os.Truncate(fn, 4); !errors.Is(err, syscall.ENOTSUP) {
+		t.Errorf("truncate to 4 = %v, want ENOTSUP", err)
+	}
+	if err := os.Truncate(fn, 10); err != nil {
+		t.Errorf("truncate to the current size = %v", err)
+	}
+	if err := os.Truncate(fn, 0); err != nil {
+		t.Fatalf("truncate to 0 = %v", err)
+	}
+	if got, ok := fake.Object("t"); !ok || len(got) != 0 {
+		t.Errorf("object after truncate(0) = %q, %v", got, ok)
+	}
+}
+
+func TestFakeReadOnly(t *testing.T) {
+	env, fake := mountFake(t, func(o *s3mount.Options) { o.ReadOnly = true })
+	fake.Put("x", []byte("x"))
+	if err := os.WriteFile(filepath.Join(env.Dir, "y"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("create = %v, want EROFS", err)
+	}
+	if err := os.Remove(filepath.Join(env.Dir, "x")); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("unlink = %v, want EROFS", err)
+	}
+	if err := os.Mkdir(filepath.Join(env.Dir, "d"), 0o755); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("mkdir = %v, want EROFS", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(env.Dir, "x")); err != nil || string(got) != "x" {
+		t.Errorf("read = %q, %v", got, err)
+	}
+}
+
+func TestFakeErrnoForS3Errors(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.FailNext("HeadObject", 1, s3client.ErrAccessDenied)
+	if _, err := os.Stat(filepath.Join(env.Dir, "secret")); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("stat with access denied = %v, want EACCES", err)
+	}
+	fake.FailNext("HeadObject", 1, s3client.ErrUnavailable)
+	if _, err := os.Stat(filepath.Join(env.Dir, "flaky")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("stat with S3 unavailable = %v, want EIO", err)
+	}
+}
