@@ -67,6 +67,7 @@ type stream struct {
 	done     bool          // the goroutine has ended
 	err      error         // why it ended early
 	failedAt int64         // the block it failed on
+	reported bool          // a read has returned err
 	wake     chan struct{} // cap 1: limit was raised
 	progress chan struct{} // closed and replaced when next advances or the stream ends
 }
@@ -149,7 +150,9 @@ func (r *Reader) toleranceLocked() int64 {
 func (r *Reader) noteReadLocked(off, end int64) {
 	bs := r.c.bs
 	tol := r.toleranceLocked()
-	seq := (r.lastEnd < 0 && off == 0) || (r.lastEnd >= 0 && off >= r.lastEnd-tol && off <= r.lastEnd+tol)
+	// The first read counts as sequential when it is near the start: the kernel's first readahead requests
+	// for a file may arrive in any order.
+	seq := (r.lastEnd < 0 && off <= tol) || (r.lastEnd >= 0 && off >= r.lastEnd-tol && off <= r.lastEnd+tol)
 	r.lastEnd = end
 	if !seq {
 		return
@@ -164,8 +167,9 @@ func (r *Reader) noteReadLocked(off, end int64) {
 	first := off / bs
 	st := r.st
 	failed := st != nil && st.done && st.err != nil
-	if failed && !isCanceled(st.err) && first >= st.failedAt {
-		// copyBlock reports the failure to this read; the next sequential read starts a new stream.
+	if failed && !isCanceled(st.err) && !st.reported {
+		// The blocks before the failure are cached; the failure is reported to the first read that needs a
+		// block at or after it (copyBlock). Only then may a new stream retry.
 		return
 	}
 	if st == nil || failed ||
@@ -238,6 +242,7 @@ func (r *Reader) copyBlock(ctx context.Context, i int64, dst []byte, a, e int64)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		r.noteFailure(i)
 		// A fill canceled by another reader's Close or by a stream restart is not an S3 failure: fetch again.
 		if !isCanceled(err) || attempt >= maxCanceledRetries {
 			return err
@@ -248,6 +253,16 @@ func (r *Reader) copyBlock(ctx context.Context, i int64, dst []byte, a, e int64)
 		if closed {
 			return errClosed
 		}
+	}
+}
+
+// noteFailure records that a read of block i got an error: when the current stream failed at or before i, its
+// failure has now been reported.
+func (r *Reader) noteFailure(i int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.st; st != nil && st.done && st.err != nil && i >= st.failedAt {
+		st.reported = true
 	}
 }
 
@@ -266,11 +281,10 @@ func (r *Reader) streamStatus(i int64) (<-chan struct{}, error) {
 	if st == nil || i < st.start {
 		return nil, nil
 	}
-	if st.done && st.err != nil && !isCanceled(st.err) && i >= st.failedAt {
+	if st.done && st.err != nil && !isCanceled(st.err) && !st.reported && i >= st.failedAt {
 		// Reported once; the next sequential read starts a new stream.
-		err := st.err
-		st.failedAt = r.nblocks
-		return nil, err
+		st.reported = true
+		return nil, st.err
 	}
 	if !st.done && i >= st.next && i*r.c.bs < st.limit {
 		return st.progress, nil
@@ -346,7 +360,7 @@ func (r *Reader) runStream(ctx context.Context, st *stream) {
 			slog.Any("err", err))
 	}
 	r.mu.Lock()
-	if !st.done { // failStream already recorded a failure (and it may have been reported since)
+	if !st.done { // else failStream recorded the failure already
 		st.done = true
 		st.err = err
 		st.failedAt = at

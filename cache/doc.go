@@ -1,0 +1,48 @@
+// Package cache is the read side of s3mount: a block cache bounded in bytes, shared by every open file, and a
+// per-handle Reader that detects sequential reads and streams them from S3 ahead of the reader.
+//
+// # Key
+//
+// A block is identified by (object key, ETag, block index); blocks are Config.BlockSize bytes except the last of
+// an object. Because the ETag is part of the key, a block of an older version is never served to a reader of a
+// newer one, and every GET carries If-Match with the reader's ETag, so a Reader whose object changed gets an
+// error of kind s3client.ErrPrecondition for any block not cached yet, never a mix of versions. Invalidate(key)
+// drops the blocks of every ETag of key, in memory and on disk.
+//
+// # Byte budget
+//
+// Config.MaxBytes bounds every buffer the cache holds: ready blocks, blocks being filled (a prefetched block is
+// an ordinary cache block) and full-size buffers kept on a free list for reuse, counted by capacity. A buffer
+// is taken from the budget before anything is read into it: from the free list, by a new allocation while the
+// budget allows, or by evicting the least recently used block and reusing its buffer. When every byte is
+// pinned, the taker waits until one is released; nothing that holds a pin waits for memory, so the wait ends.
+// Stats.PeakBytes records the most ever held.
+//
+// # Eviction order
+//
+// Only ready, unpinned blocks are evictable; they sit in one LRU list whose front is the block most recently
+// released by a reader (or completed by a fill). Pinning a block (a reader copying from it, a fill, a disk
+// write) takes it off the list; the last unpin puts it at the front. A failed fill is removed at once, so the
+// next lookup misses.
+//
+// # Sharing
+//
+// All Readers of one Cache share blocks: a block being filled is in the index from the moment its fill starts,
+// so a second reader of the same block pins it and waits for the bytes it needs (published every 64 KiB)
+// instead of issuing another GET. A fill canceled by its owner's Close or stream restart fails its block with
+// a cancellation error; waiters that did not cancel fetch the block again.
+//
+// # Disk tier
+//
+// With Config.DiskDir, every block filled from S3 is also written to a file there in the background (skipped
+// when both writers are busy), and a memory miss reads the file before asking S3. The tier is bounded by
+// Config.DiskMaxBytes, counting files being written, and evicted LRU; victims are deleted before a new file is
+// written, so the directory never holds more. File names are unique, and files are written under a temporary
+// name and renamed, so a reader never sees a partial or reused file. Leftover files are deleted by New.
+//
+// # Lock order
+//
+// Reader.mu, then Cache.mu. Neither is held while reading from S3, reading a disk file, or waiting; the only
+// I/O under Cache.mu is deleting disk-tier files, which keeps the disk bound exact. Bytes below a block's
+// published fill length never change while the block is pinned, so readers copy them without a lock.
+package cache
