@@ -20,6 +20,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -127,12 +128,11 @@ type AccessStats struct {
 
 // Access implements Authenticator and Admitter over a UserDB. It is safe for concurrent use.
 type Access struct {
-	users    *UserDB
-	cfg      AccessConfig
-	refused  map[string]struct{} // lower-cased names
-	log      *slog.Logger
-	verify   chan struct{} // semaphore: one token per running password verification
-	admitLog logLimiter
+	users   *UserDB
+	cfg     AccessConfig
+	refused map[string]struct{} // lower-cased names
+	log     *slog.Logger
+	verify  chan struct{} // semaphore: one token per running password verification
 
 	loginsOK, loginsFailed atomic.Uint64
 
@@ -212,10 +212,13 @@ func (a *Access) isRefused(name string) bool {
 	return ok
 }
 
-// Login checks name and password from ip. It returns the account, ErrBanned for a banned address, ErrLoginFailed
-// for any other refusal (after FailDelay, or earlier if ctx ends), or ctx's error if ctx ends while waiting for a
-// verification slot. An unknown name is verified against a dummy hash of the same cost as the real ones, so that
-// timing does not reveal which names exist. Passwords are never logged.
+// Login checks name and password from ip. It returns the account; ErrBanned for a banned address; an error
+// wrapping ErrLoginFailed that names the reason ("login incorrect: unknown user", "...: wrong password",
+// "...: refused name", "...: password too long") for the session's log and audit record, never for the client; or
+// ctx's error if ctx ends while waiting for a verification slot. Refusals answer after FailDelay, or earlier if
+// ctx ends. An unknown name is verified against a dummy hash of the same cost as the real ones, so that timing does
+// not reveal which names exist. Access logs bans, not individual logins (the session logs those); passwords are
+// never logged.
 func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string) (*User, error) {
 	key := addrKey(ip)
 	a.mu.Lock()
@@ -223,7 +226,6 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 	a.mu.Unlock()
 	if banned {
 		a.loginsFailed.Add(1)
-		a.log.Warn("access: login refused: address is banned", "ip", ip, "user", logName(name))
 		a.sleep(ctx)
 		return nil, ErrBanned
 	}
@@ -264,8 +266,16 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 		}
 	}
 	if ok {
+		// A concurrent session from the same address may have been banned during the verification.
+		a.mu.Lock()
+		banned = a.bannedLocked(key, a.cfg.Now())
+		a.mu.Unlock()
+		if banned {
+			a.loginsFailed.Add(1)
+			a.sleep(ctx)
+			return nil, ErrBanned
+		}
 		a.loginsOK.Add(1)
-		a.log.Info("access: login ok", "ip", ip, "user", name)
 		user := u.user
 		return &user, nil
 	}
@@ -274,13 +284,12 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 	a.mu.Lock()
 	nowBanned := a.recordFailureLocked(key, a.cfg.Now())
 	a.mu.Unlock()
-	a.log.Warn("access: login failed", "ip", ip, "user", logName(name), "reason", why)
 	if nowBanned {
 		a.log.Warn("access: address banned", "ip", ip, "key", key, "failures", a.cfg.BanAfter,
 			"window", a.cfg.BanWindow, "for", a.cfg.BanFor)
 	}
 	a.sleep(ctx)
-	return nil, ErrLoginFailed
+	return nil, fmt.Errorf("%w: %s", ErrLoginFailed, why)
 }
 
 // sleep waits FailDelay or until ctx ends, whichever comes first.
@@ -304,8 +313,8 @@ func logName(name string) string {
 }
 
 // Admit admits a new control connection from ip, or refuses it with ErrBanned, ErrTooManyConns or
-// ErrTooManyConnsFromAddr. The returned release function gives the slot back; calling it more than once has no
-// further effect.
+// ErrTooManyConnsFromAddr (the server logs refusals). The returned release function gives the slot back; calling it
+// more than once has no further effect.
 func (a *Access) Admit(ip netip.Addr) (release func(), err error) {
 	key := addrKey(ip)
 	now := a.cfg.Now()
@@ -326,9 +335,6 @@ func (a *Access) Admit(ip netip.Addr) (release func(), err error) {
 	}
 	a.mu.Unlock()
 	if err != nil {
-		if n, ok := a.admitLog.allow(now); ok {
-			a.log.Warn("access: connection refused", "ip", ip, "reason", err, "suppressed_before", n)
-		}
 		return nil, err
 	}
 	var released atomic.Bool
@@ -459,25 +465,4 @@ func (r *failRecord) newest() int64 {
 // oldest returns the time of the earliest failure still in the ring; meaningful when the ring is full.
 func (r *failRecord) oldest() int64 {
 	return r.times[r.next]
-}
-
-// logLimiter lets one log line through per second and counts the ones it held back, so that a flood of refused
-// connections cannot flood the log.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed uint64
-}
-
-// allow reports whether a line may be logged at now, and how many were suppressed since the last one.
-func (l *logLimiter) allow(now time.Time) (suppressed uint64, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if d := now.Sub(l.last); !l.last.IsZero() && d >= 0 && d < time.Second {
-		l.suppressed++
-		return 0, false
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return n, true
 }
