@@ -378,17 +378,21 @@ func (s *SDK) AbortMultipartUpload(ctx context.Context, key, uploadID string) er
 	return s.done("AbortMultipartUpload", key, 0, err)
 }
 
-// ListMultipartUploads lists every unfinished upload under prefix, following the pages.
+// ListMultipartUploads lists every unfinished upload under prefix, following the pages. The prefix is applied
+// here, not by the server: MinIO only matches an upload's exact key, not a prefix of it.
 func (s *SDK) ListMultipartUploads(ctx context.Context, prefix string) ([]Upload, error) {
 	const op = "ListMultipartUploads"
 	var ups []Upload
-	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: optional(prefix)}
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket}
 	for {
 		out, err := s.api.ListMultipartUploads(ctx, in)
 		if err != nil {
 			return nil, s.done(op, prefix, 0, err)
 		}
 		for _, u := range out.Uploads {
+			if !strings.HasPrefix(aws.ToString(u.Key), prefix) {
+				continue
+			}
 			ups = append(ups, Upload{Key: aws.ToString(u.Key), UploadID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
 		}
 		if !aws.ToBool(out.IsTruncated) || (aws.ToString(out.NextKeyMarker) == "" && aws.ToString(out.NextUploadIdMarker) == "") {
