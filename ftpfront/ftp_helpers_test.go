@@ -283,3 +283,5 @@ func mustMkdir(t *testing.T, dir string) {
 }
 
 var _ = io.EOF
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
