@@ -53,8 +53,12 @@ func (v *verifier) Write(p []byte) (int, error) {
 	for n < len(p) {
 		i := (v.off + int64(n)) % patternLen
 		m := min(len(p)-n, int(patternLen-i))
-		if !bytes.Equal(p[n:n+m], pattern[i:i+int64(m)]) {
-			return n, fmt.Errorf("content differs from what was written, near offset %d", v.off+int64(n))
+		if got, want := p[n:n+m], pattern[i:i+int64(m)]; !bytes.Equal(got, want) {
+			j := 0
+			for got[j] == want[j] {
+				j++
+			}
+			return n, fmt.Errorf("content differs from what was written at offset %d", v.off+int64(n+j))
 		}
 		n += m
 	}

@@ -222,6 +222,9 @@ func (r *runner) runFTPS(ctx context.Context, t mountTool, bucket string) {
 			return errors.Join(err, err2)
 		})
 	}
+	for _, w := range toolWorkloads(toolFTPS) {
+		r.note(toolFTPS, w, "PEAK RSS is s3mount's; ftpfront's peak RSS was "+humanBytes(r.ftpRSS))
+	}
 }
 
 // ftpSession is inSession for the FTPS path: s3mount mounted, ftpfront serving it, body given the server. The
@@ -241,9 +244,9 @@ func (r *runner) ftpSession(ctx context.Context, t mountTool, bucket string, wls
 		err = body(f)
 		rss := f.peakRSS()
 		f.stop()
-		for _, w := range wls {
-			r.note(toolFTPS, w, "ftpfront peak RSS "+humanBytes(rss))
-		}
+		r.mu.Lock()
+		r.ftpRSS = max(r.ftpRSS, rss)
+		r.mu.Unlock()
 		return err
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -31,6 +32,11 @@ func newRawClient(endpoint, accessKey, secretKey string) *rawClient {
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 		RetryMaxAttempts:           3,
 	}
+	// The SDK keeps 10 idle connections per host by default; the parallel workloads use more streams than that,
+	// and a connection dropped after each request would make the ceiling a measure of TCP set-up instead.
+	cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 128
+	})
 	return &rawClient{s3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.UsePathStyle = true
@@ -159,6 +165,44 @@ func (c *rawClient) waitComplete(ctx context.Context, bucket, key string, size i
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// waitPrefix polls ListObjectsV2 until prefix holds n objects of size bytes each (a directory marker aside),
+// and returns when it did.
+func (c *rawClient) waitPrefix(ctx context.Context, bucket, prefix string, n int, size int64) (time.Time, error) {
+	for {
+		got, err := c.countSized(ctx, bucket, prefix, size)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if got == n {
+			return time.Now(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("only %d of %d objects under %s reached S3 complete: %w", got, n,
+				prefix, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// countSized counts the objects under prefix whose size is size.
+func (c *rawClient) countSized(ctx context.Context, bucket, prefix string, size int64) (int, error) {
+	n := 0
+	p := s3.NewListObjectsV2Paginator(c.s3, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return n, err
+		}
+		for _, o := range out.Contents {
+			if aws.ToString(o.Key) != prefix && aws.ToInt64(o.Size) == size {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // list counts the objects under prefix with ListObjectsV2, as a good "ls -l" implementation would issue it.

@@ -21,12 +21,13 @@ type runner struct {
 	o    options
 	prog *progress
 
-	mu   sync.Mutex // guards rows
-	rows map[[2]string]*row
+	mu     sync.Mutex // guards rows and ftpRSS
+	rows   map[[2]string]*row
+	ftpRSS int64 // ftpfront's largest VmHWM over its sessions
 }
 
 func newRunner(e *benchEnv, prog *progress) *runner {
-	return &runner{e: e, o: e.opts, prog: prog, rows: map[[2]string]*row{}}
+	return &runner{e: e, o: e.opts, prog: prog, rows: map[[2]string]*row{}, ftpRSS: -1}
 }
 
 func (r *runner) row(tool, wl string) *row {
@@ -187,7 +188,8 @@ func toolWorkloads(tool string) []string {
 	case toolFTPS:
 		return []string{"seq-write", "seq-write-durable", "cold-read", "warm-read"}
 	}
-	return []string{"seq-write", "seq-write-durable", "cold-read", "warm-read", "par-write", "create-small", "ls-l-cold"}
+	return []string{"seq-write", "seq-write-durable", "cold-read", "warm-read", "par-write", "par-write-durable",
+		"create-small", "create-small-durable", "ls-l-cold"}
 }
 
 // prepare creates the tool's bucket with the objects the read and list workloads use: read.bin (--size bytes)
@@ -358,6 +360,21 @@ func (r *runner) inSession(ctx context.Context, t mountTool, bucket string, wls 
 	}
 }
 
+// durable records, as workload wl, the rate up to the moment n objects of size bytes are complete under prefix
+// in S3, counted from start. writeErr is the error of the writes themselves; it fails the row without waiting.
+func (r *runner) durable(ctx context.Context, tool, wl, bucket, prefix string, n int, size int64, start time.Time,
+	writeErr error, rate func(time.Duration) float64) error {
+	if writeErr != nil {
+		r.record(tool, wl, 0, fmt.Errorf("writes failed: %w", writeErr))
+		return writeErr
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	at, err := r.e.raw.waitPrefix(wctx, bucket, prefix, n, size)
+	r.record(tool, wl, rate(at.Sub(start)), err)
+	return err
+}
+
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i]
@@ -405,29 +422,36 @@ func (r *runner) runMount(ctx context.Context, t mountTool, bucket string) {
 
 		r.prog.step(t.name, "par-write", rep)
 		par := fmt.Sprintf("par-%d", rep)
-		r.inSession(ctx, t, bucket, []string{"par-write"}, false, func(mp string, s *session) error {
+		parBytes := o.ParSize * int64(o.ParWriters)
+		r.inSession(ctx, t, bucket, []string{"par-write", "par-write-durable"}, false, func(mp string, s *session) error {
 			dir := filepath.Join(mp, par)
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				r.record(t.name, "par-write", 0, err)
+				r.record(t.name, "par-write-durable", 0, err)
 				return err
 			}
-			d, err := timeIt(func() error { return parallelWrite(dir, o.ParWriters, o.ParSize) })
-			r.record(t.name, "par-write", mibps(o.ParSize*int64(o.ParWriters), d), err)
-			return err
+			start := time.Now()
+			err := parallelWrite(dir, o.ParWriters, o.ParSize)
+			r.record(t.name, "par-write", mibps(parBytes, time.Since(start)), err)
+			return r.durable(ctx, t.name, "par-write-durable", bucket, par+"/", o.ParWriters, o.ParSize, start, err,
+				func(d time.Duration) float64 { return mibps(parBytes, d) })
 		})
 		r.cleanup(ctx, bucket, par+"/", par)
 
 		r.prog.step(t.name, "create-small", rep)
 		small := fmt.Sprintf("small-%d", rep)
-		r.inSession(ctx, t, bucket, []string{"create-small"}, false, func(mp string, s *session) error {
+		r.inSession(ctx, t, bucket, []string{"create-small", "create-small-durable"}, false, func(mp string, s *session) error {
 			dir := filepath.Join(mp, small)
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				r.record(t.name, "create-small", 0, err)
+				r.record(t.name, "create-small-durable", 0, err)
 				return err
 			}
-			d, err := timeIt(func() error { return createSmall(dir, o.Files, o.FileSize) })
-			r.record(t.name, "create-small", perSecond(o.Files, d), err)
-			return err
+			start := time.Now()
+			err := createSmall(dir, o.Files, o.FileSize)
+			r.record(t.name, "create-small", perSecond(o.Files, time.Since(start)), err)
+			return r.durable(ctx, t.name, "create-small-durable", bucket, small+"/", o.Files, o.FileSize, start, err,
+				func(d time.Duration) float64 { return perSecond(o.Files, d) })
 		})
 		r.cleanup(ctx, bucket, small+"/", small)
 
