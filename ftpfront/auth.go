@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -94,11 +95,16 @@ type usersFile struct {
 
 // LoadUsers reads the YAML users file at path ({users: [{name, password, home, read_only}, ...]}) and builds the
 // database for the served root. Errors name the file, the line and the user. Unknown keys are errors, so that a
-// misspelt "read_only" cannot silently grant write access.
+// misspelt "read_only" cannot silently grant write access. A file readable by other users is loaded with a
+// warning in the log.
 func LoadUsers(path, root string) (*UserDB, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("users file: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 {
+		// Hashes are slow to crack, not impossible: they should not be readable by every local user.
+		slog.Warn("users file is readable by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm())
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
