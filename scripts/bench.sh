@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# bench.sh: install what the benchmark compares against, then run it.
+#
+#   scripts/bench.sh [--quick] [--size N] [--reps N] [--out DIR] [--tools LIST] ...
+#
+# Arguments go to `go run ./bench` unchanged (see bench/README.md). Needs root: the bench drops the page cache,
+# mounts tmpfs scratch file systems and FUSE mounts. One run at a time (a lock file guards it); mounts left by an
+# earlier run that was killed are removed first.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "bench.sh: must run as root (drop_caches, tmpfs and FUSE mounts)" >&2
+	exit 1
+fi
+
+exec 9>/tmp/s3ftp-bench.lock
+if ! flock -n 9; then
+	echo "bench.sh: another benchmark run holds /tmp/s3ftp-bench.lock" >&2
+	exit 1
+fi
+
+# Tools compared and used by the bench, installed from Debian when missing.
+missing=()
+for pair in s3fs:s3fs rclone:rclone gnuplot:gnuplot-nox curl:curl fusermount3:fuse3; do
+	cmd=${pair%%:*} pkg=${pair#*:}
+	command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+	echo "bench.sh: installing ${missing[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# MinIO: built by the project's set-up script when it is not there yet.
+have_minio() {
+	[[ -n ${S3FTP_MINIO:-} && -x ${S3FTP_MINIO} ]] || command -v minio >/dev/null 2>&1 ||
+		[[ -x "$(go env GOPATH)/bin/minio" || -x /root/go/bin/minio ]]
+}
+if ! have_minio; then
+	for setup in scripts/install-minio.sh scripts/setup-minio.sh scripts/test-setup.sh; do
+		if [[ -x $setup ]]; then
+			echo "bench.sh: MinIO missing; running $setup" >&2
+			"$setup"
+			break
+		fi
+	done
+	have_minio || { echo "bench.sh: no minio binary (set S3FTP_MINIO or build it into \$GOPATH/bin)" >&2; exit 1; }
+fi
+
+# Leftovers of a killed run: FUSE and tmpfs mounts under the bench's work directories.
+awk '$5 ~ "^/tmp/s3ftp-bench-" {print $5}' /proc/self/mountinfo | sort -r | while read -r mp; do
+	echo "bench.sh: unmounting leftover $mp" >&2
+	fusermount3 -uz "$mp" 2>/dev/null || umount -l "$mp" || true
+done
+
+exec go run ./bench "$@"
