@@ -14,7 +14,7 @@ import (
 
 // Daemon mode. Go cannot fork a running process, so the command starts itself again in the background: a new
 // session, stdin and stdout on /dev/null, stderr on --log-file (or /dev/null, logs then go to syslog), working
-// directory "/". The child inherits a pipe as file descriptor 3, named in readyFDEnv, and writes exactly one line
+// directory "/" (entered after the arguments are parsed, so relative paths resolve as the user meant). The child inherits a pipe as file descriptor 3, named in readyFDEnv, and writes exactly one line
 // to it: "ready" once the mount serves requests, or "error CODE MESSAGE" when it cannot start. The parent prints
 // MESSAGE, exits with CODE, and exits 0 on "ready". If the pipe closes without a line the child died, and the
 // parent reports its exit status.
@@ -60,6 +60,11 @@ func (n *notifier) fail(code int, err error) {
 	n.f = nil
 }
 
+// daemonChdir moves the background child to "/" so it does not keep the caller's directory busy.
+func daemonChdir() error {
+	return os.Chdir("/")
+}
+
 // oneLine joins a multi-line message so the cause prints as one line.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
@@ -99,7 +104,8 @@ func startDaemon(c *config, args []string) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, stderr
 	cmd.ExtraFiles = []*os.File{w} // fd 3
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
-	cmd.Dir = "/"
+	// The child parses the same arguments, so it must resolve a relative mount point from this directory; it
+	// changes to "/" itself afterwards (daemonChdir).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		w.Close()

@@ -37,6 +37,12 @@ func run(args []string) int {
 		return report(startDaemon(c, args))
 	}
 
+	if child != nil {
+		if err := daemonChdir(); err != nil {
+			child.fail(ExitDaemon, err)
+			return ExitDaemon
+		}
+	}
 	var w io.Writer = os.Stderr
 	switch {
 	case child != nil && c.LogFile != "":
