@@ -32,8 +32,8 @@ import (
 
 // UserConfig is one account as written in the users file.
 type UserConfig struct {
-	// Name is the login name. It is matched exactly (case-sensitive); it must be non-empty, at most
-	// maxUserNameLen bytes of UTF-8 and free of spaces and control characters.
+	// Name is the login name. It is matched exactly (case-sensitive); it must be non-empty, at most 128 bytes
+	// of UTF-8 and free of spaces and control characters.
 	Name string `yaml:"name"`
 	// Password is the password hash (argon2id PHC string or bcrypt), never the password itself.
 	Password string `yaml:"password"`
