@@ -1,0 +1,286 @@
+// Command ftpfront serves a local directory (normally an s3mount mount) over FTPS.
+//
+//	ftpfront --root /srv/s3 --users /etc/ftpfront/users.yaml --tls-cert cert.pem --tls-key key.pem
+//	ftpfront passwd            # prints an argon2id hash for the users file
+//
+// Exit codes: 0 clean shutdown; 2 usage (bad flag or value); 3 configuration (users file, certificate, audit
+// log); 4 a listener could not be bound; 5 the server stopped with an error.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/s3ftp/s3ftp/ftpfront"
+	"golang.org/x/term"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitUsage  = 2
+	exitConfig = 3
+	exitListen = 4
+	exitServe  = 5
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "passwd" {
+		return passwd(stdin, stdout, stderr)
+	}
+	cfg, code := parseFlags(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	return serve(cfg, stderr)
+}
+
+// config is the parsed command line: the library options plus what only the command handles.
+type config struct {
+	opts        ftpfront.Options
+	access      ftpfront.AccessConfig
+	root        string
+	users       string
+	auditLog    string
+	healthAddr  string
+	logFormat   string
+	logLevel    slog.Level
+	readyFile   string
+	refuseUsers string
+}
+
+// parseFlags maps flags onto ftpfront.Options; it returns -1 to go on, or an exit code.
+func parseFlags(args []string, stderr io.Writer) (*config, int) {
+	c := &config{opts: ftpfront.DefaultOptions()}
+	fs := flag.NewFlagSet("ftpfront", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &c.opts
+	fs.StringVar(&c.root, "root", "", "directory served (the s3mount mount point); user homes are relative to it")
+	fs.StringVar(&c.users, "users", "", "users file (YAML)")
+	fs.StringVar(&o.Listen, "listen", o.Listen, "explicit FTPS (AUTH TLS) listen address")
+	fs.StringVar(&o.ImplicitListen, "implicit-listen", "", "implicit FTPS listen address (off when empty)")
+	fs.BoolVar(&o.AllowPlain, "allow-plain", false, "allow logins and transfers without TLS")
+	fs.BoolVar(&o.AllowActive, "allow-active", false, "enable PORT/EPRT (active mode)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate (PEM)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	fs.BoolVar(&o.TLSSelfSigned, "tls-self-signed", false, "generate an in-memory self-signed certificate")
+	fs.StringVar(&o.PublicHost, "public-host", "", "address announced in PASV replies (default: the control connection's local address)")
+	hostMap := fs.String("passive-host-map", "", "per-client PASV address: CIDR=HOST,... (longest prefix wins)")
+	ports := fs.String("passive-ports", "40000-40099", "passive port range LOW-HIGH, 0 = any free port")
+	allow := fs.String("passive-allow-cidr", "", "networks (load balancers) allowed to open passive data connections besides the client")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "idle control connection timeout")
+	fs.DurationVar(&o.DataTimeout, "data-timeout", o.DataTimeout, "data connection stall timeout")
+	fs.DurationVar(&o.DataAcceptTimeout, "data-accept-timeout", o.DataAcceptTimeout, "wait for the client's data connection")
+	fs.DurationVar(&o.LoginTimeout, "login-timeout", o.LoginTimeout, "time from connect to login")
+	fs.IntVar(&c.access.MaxConns, "max-conns", 200, "concurrent control connections in total")
+	fs.IntVar(&c.access.MaxConnsPerIP, "max-conns-per-ip", 20, "concurrent control connections per address")
+	fs.IntVar(&c.access.BanAfter, "ban-after", 5, "failed logins within --ban-window that ban an address")
+	fs.DurationVar(&c.access.BanWindow, "ban-window", 10*time.Minute, "window for --ban-after")
+	fs.DurationVar(&c.access.BanFor, "ban-for", 30*time.Minute, "ban duration")
+	fs.DurationVar(&c.access.FailDelay, "fail-delay", 2*time.Second, "delay before answering a failed login")
+	fs.StringVar(&c.refuseUsers, "refuse-users", "", "comma-separated login names always refused (default: a built-in list; \"none\" refuses none)")
+	fs.StringVar(&c.auditLog, "audit-log", "", "audit log file (JSON lines), \"-\" = stderr, empty = off")
+	fs.StringVar(&c.healthAddr, "health-addr", "", "HTTP address serving /healthz (off when empty)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.readyFile, "ready-file", "", "write the bound listen address to this file once listening")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: ftpfront --root DIR --users FILE [flags]\n       ftpfront passwd")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, exitOK
+		}
+		return nil, exitUsage
+	}
+	usage := func(format string, a ...any) (*config, int) {
+		fmt.Fprintf(stderr, "ftpfront: "+format+"\n", a...)
+		return nil, exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected argument %q", fs.Arg(0))
+	}
+	if c.root == "" || c.users == "" {
+		return usage("--root and --users are required")
+	}
+	var err error
+	if o.PassiveHostMap, err = ftpfront.ParseHostMap(*hostMap); err != nil {
+		return usage("--passive-host-map: %v", err)
+	}
+	if o.PassivePortMin, o.PassivePortMax, err = ftpfront.ParsePortRange(*ports); err != nil {
+		return usage("--passive-ports: %v", err)
+	}
+	if o.PassiveAllowCIDR, err = ftpfront.ParseCIDRList(*allow); err != nil {
+		return usage("--passive-allow-cidr: %v", err)
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return usage("--log-level: %v", err)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return usage("--log-format must be text or json")
+	}
+	switch strings.TrimSpace(c.refuseUsers) {
+	case "":
+	case "none":
+		c.access.RefusedNames = []string{}
+	default:
+		for _, n := range strings.Split(c.refuseUsers, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				c.access.RefusedNames = append(c.access.RefusedNames, n)
+			}
+		}
+	}
+	if err := o.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	return c, -1
+}
+
+func newLogger(c *config, w io.Writer) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: c.logLevel}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+func serve(c *config, stderr io.Writer) int {
+	log := newLogger(c, stderr)
+	fail := func(code int, msg string, err error) int {
+		log.Error(msg, "err", err)
+		return code
+	}
+	db, err := ftpfront.LoadUsers(c.users, c.root)
+	if err != nil {
+		return fail(exitConfig, "cannot load users", err)
+	}
+	access := ftpfront.NewAccess(db, c.access, log)
+	deps := ftpfront.Deps{Auth: access, Admit: access, Log: log}
+	if c.auditLog != "" {
+		var w io.Writer = stderr
+		if c.auditLog != "-" {
+			f, err := os.OpenFile(c.auditLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			if err != nil {
+				return fail(exitConfig, "cannot open audit log", err)
+			}
+			defer f.Close()
+			w = f
+		}
+		deps.Audit = ftpfront.NewAuditLog(w)
+	}
+	srv, err := ftpfront.NewServer(c.opts, deps)
+	if err != nil {
+		return fail(exitConfig, "invalid configuration", err)
+	}
+	if err := srv.Listen(); err != nil {
+		return fail(exitListen, "cannot listen", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if c.healthAddr != "" {
+		ln, err := net.Listen("tcp", c.healthAddr)
+		if err != nil {
+			srv.Close()
+			return fail(exitListen, "cannot listen for health checks", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/healthz", ftpfront.HealthHandler(c.root, 5*time.Second))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		log.Info("health check listening", "addr", ln.Addr().String())
+	}
+	if c.readyFile != "" {
+		if err := writeReady(c.readyFile, srv); err != nil {
+			srv.Close()
+			return fail(exitConfig, "cannot write ready file", err)
+		}
+	}
+	log.Info("serving", "root", c.root, "allow_plain", c.opts.AllowPlain, "passive_ports",
+		fmt.Sprintf("%d-%d", c.opts.PassivePortMin, c.opts.PassivePortMax))
+	if err := srv.Serve(ctx); err != nil {
+		return fail(exitServe, "server stopped", err)
+	}
+	log.Info("shut down")
+	return exitOK
+}
+
+// writeReady writes "explicit=ADDR" and "implicit=ADDR" lines, atomically (rename), so a reader never sees a
+// partial file.
+func writeReady(path string, srv *ftpfront.Server) error {
+	var b strings.Builder
+	if a := srv.Addr(); a != nil {
+		fmt.Fprintf(&b, "explicit=%s\n", a)
+	}
+	if a := srv.ImplicitAddr(); a != nil {
+		fmt.Fprintf(&b, "implicit=%s\n", a)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// passwd reads a password (from the terminal without echo, twice; or one line from stdin when it is not a
+// terminal) and prints its hash for the users file.
+func passwd(stdin *os.File, stdout, stderr io.Writer) int {
+	var pw string
+	if term.IsTerminal(int(stdin.Fd())) {
+		fmt.Fprint(stderr, "Password: ")
+		a, err := term.ReadPassword(int(stdin.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ftpfront passwd: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprint(stderr, "Again: ")
+		b, err := term.ReadPassword(int(stdin.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ftpfront passwd: %v\n", err)
+			return exitUsage
+		}
+		if string(a) != string(b) {
+			fmt.Fprintln(stderr, "ftpfront passwd: passwords differ")
+			return exitUsage
+		}
+		pw = string(a)
+	} else {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			fmt.Fprintf(stderr, "ftpfront passwd: %v\n", err)
+			return exitUsage
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	if pw == "" {
+		fmt.Fprintln(stderr, "ftpfront passwd: empty password")
+		return exitUsage
+	}
+	h, err := ftpfront.HashPassword(pw)
+	if err != nil {
+		fmt.Fprintf(stderr, "ftpfront passwd: %v\n", err)
+		return exitConfig
+	}
+	fmt.Fprintln(stdout, h)
+	return exitOK
+}
