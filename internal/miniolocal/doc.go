@@ -1,7 +1,9 @@
 // Package miniolocal runs a MinIO server on loopback for tests, benchmarks and demos.
 //
 // Launch starts one `minio server` process on 127.0.0.1 with its own data directory, root credentials, the
-// web console on a second loopback port and the browser off, and returns once /minio/health/live answers.
+// web console on a second loopback port and the browser off. It returns once /minio/health/live answers and
+// S3 requests are served (no longer 503 XMinioServerNotInitialized).
+//
 // Invariants:
 //
 //   - The process never outlives its parent: it runs with Pdeathsig=SIGKILL in its own process group, so a

@@ -217,13 +217,32 @@ func (s *Server) waitLive(ctx context.Context, done <-chan struct{}) error {
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
 	url := s.Endpoint + "/minio/health/live"
+	// Live is not enough: until the object layer is initialised, S3 requests get 503
+	// XMinioServerNotInitialized. An anonymous ListBuckets answers 403 once it is.
+	probes := []struct {
+		url string
+		ok  func(int) bool
+	}{
+		{url, func(c int) bool { return c == http.StatusOK }},
+		{s.Endpoint + "/", func(c int) bool { return c != http.StatusServiceUnavailable }},
+	}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
+		ready := true
+		for _, p := range probes {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				ready = false
+				break
 			}
+			resp.Body.Close()
+			if !p.ok(resp.StatusCode) {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return nil
 		}
 		select {
 		case <-done:
