@@ -378,7 +378,7 @@ Flags:
 	}
 	b.WriteString(`
 Exit codes: 0 ready/unmounted cleanly, 1 internal error, 2 usage, 3 mount point or FUSE, 4 S3 (bucket,
-credentials, endpoint), 5 the background process failed to start, 6 an unmount asked by a signal failed.
+credentials, endpoint), 5 the background process failed to start or died before the mount was ready.
 `)
 	return b.String()
 }

@@ -20,16 +20,18 @@
 // child's code and message, so mount(8), fstab and systemd see failures. A daemon without --log-file logs to
 // syslog when /dev/log exists; otherwise its logs are discarded and the parent warns about it.
 //
-// With -f the command stays attached and logs to stderr (or --log-file). SIGINT and SIGTERM unmount the file
-// system; uploads still open then are aborted, each with a log line (nothing is half-written to S3). If the
-// mount is busy the unmount fails, is logged, and the mount keeps serving until the next signal. Unmounting
-// from outside (fusermount3 -u, umount) ends either mode with exit 0.
+// With -f the command stays attached and logs to stderr (or --log-file). SIGINT and SIGTERM (in either mode)
+// unmount the file system; an upload that no close completed is aborted with a log line by package s3mount, so
+// no partial object is ever stored. When the mount is busy (a process has a file open) it is detached lazily
+// instead: it leaves the namespace at once, open files keep working, writes in progress complete when they are
+// closed, and the process exits 0 after the last one. Unmounting from outside (fusermount3 -u, umount) ends
+// either mode with exit 0.
 //
 // # Exit codes
 //
 // See exitcodes.go: 0 ready or cleanly unmounted, 1 internal, 2 usage, 3 mount point or FUSE, 4 S3 (bucket
 // missing, credentials refused, endpoint unreachable), 5 the background process failed to start or died before
-// it was ready, 6 the unmount failed.
+// it was ready.
 //
 // # Limits
 //

@@ -15,9 +15,6 @@ const (
 	ExitS3 = 4
 	// ExitDaemon: the background process could not be started, or it died before the mount became ready.
 	ExitDaemon = 5
-	// ExitUnmount: a signal asked for an unmount that failed (the mount was busy) and the file system was then
-	// unmounted from outside.
-	ExitUnmount = 6
 )
 
 // exitError carries the exit code for an error that ends the command; its message is the one line printed.

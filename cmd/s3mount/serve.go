@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,7 +22,8 @@ import (
 const startupTimeout = 60 * time.Second
 
 // serve mounts the bucket, reports readiness through ready, and serves until the file system is unmounted
-// (fusermount3 -u, umount) or SIGINT/SIGTERM asks for an unmount. Errors carry their exit code.
+// (fusermount3 -u, umount) or SIGINT/SIGTERM asks for an unmount; a busy mount is then detached lazily and
+// served until its last open file is closed. Errors carry their exit code.
 func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error {
 	if err := checkMountpoint(c.Mountpoint); err != nil {
 		return withCode(ExitMount, err)
@@ -56,23 +59,46 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 		m.Wait()
 		close(done)
 	}()
-	var unmountErr error
+	detached := false
 	for {
 		select {
 		case <-done:
 			log.Info("unmounted", "mountpoint", c.Mountpoint)
-			return unmountErr
+			return nil
 		case sig := <-sigs:
-			log.Info("unmounting", "signal", sig.String(), "mountpoint", c.Mountpoint)
-			if err := m.Unmount(); err != nil {
-				// Typically EBUSY: a process still uses the mount. Keep serving; another signal retries.
-				log.Error("unmount failed; still serving", "mountpoint", c.Mountpoint, "err", err)
-				unmountErr = withCode(ExitUnmount, fmt.Errorf("unmounting %s: %w", c.Mountpoint, err))
+			if detached {
+				log.Info("already detached; waiting for the last open file to be closed", "signal", sig.String())
 				continue
 			}
-			unmountErr = nil
+			log.Info("unmounting", "signal", sig.String(), "mountpoint", c.Mountpoint)
+			err := m.Unmount()
+			if err == nil {
+				continue // done is closed
+			}
+			// Busy: a process still has a file or directory open. Detach the mount from the namespace so
+			// nothing new can open it; open files keep working, writes in progress complete on close, and
+			// the daemon ends with the last one.
+			log.Warn("mount busy; detaching it: the daemon exits when the last open file is closed",
+				"mountpoint", c.Mountpoint, "err", err)
+			if derr := detach(c.Mountpoint); derr != nil {
+				log.Error("lazy unmount failed; still serving", "mountpoint", c.Mountpoint, "err", derr)
+				continue
+			}
+			detached = true
 		}
 	}
+}
+
+// detach unmounts dir lazily (MNT_DETACH): as root with umount2, otherwise through fusermount3 -u -z.
+func detach(dir string) error {
+	if os.Geteuid() == 0 {
+		return syscall.Unmount(dir, syscall.MNT_DETACH)
+	}
+	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fusermount3 -u -z %s: %w: %s", dir, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // checkBucket asks S3 for the bucket and the mount's options, translating failures into one line that names the
