@@ -3,8 +3,8 @@ package ftpfront
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
 	"os"
