@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jlaffaye/ftp"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ftpfront-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "ftpfront")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--root", "/tmp"},
+		{"--root", "/tmp", "--users", "u.yaml", "--passive-ports", "9-1"},
+		{"--root", "/tmp", "--users", "u.yaml", "--passive-host-map", "nonsense"},
+		{"--root", "/tmp", "--users", "u.yaml", "--log-level", "loud"},
+		{"--nope"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(args, os.Stdin, io.Discard, &stderr); code != exitUsage {
+			t.Errorf("run(%q) = %d, want %d (%s)", args, code, exitUsage, stderr.String())
+		}
+	}
+}
+
+func TestMissingUsersFileIsConfigError(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run([]string{"--root", t.TempDir(), "--users", "/nonexistent/users.yaml", "--tls-self-signed", "--listen", "127.0.0.1:0"},
+		os.Stdin, io.Discard, &stderr)
+	if code != exitConfig || !strings.Contains(stderr.String(), "users") {
+		t.Fatalf("code %d, stderr %s", code, stderr.String())
+	}
+}
+
+// The binary end to end: passwd hashes a password from stdin, the server starts with a self-signed certificate
+// and reports its address in the ready file, a TLS client logs in and transfers, the audit log and /healthz
+// work, and SIGTERM shuts down with exit 0.
+func TestBinaryEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, "dave"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "passwd")
+	cmd.Stdin = strings.NewReader("s3cret-pw\n")
+	hash, err := cmd.Output()
+	if err != nil || !strings.HasPrefix(string(hash), "$argon2id$") {
+		t.Fatalf("passwd: %q, %v", hash, err)
+	}
+	users := filepath.Join(dir, "users.yaml")
+	yaml := "users:\n  - name: dave\n    password: '" + strings.TrimSpace(string(hash)) + "'\n    home: dave\n"
+	if err := os.WriteFile(users, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ready := filepath.Join(dir, "ready")
+	audit := filepath.Join(dir, "audit.log")
+	srv := exec.Command(binary, "--root", root, "--users", users, "--listen", "127.0.0.1:0",
+		"--implicit-listen", "127.0.0.1:0", "--tls-self-signed", "--passive-ports", "0", "--ready-file", ready,
+		"--audit-log", audit, "--health-addr", "127.0.0.1:0", "--fail-delay", "10ms")
+	var logs syncBuffer
+	srv.Stderr = &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		srv.Process.Kill()
+		<-exited
+	})
+	addrs := waitReady(t, ready, exited, &logs)
+
+	c, err := ftp.Dial(addrs["explicit"], ftp.DialWithExplicitTLS(&tls.Config{InsecureSkipVerify: true}), ftp.DialWithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login("dave", "s3cret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	if err := c.Stor("up.bin", bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(root, "dave", "up.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("uploaded file differs: %v", err)
+	}
+	c.Quit()
+
+	ic, err := ftp.Dial(addrs["implicit"], ftp.DialWithTLS(&tls.Config{InsecureSkipVerify: true}), ftp.DialWithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ic.Login("dave", "s3cret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ic.Retr("up.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("implicit FTPS download differs: %v", err)
+	}
+	ic.Quit()
+
+	health := healthAddr(t, &logs)
+	resp, err := http.Get("http://" + health + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/healthz = %d", resp.StatusCode)
+	}
+
+	srv.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+		exited <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit 30s after SIGTERM")
+	}
+	log, _ := os.ReadFile(audit)
+	for _, want := range []string{`"event":"login_ok"`, `"event":"upload"`, `"event":"download"`, `"path":"/up.bin"`} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("audit log lacks %s:\n%s", want, log)
+		}
+	}
+	if !strings.Contains(logs.String(), "sha256=") {
+		t.Errorf("self-signed certificate fingerprint not logged:\n%s", logs.String())
+	}
+}
+
+func waitReady(t *testing.T, ready string, exited chan error, logs *syncBuffer) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			t.Fatalf("server exited before ready: %v\n%s", err, logs.String())
+		default:
+		}
+		if b, err := os.ReadFile(ready); err == nil {
+			m := map[string]string{}
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				k, v, _ := strings.Cut(l, "=")
+				m[k] = v
+			}
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no ready file after 30s:\n%s", logs.String())
+	return nil
+}
+
+func healthAddr(t *testing.T, logs *syncBuffer) string {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.Contains(l, "health check listening") {
+			if i := strings.Index(l, "addr="); i >= 0 {
+				return strings.Fields(l[i+5:])[0]
+			}
+		}
+	}
+	t.Fatalf("no health check address logged:\n%s", logs.String())
+	return ""
+}
