@@ -204,6 +204,25 @@ func (c *Cache) lookup(k blockKey) *block {
 	return b
 }
 
+// contains reports whether block k is cached (ready or being filled), without touching the LRU order.
+func (c *Cache) contains(k blockKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.blocks[k] != nil
+}
+
+// logFailure logs why a fill failed: nothing for a cancellation (a Close or a stream restart), a warning when
+// the object changed (the reader's version is gone; its caller sees ErrPrecondition), an error otherwise.
+func (c *Cache) logFailure(msg string, block slog.Attr, err error) {
+	switch {
+	case err == nil || isCanceled(err):
+	case errors.Is(err, s3client.ErrPrecondition):
+		c.log.Warn(msg+": object changed since open", block, slog.Any("err", err))
+	default:
+		c.log.Error(msg, block, slog.Any("err", err))
+	}
+}
+
 // acquire returns block k pinned once. When k is not cached it creates it (state filling) with a buffer of
 // length n taken from the budget, waiting for memory if every byte is pinned, and reports created: the caller
 // then owns the fill and must end it with complete or fail, which drop this pin. ctx only bounds the wait.

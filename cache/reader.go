@@ -332,9 +332,7 @@ func (r *Reader) fillOne(b *block) {
 		body.Close()
 	}
 	if err != nil {
-		if !isCanceled(err) {
-			r.c.log.Error("cache: block fetch failed", slog.String("block", b.k.String()), slog.Any("err", err))
-		}
+		r.c.logFailure("cache: block fetch failed", slog.String("block", b.k.String()), err)
 		r.c.fail(b, err)
 		return
 	}
@@ -355,10 +353,7 @@ func (r *Reader) checkInfo(info s3client.ObjectInfo) error {
 func (r *Reader) runStream(ctx context.Context, st *stream) {
 	defer r.wg.Done()
 	at, err := r.streamLoop(ctx, st)
-	if err != nil && !isCanceled(err) {
-		r.c.log.Error("cache: sequential read failed", slog.String("key", r.obj.Key), slog.Int64("block", at),
-			slog.Any("err", err))
-	}
+	r.c.logFailure("cache: sequential read failed", slog.String("block", blockKey{r.obj.Key, r.obj.ETag, at}.String()), err)
 	r.mu.Lock()
 	if !st.done { // else failStream recorded the failure already
 		st.done = true
@@ -393,14 +388,20 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 		r.mu.Unlock()
 
 		k := blockKey{r.obj.Key, r.obj.ETag, i}
-		b, created, err := r.c.acquire(ctx, k, r.c.blockLen(r.obj.Size, i))
-		if err != nil {
-			return i, err
+		var b *block
+		created := false
+		if !r.c.contains(k) { // skipping a cached block must not refresh its place in the LRU
+			var err error
+			if b, created, err = r.c.acquire(ctx, k, r.c.blockLen(r.obj.Size, i)); err != nil {
+				return i, err
+			}
 		}
 		r.advance(st, i+1)
 		if !created {
 			// Cached already: skip it without downloading it again.
-			r.c.unpin(b)
+			if b != nil {
+				r.c.unpin(b)
+			}
 			if body != nil {
 				body.Close()
 				body = nil
@@ -420,6 +421,7 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 		}
 		if body == nil {
 			var info s3client.ObjectInfo
+			var err error
 			body, info, err = r.g.GetObject(ctx, r.obj.Key, i*bs, -1, r.obj.ETag)
 			if err == nil {
 				err = r.checkInfo(info)
