@@ -285,3 +285,5 @@ func mustMkdir(t *testing.T, dir string) {
 var _ = io.EOF
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func tlsClientConn(c net.Conn) *tls.Conn { return tls.Client(c, clientTLS()) }

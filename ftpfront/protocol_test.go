@@ -1,0 +1,169 @@
+package ftpfront
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/afero"
+)
+
+// Plaintext bytes sent behind AUTH TLS (before the handshake) end the session instead of being executed.
+func TestAuthTLSInjectionRefused(t *testing.T) {
+	ts := startServer(t, memFs(afero.NewMemMapFs()), nil)
+	c := dialRaw(t, ts.addr)
+	c.send("AUTH TLS\r\nUSER alice")
+	c.expect(234)
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.r.Read(make([]byte, 16)); err == nil {
+		t.Fatalf("session still open after injected plaintext (read %d bytes)", n)
+	}
+}
+
+// panicFs panics in Stat, like a broken backend.
+type panicFs struct{ afero.Fs }
+
+func (panicFs) Stat(string) (os.FileInfo, error) { panic("backend exploded") }
+
+// A panic while handling a command is recovered: the client gets 421 and the server keeps serving.
+func TestSessionPanicRecovered(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	ts := startServer(t, memFs(panicFs{mem}), nil)
+	c := dialRaw(t, ts.addr)
+	c.secure("alice", "secret")
+	c.must(421, "SIZE x")
+	c2 := dialRaw(t, ts.addr)
+	c2.secure("alice", "secret")
+	c2.must(257, "PWD")
+}
+
+// STOR over an existing file truncates it; TYPE A converts line ends both ways.
+func TestStorTruncatesAndTypeA(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	writeFile(t, mem, "/f.txt", []byte("a much longer original content\n"))
+	ts := startServer(t, memFs(mem), nil)
+	c := dialRaw(t, ts.addr)
+	c.secure("alice", "secret")
+
+	d := dialData(t, c.epsv(), "")
+	c.must(150, "STOR f.txt")
+	d.Write([]byte("short\r\n"))
+	d.Close()
+	c.expect(226)
+	if got, _ := afero.ReadFile(mem, "/f.txt"); string(got) != "short\r\n" {
+		t.Fatalf("binary STOR over existing file = %q", got)
+	}
+
+	c.must(200, "TYPE A")
+	c.must(550, "SIZE f.txt")
+	d = dialData(t, c.epsv(), "")
+	c.must(150, "STOR a.txt")
+	d.Write([]byte("one\r\ntwo\r"))
+	d.Write([]byte("\nthree\r\n"))
+	d.Close()
+	c.expect(226)
+	if got, _ := afero.ReadFile(mem, "/a.txt"); string(got) != "one\ntwo\nthree\n" {
+		t.Fatalf("ASCII STOR stored %q", got)
+	}
+	d = dialData(t, c.epsv(), "")
+	c.must(150, "RETR a.txt")
+	got, err := io.ReadAll(d)
+	if err != nil || string(got) != "one\r\ntwo\r\nthree\r\n" {
+		t.Fatalf("ASCII RETR sent %q, %v", got, err)
+	}
+	c.expect(226)
+	c.must(200, "TYPE I")
+	c.must(213, "SIZE a.txt")
+}
+
+// PORT is refused unless AllowActive; with it, only the client's own address and ports >= 1024 are accepted.
+func TestActiveMode(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	writeFile(t, mem, "/f", []byte("active data"))
+	off := startServer(t, memFs(mem), nil)
+	c := dialRaw(t, off.addr)
+	c.secure("alice", "secret")
+	c.must(502, "PORT 127,0,0,1,200,10")
+
+	ts := startServer(t, memFs(mem), func(o *Options, _ *Deps) { o.AllowActive = true })
+	c = dialRaw(t, ts.addr)
+	c.secure("alice", "secret")
+	c.must(500, "PORT 10,1,2,3,200,10")
+	c.must(500, "PORT 127,0,0,1,0,21")
+	c.must(501, "PORT 1,2,3")
+	c.must(500, "EPRT |1|127.0.0.2|5000|")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	c.must(200, "EPRT |1|127.0.0.1|%d|", port)
+	c.send("RETR f")
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.expect(150)
+	tc := tlsServerSideClient(conn)
+	got, err := io.ReadAll(tc)
+	if err != nil || string(got) != "active data" {
+		t.Fatalf("active RETR got %q, %v", got, err)
+	}
+	c.expect(226)
+}
+
+// In active mode the server dials, but under PROT P it is still the TLS server (RFC 4217 7).
+func tlsServerSideClient(c net.Conn) io.Reader {
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return tlsClientConn(c)
+}
+
+// The idle timeout closes a silent control connection with 421.
+func TestIdleTimeout(t *testing.T) {
+	ts := startServer(t, memFs(afero.NewMemMapFs()), func(o *Options, _ *Deps) { o.IdleTimeout = 200 * time.Millisecond })
+	c := dialRaw(t, ts.addr)
+	c.expect(421)
+}
+
+// Multi-line replies follow RFC 959: "211-" first, indented middle lines, "211 " last.
+func TestFeatMultiline(t *testing.T) {
+	ts := startServer(t, memFs(afero.NewMemMapFs()), nil)
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	r.ReadString('\n')
+	fmt.Fprintf(c, "FEAT\r\n")
+	var lines []string
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, l)
+		if strings.HasPrefix(l, "211 ") {
+			break
+		}
+	}
+	if !strings.HasPrefix(lines[0], "211-") || len(lines) < 5 {
+		t.Fatalf("FEAT reply %q", lines)
+	}
+	for _, l := range lines[1 : len(lines)-1] {
+		if !strings.HasPrefix(l, " ") || !strings.HasSuffix(l, "\r\n") {
+			t.Fatalf("middle line %q", l)
+		}
+	}
+	if !strings.Contains(strings.Join(lines, ""), " AUTH TLS\r\n") || !strings.Contains(strings.Join(lines, ""), " MFMT\r\n") {
+		t.Fatalf("FEAT lacks AUTH TLS or MFMT: %q", lines)
+	}
+}
