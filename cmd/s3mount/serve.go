@@ -50,6 +50,9 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	log.Info("ready", "bucket", c.S3.Bucket, "mountpoint", c.Mountpoint, "pid", os.Getpid(),
 		"daemon", !c.Foreground)
 	ready()
+	if err := sdNotify("READY=1"); err != nil {
+		log.Error("telling the service manager the mount is ready failed", "err", err)
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -71,6 +74,9 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 				continue
 			}
 			log.Info("unmounting", "signal", sig.String(), "mountpoint", c.Mountpoint)
+			if err := sdNotify("STOPPING=1"); err != nil {
+				log.Error("telling the service manager the mount stops failed", "err", err)
+			}
 			err := m.Unmount()
 			if err == nil {
 				continue // done is closed
