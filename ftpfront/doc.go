@@ -46,6 +46,15 @@
 //     it runs; every other command waits until the transfer has sent its final reply.
 //   - A panic in a session or a transfer is recovered, logged with its stack and answered 421/451.
 //
+// # Limits
+//
+//   - Over plain FTP (AllowPlain, PROT C) a data connection closed early by the client cannot be told from a
+//     complete upload; over TLS it can (no close_notify), and is answered 426 with the partial file removed.
+//   - Only stream mode and file structure; TYPE A converts line ends, and SIZE is refused (550) in TYPE A.
+//   - PASV announces IPv4 only; IPv6 clients use EPSV.
+//   - The symlink check in JailFs and the operation it guards are two steps (see JailFs).
+//   - One transfer per session; a second transfer command waits for the first to finish.
+//
 // # Concurrency and locks
 //
 // Per session: the command goroutine owns all session state; session.mu guards the running transfer; session.wmu

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jlaffaye/ftp"
 	"github.com/spf13/afero"
 )
 
@@ -165,5 +166,31 @@ func TestFeatMultiline(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(lines, ""), " AUTH TLS\r\n") || !strings.Contains(strings.Join(lines, ""), " MFMT\r\n") {
 		t.Fatalf("FEAT lacks AUTH TLS or MFMT: %q", lines)
+	}
+}
+
+// With AllowPlain a client without TLS can log in and transfer (jlaffaye/ftp in plain mode, EPSV).
+func TestAllowPlain(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	ts := startServer(t, memFs(mem), func(o *Options, d *Deps) { o.AllowPlain = true })
+	c, err := ftp.Dial(ts.addr, ftp.DialWithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Quit()
+	if err := c.Login("alice", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stor("p.txt", strings.NewReader("plain")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Retr("p.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if string(got) != "plain" {
+		t.Fatalf("got %q", got)
 	}
 }
