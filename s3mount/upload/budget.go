@@ -21,6 +21,7 @@ type Budget struct {
 
 	mu      sync.Mutex // guards the fields below
 	inUse   int64
+	peak    int64              // largest inUse so far
 	idle    int64              // bytes on the free list
 	free    map[int64][][]byte // free buffers by capacity
 	waiters []*budgetWaiter    // FIFO
@@ -48,6 +49,13 @@ func (b *Budget) InUse() int64 {
 	return b.inUse
 }
 
+// Peak returns the largest InUse so far; it never exceeds Max.
+func (b *Budget) Peak() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.peak
+}
+
 // Max returns the budget's size in bytes.
 func (b *Budget) Max() int64 { return b.max }
 
@@ -60,6 +68,7 @@ func (b *Budget) acquire(ctx context.Context, stop <-chan struct{}, n int64) ([]
 	b.mu.Lock()
 	if len(b.waiters) == 0 && b.inUse+n <= b.max {
 		b.inUse += n
+		b.peak = max(b.peak, b.inUse)
 		buf := b.takeLocked(n)
 		b.mu.Unlock()
 		return b.materialise(buf, n), nil
@@ -150,6 +159,7 @@ func (b *Budget) grantLocked() {
 			return
 		}
 		b.inUse += w.n
+		b.peak = max(b.peak, b.inUse)
 		b.waiters[0] = nil
 		b.waiters = b.waiters[1:]
 		close(w.granted)

@@ -294,9 +294,10 @@ func (w *Writer) submitLocked(ctx context.Context) error {
 // uploadPart runs one part upload; it owns buf until it returns it to the budget.
 func (w *Writer) uploadPart(id string, number int32, buf, body []byte) {
 	defer w.wg.Done()
+	// The failure is recorded before the slot is given back, so a writer waiting for that slot sees it.
+	defer func() { <-w.slots }()
+	defer w.budget.release(buf)
 	etag, err := w.c.UploadPart(w.ctx, w.key, id, number, body)
-	w.budget.release(buf)
-	<-w.slots
 	if err != nil {
 		w.fail(err, "UploadPart", number)
 		return

@@ -1,0 +1,5 @@
+package upload
+
+import "runtime"
+
+func runtimeGosched() { runtime.Gosched() }
