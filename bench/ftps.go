@@ -187,44 +187,38 @@ func freePortRange(n int) (int, int, error) {
 	return 0, 0, errors.New("no free range of passive ports found")
 }
 
-// runFTPS measures the FTPS path: curl through ftpfront serving an s3mount mount point.
-func (r *runner) runFTPS(ctx context.Context, t mountTool, bucket string) {
+// ftpsRep measures one repetition of the FTPS path: curl through ftpfront serving an s3mount mount point.
+func (r *runner) ftpsRep(ctx context.Context, t mountTool, bucket string, rep int) {
 	o := r.o
-	r.note(toolFTPS, "cold-read", "cold = "+t.cold+", ftpfront started on the fresh mount")
-	for rep := 1; rep <= o.Reps && ctx.Err() == nil; rep++ {
-		key := fmt.Sprintf("ftp-%d.bin", rep)
-		r.prog.step(toolFTPS, "seq-write", rep)
-		r.ftpSession(ctx, t, bucket, []string{"seq-write", "seq-write-durable"}, false, func(f *ftpServer) error {
-			wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-			defer cancel()
-			start := time.Now()
-			err := f.upload(wctx, key, o.Size)
-			done := time.Now()
-			r.record(toolFTPS, "seq-write", mibps(o.Size, done.Sub(start)), err)
-			if err != nil {
-				r.record(toolFTPS, "seq-write-durable", 0, fmt.Errorf("upload failed: %w", err))
-				return err
-			}
-			at, err := r.e.raw.waitComplete(wctx, bucket, key, o.Size)
-			r.record(toolFTPS, "seq-write-durable", mibps(o.Size, at.Sub(start)), err)
+	key := fmt.Sprintf("ftp-%d.bin", rep)
+	r.prog.step(toolFTPS, "seq-write", rep)
+	r.ftpSession(ctx, t, bucket, []string{"seq-write", "seq-write-durable"}, false, func(f *ftpServer) error {
+		wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		start := time.Now()
+		err := f.upload(wctx, key, o.Size)
+		done := time.Now()
+		r.record(toolFTPS, "seq-write", mibps(o.Size, done.Sub(start)), err)
+		if err != nil {
+			r.record(toolFTPS, "seq-write-durable", 0, fmt.Errorf("upload failed: %w", err))
 			return err
-		})
-		r.cleanup(ctx, bucket, key)
+		}
+		at, err := r.e.raw.waitComplete(wctx, bucket, key, o.Size)
+		r.record(toolFTPS, "seq-write-durable", mibps(o.Size, at.Sub(start)), err)
+		return err
+	})
+	r.cleanup(ctx, bucket, key)
 
-		r.prog.step(toolFTPS, "cold-read", rep)
-		r.ftpSession(ctx, t, bucket, []string{"cold-read", "warm-read"}, true, func(f *ftpServer) error {
-			wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-			defer cancel()
-			d, err := timeIt(func() error { return f.download(wctx, "read.bin", o.Size) })
-			r.record(toolFTPS, "cold-read", mibps(o.Size, d), err)
-			d, err2 := timeIt(func() error { return f.download(wctx, "read.bin", o.Size) })
-			r.record(toolFTPS, "warm-read", mibps(o.Size, d), err2)
-			return errors.Join(err, err2)
-		})
-	}
-	for _, w := range toolWorkloads(toolFTPS) {
-		r.note(toolFTPS, w, "PEAK RSS is s3mount's; ftpfront's peak RSS was "+humanBytes(r.ftpRSS))
-	}
+	r.prog.step(toolFTPS, "cold-read", rep)
+	r.ftpSession(ctx, t, bucket, []string{"cold-read", "warm-read"}, true, func(f *ftpServer) error {
+		wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		d, err := timeIt(func() error { return f.download(wctx, "read.bin", o.Size) })
+		r.record(toolFTPS, "cold-read", mibps(o.Size, d), err)
+		d, err2 := timeIt(func() error { return f.download(wctx, "read.bin", o.Size) })
+		r.record(toolFTPS, "warm-read", mibps(o.Size, d), err2)
+		return errors.Join(err, err2)
+	})
 }
 
 // ftpSession is inSession for the FTPS path: s3mount mounted, ftpfront serving it, body given the server. The

@@ -63,7 +63,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "raw SDK parts or ranges in flight")
 	fs.StringVar(&budget, "memory-budget", "256MiB", "s3mount --memory-budget")
 	fs.StringVar(&cacheSize, "cache-size", "256MiB", "s3mount --cache-size")
-	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "time limit of one repetition of one workload")
+	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "time limit of one mount session (or of one repetition of all raw SDK workloads)")
 	fs.StringVar(&o.MinioBin, "minio", "", "minio binary (default: miniolocal.FindBinary)")
 	fs.StringVar(&o.S3mountBin, "s3mount", "", "s3mount binary (default: go build ./cmd/s3mount)")
 	fs.StringVar(&o.FtpfrontBin, "ftpfront", "", "ftpfront binary (default: go build ./cmd/ftpfront)")

@@ -98,56 +98,85 @@ func bucketFor(tool string) string {
 	return "bench-" + strings.ReplaceAll(tool, "+", "-")
 }
 
-// steps counts the progress steps of one tool, to size the progress line.
-func (r *runner) steps(tool string) int {
-	switch tool {
-	case toolRaw:
-		return 1 + 5*r.o.Reps
-	case toolFTPS:
-		return 1 + 2*r.o.Reps
+// stepsPerRep counts the progress steps of one repetition of a tool, to size the progress line.
+func stepsPerRep(tool string) int {
+	if tool == toolFTPS {
+		return 2
 	}
-	return 1 + 5*r.o.Reps
+	return 5
 }
 
-// run runs every selected tool in turn. A tool that cannot run records why in each of its rows.
+// run prepares every selected tool's bucket, then runs the repetitions round-robin over the tools (repetition 1
+// of every tool, then repetition 2, ...), so that a burst of load from elsewhere on the machine spreads over all
+// tools instead of penalising one. A tool that cannot run records why in each of its rows.
 func (r *runner) run(ctx context.Context) {
 	total := 0
 	for _, t := range r.o.Tools {
-		total += r.steps(t)
+		total += 1 + r.o.Reps*stepsPerRep(t)
 	}
 	r.prog.setTotal(total)
-	tools := mountTools()
+	var ready []string
 	for _, t := range r.o.Tools {
 		if ctx.Err() != nil {
 			return
 		}
-		bucket := bucketFor(t)
-		r.prog.step(t, "prepare bucket", 0)
-		if err := r.prepare(ctx, bucket, t); err != nil {
-			r.failTool(t, fmt.Errorf("preparing bucket %s: %w", bucket, err))
-			r.prog.skip(r.steps(t) - 1)
+		r.prog.step(t, "prepare bucket "+bucketFor(t), 0)
+		if err := r.available(t); err != nil {
+			r.failTool(t, err)
+			r.prog.skip(r.o.Reps * stepsPerRep(t))
 			continue
 		}
-		switch t {
-		case toolRaw:
-			r.runRaw(ctx, bucket)
-		case toolFTPS:
-			if err := errors.Join(r.e.binErr[toolS3mount], r.e.binErr[toolFTPS]); err != nil {
-				r.failTool(t, err)
-				r.prog.skip(r.steps(t) - 1)
-				continue
-			}
-			r.runFTPS(ctx, tools[toolS3mount], bucket)
-		default:
-			if err := r.available(t); err != nil {
-				r.failTool(t, err)
-				r.prog.skip(r.steps(t) - 1)
-				continue
-			}
-			r.runMount(ctx, tools[t], bucket)
+		if err := r.prepare(ctx, bucketFor(t), t); err != nil {
+			r.failTool(t, fmt.Errorf("preparing bucket %s: %w", bucketFor(t), err))
+			r.prog.skip(r.o.Reps * stepsPerRep(t))
+			continue
 		}
-		if err := r.e.raw.deletePrefix(context.WithoutCancel(ctx), bucket, ""); err != nil {
-			slog.Warn("emptying a bucket after its tool's runs failed", "bucket", bucket, "err", err)
+		ready = append(ready, t)
+	}
+	tools := mountTools()
+	for rep := 1; rep <= r.o.Reps; rep++ {
+		for _, t := range ready {
+			if ctx.Err() != nil {
+				return
+			}
+			switch t {
+			case toolRaw:
+				r.rawRep(ctx, bucketFor(t), rep)
+			case toolFTPS:
+				r.ftpsRep(ctx, tools[toolS3mount], bucketFor(t), rep)
+			default:
+				r.mountRep(ctx, tools[t], bucketFor(t), rep)
+			}
+		}
+	}
+	for _, t := range ready {
+		r.addNotes(t)
+		if err := r.e.raw.deletePrefix(context.WithoutCancel(ctx), bucketFor(t), ""); err != nil {
+			slog.Warn("emptying a bucket after the run failed", "bucket", bucketFor(t), "err", err)
+		}
+	}
+}
+
+// addNotes attaches to a tool's rows what the figures mean for that tool.
+func (r *runner) addNotes(tool string) {
+	o := r.o
+	switch tool {
+	case toolRaw:
+		r.note(toolRaw, "seq-write", fmt.Sprintf("multipart, %s parts, %d in flight", formatSize(o.PartSize), o.Concurrency))
+		r.note(toolRaw, "par-write", fmt.Sprintf("%d uploads at once, each multipart with one part in flight", o.ParWriters))
+		r.note(toolRaw, "cold-read", "one GET stream")
+		r.note(toolRaw, "ranged-read", fmt.Sprintf("%s ranges, %d in flight", formatSize(o.PartSize), o.Concurrency))
+		r.note(toolRaw, "ls-l-cold", "ListObjectsV2 pages only")
+	case toolFTPS:
+		r.note(toolFTPS, "cold-read", "cold = "+mountTools()[toolS3mount].cold+", ftpfront started on the fresh mount")
+		for _, w := range toolWorkloads(toolFTPS) {
+			r.note(toolFTPS, w, "PEAK RSS is s3mount's; ftpfront's peak RSS was "+humanBytes(r.ftpRSS))
+		}
+	default:
+		for _, w := range toolWorkloads(tool) {
+			if strings.Contains(w, "cold") {
+				r.note(tool, w, "cold = "+mountTools()[tool].cold)
+			}
 		}
 	}
 }
@@ -157,6 +186,11 @@ func (r *runner) available(tool string) error {
 	switch tool {
 	case toolS3mount:
 		return r.e.binErr[toolS3mount]
+	case toolFTPS:
+		if err := errors.Join(r.e.binErr[toolS3mount], r.e.binErr[toolFTPS]); err != nil {
+			return err
+		}
+		return lookTool("curl")
 	case toolS3fs:
 		return lookTool("s3fs")
 	case toolRcloneOff, toolRcloneWrites:
@@ -221,68 +255,61 @@ func (r *runner) prepare(ctx context.Context, bucket, tool string) error {
 	return firstError(errs)
 }
 
-// runRaw measures the SDK's ceiling for each workload.
-func (r *runner) runRaw(ctx context.Context, bucket string) {
+// rawRep measures one repetition of the SDK's ceiling for each workload.
+func (r *runner) rawRep(ctx context.Context, bucket string, rep int) {
 	o, raw := r.o, r.e.raw
-	for rep := 1; rep <= o.Reps && ctx.Err() == nil; rep++ {
-		wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-		key := fmt.Sprintf("seq-%d.bin", rep)
-		r.prog.step(toolRaw, "seq-write", rep)
-		d, err := timeIt(func() error { return raw.put(wctx, bucket, key, o.Size, o.PartSize, o.Concurrency) })
-		r.record(toolRaw, "seq-write", mibps(o.Size, d), err)
+	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	key := fmt.Sprintf("seq-%d.bin", rep)
+	r.prog.step(toolRaw, "seq-write", rep)
+	d, err := timeIt(func() error { return raw.put(wctx, bucket, key, o.Size, o.PartSize, o.Concurrency) })
+	r.record(toolRaw, "seq-write", mibps(o.Size, d), err)
 
-		r.prog.step(toolRaw, "cold-read", rep)
-		d, err = timeIt(func() error { return raw.get(wctx, bucket, "read.bin", o.Size) })
-		r.record(toolRaw, "cold-read", mibps(o.Size, d), err)
-		d, err = timeIt(func() error {
-			return raw.getRanged(wctx, bucket, "read.bin", o.Size, o.PartSize, o.Concurrency)
-		})
-		r.record(toolRaw, "ranged-read", mibps(o.Size, d), err)
+	r.prog.step(toolRaw, "cold-read", rep)
+	d, err = timeIt(func() error { return raw.get(wctx, bucket, "read.bin", o.Size) })
+	r.record(toolRaw, "cold-read", mibps(o.Size, d), err)
+	d, err = timeIt(func() error {
+		return raw.getRanged(wctx, bucket, "read.bin", o.Size, o.PartSize, o.Concurrency)
+	})
+	r.record(toolRaw, "ranged-read", mibps(o.Size, d), err)
 
-		r.prog.step(toolRaw, "par-write", rep)
-		prefix := fmt.Sprintf("par-%d/", rep)
-		d, err = timeIt(func() error {
-			errs := make([]error, o.ParWriters)
-			var wg sync.WaitGroup
-			for i := range o.ParWriters {
-				wg.Go(func() {
-					errs[i] = raw.put(wctx, bucket, fmt.Sprintf("%sw%02d.bin", prefix, i), o.ParSize, o.PartSize, 1)
-				})
+	r.prog.step(toolRaw, "par-write", rep)
+	prefix := fmt.Sprintf("par-%d/", rep)
+	d, err = timeIt(func() error {
+		errs := make([]error, o.ParWriters)
+		var wg sync.WaitGroup
+		for i := range o.ParWriters {
+			wg.Go(func() {
+				errs[i] = raw.put(wctx, bucket, fmt.Sprintf("%sw%02d.bin", prefix, i), o.ParSize, o.PartSize, 1)
+			})
+		}
+		wg.Wait()
+		return firstError(errs)
+	})
+	r.record(toolRaw, "par-write", mibps(o.ParSize*int64(o.ParWriters), d), err)
+
+	r.prog.step(toolRaw, "create-small", rep)
+	small := fmt.Sprintf("small-%d/", rep)
+	d, err = timeIt(func() error {
+		for i := range o.Files {
+			if err := raw.put(wctx, bucket, small+smallName(i), o.FileSize, o.PartSize, 1); err != nil {
+				return fmt.Errorf("file %d of %d: %w", i+1, o.Files, err)
 			}
-			wg.Wait()
-			return firstError(errs)
-		})
-		r.record(toolRaw, "par-write", mibps(o.ParSize*int64(o.ParWriters), d), err)
+		}
+		return nil
+	})
+	r.record(toolRaw, "create-small", perSecond(o.Files, d), err)
 
-		r.prog.step(toolRaw, "create-small", rep)
-		small := fmt.Sprintf("small-%d/", rep)
-		d, err = timeIt(func() error {
-			for i := range o.Files {
-				if err := raw.put(wctx, bucket, small+smallName(i), o.FileSize, o.PartSize, 1); err != nil {
-					return fmt.Errorf("file %d of %d: %w", i+1, o.Files, err)
-				}
-			}
-			return nil
-		})
-		r.record(toolRaw, "create-small", perSecond(o.Files, d), err)
-
-		r.prog.step(toolRaw, "ls-l-cold", rep)
-		d, err = timeIt(func() error {
-			n, err := raw.list(wctx, bucket, "lsdir/")
-			if err == nil && n != o.Files {
-				err = fmt.Errorf("listed %d objects, want %d", n, o.Files)
-			}
-			return err
-		})
-		r.record(toolRaw, "ls-l-cold", perSecond(o.Files, d), err)
-		cancel()
-		r.cleanup(ctx, bucket, key, prefix, small)
-	}
-	r.note(toolRaw, "seq-write", fmt.Sprintf("multipart, %s parts, %d in flight", formatSize(o.PartSize), o.Concurrency))
-	r.note(toolRaw, "par-write", fmt.Sprintf("%d uploads at once, each multipart with one part in flight", o.ParWriters))
-	r.note(toolRaw, "cold-read", "one GET stream")
-	r.note(toolRaw, "ranged-read", fmt.Sprintf("%s ranges, %d in flight", formatSize(o.PartSize), o.Concurrency))
-	r.note(toolRaw, "ls-l-cold", "ListObjectsV2 pages only")
+	r.prog.step(toolRaw, "ls-l-cold", rep)
+	d, err = timeIt(func() error {
+		n, err := raw.list(wctx, bucket, "lsdir/")
+		if err == nil && n != o.Files {
+			err = fmt.Errorf("listed %d objects, want %d", n, o.Files)
+		}
+		return err
+	})
+	r.record(toolRaw, "ls-l-cold", perSecond(o.Files, d), err)
+	cancel()
+	r.cleanup(ctx, bucket, key, prefix, small)
 }
 
 // cleanup deletes what a repetition wrote, outside any timing.
@@ -382,84 +409,77 @@ func firstLine(s string) string {
 	return s
 }
 
-// runMount runs the file workloads through one mount tool.
-func (r *runner) runMount(ctx context.Context, t mountTool, bucket string) {
+// mountRep runs one repetition of the file workloads through one mount tool, each in its own session.
+func (r *runner) mountRep(ctx context.Context, t mountTool, bucket string, rep int) {
 	o := r.o
-	for _, w := range toolWorkloads(t.name) {
-		if strings.Contains(w, "cold") {
-			r.note(t.name, w, "cold = "+t.cold)
+	key := fmt.Sprintf("seq-%d.bin", rep)
+	r.prog.step(t.name, "seq-write", rep)
+	r.inSession(ctx, t, bucket, []string{"seq-write", "seq-write-durable"}, false, func(mp string, s *session) error {
+		start := time.Now()
+		err := writeFile(filepath.Join(mp, key), o.Size)
+		closed := time.Now()
+		r.record(t.name, "seq-write", mibps(o.Size, closed.Sub(start)), err)
+		if err != nil {
+			r.record(t.name, "seq-write-durable", 0, fmt.Errorf("write failed: %w", err))
+			return err
 		}
-	}
-	for rep := 1; rep <= o.Reps && ctx.Err() == nil; rep++ {
-		key := fmt.Sprintf("seq-%d.bin", rep)
-		r.prog.step(t.name, "seq-write", rep)
-		r.inSession(ctx, t, bucket, []string{"seq-write", "seq-write-durable"}, false, func(mp string, s *session) error {
-			start := time.Now()
-			err := writeFile(filepath.Join(mp, key), o.Size)
-			closed := time.Now()
-			r.record(t.name, "seq-write", mibps(o.Size, closed.Sub(start)), err)
-			if err != nil {
-				r.record(t.name, "seq-write-durable", 0, fmt.Errorf("write failed: %w", err))
-				return err
-			}
-			wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-			defer cancel()
-			done, err := r.e.raw.waitComplete(wctx, bucket, key, o.Size)
-			r.record(t.name, "seq-write-durable", mibps(o.Size, done.Sub(start)), err)
+		wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		done, err := r.e.raw.waitComplete(wctx, bucket, key, o.Size)
+		r.record(t.name, "seq-write-durable", mibps(o.Size, done.Sub(start)), err)
+		return err
+	})
+	r.cleanup(ctx, bucket, key)
+
+	r.prog.step(t.name, "cold-read", rep)
+	r.inSession(ctx, t, bucket, []string{"cold-read", "warm-read"}, true, func(mp string, s *session) error {
+		path := filepath.Join(mp, "read.bin")
+		d, err := timeIt(func() error { return readFile(path, o.Size) })
+		r.record(t.name, "cold-read", mibps(o.Size, d), err)
+		d, err2 := timeIt(func() error { return readFile(path, o.Size) })
+		r.record(t.name, "warm-read", mibps(o.Size, d), err2)
+		return errors.Join(err, err2)
+	})
+
+	r.prog.step(t.name, "par-write", rep)
+	par := fmt.Sprintf("par-%d", rep)
+	parBytes := o.ParSize * int64(o.ParWriters)
+	r.inSession(ctx, t, bucket, []string{"par-write", "par-write-durable"}, false, func(mp string, s *session) error {
+		dir := filepath.Join(mp, par)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			r.record(t.name, "par-write", 0, err)
+			r.record(t.name, "par-write-durable", 0, err)
 			return err
-		})
-		r.cleanup(ctx, bucket, key)
+		}
+		start := time.Now()
+		err := parallelWrite(dir, o.ParWriters, o.ParSize)
+		r.record(t.name, "par-write", mibps(parBytes, time.Since(start)), err)
+		return r.durable(ctx, t.name, "par-write-durable", bucket, par+"/", o.ParWriters, o.ParSize, start, err,
+			func(d time.Duration) float64 { return mibps(parBytes, d) })
+	})
+	r.cleanup(ctx, bucket, par+"/", par)
 
-		r.prog.step(t.name, "cold-read", rep)
-		r.inSession(ctx, t, bucket, []string{"cold-read", "warm-read"}, true, func(mp string, s *session) error {
-			path := filepath.Join(mp, "read.bin")
-			d, err := timeIt(func() error { return readFile(path, o.Size) })
-			r.record(t.name, "cold-read", mibps(o.Size, d), err)
-			d, err2 := timeIt(func() error { return readFile(path, o.Size) })
-			r.record(t.name, "warm-read", mibps(o.Size, d), err2)
-			return errors.Join(err, err2)
-		})
-
-		r.prog.step(t.name, "par-write", rep)
-		par := fmt.Sprintf("par-%d", rep)
-		parBytes := o.ParSize * int64(o.ParWriters)
-		r.inSession(ctx, t, bucket, []string{"par-write", "par-write-durable"}, false, func(mp string, s *session) error {
-			dir := filepath.Join(mp, par)
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				r.record(t.name, "par-write", 0, err)
-				r.record(t.name, "par-write-durable", 0, err)
-				return err
-			}
-			start := time.Now()
-			err := parallelWrite(dir, o.ParWriters, o.ParSize)
-			r.record(t.name, "par-write", mibps(parBytes, time.Since(start)), err)
-			return r.durable(ctx, t.name, "par-write-durable", bucket, par+"/", o.ParWriters, o.ParSize, start, err,
-				func(d time.Duration) float64 { return mibps(parBytes, d) })
-		})
-		r.cleanup(ctx, bucket, par+"/", par)
-
-		r.prog.step(t.name, "create-small", rep)
-		small := fmt.Sprintf("small-%d", rep)
-		r.inSession(ctx, t, bucket, []string{"create-small", "create-small-durable"}, false, func(mp string, s *session) error {
-			dir := filepath.Join(mp, small)
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				r.record(t.name, "create-small", 0, err)
-				r.record(t.name, "create-small-durable", 0, err)
-				return err
-			}
-			start := time.Now()
-			err := createSmall(dir, o.Files, o.FileSize)
-			r.record(t.name, "create-small", perSecond(o.Files, time.Since(start)), err)
-			return r.durable(ctx, t.name, "create-small-durable", bucket, small+"/", o.Files, o.FileSize, start, err,
-				func(d time.Duration) float64 { return perSecond(o.Files, d) })
-		})
-		r.cleanup(ctx, bucket, small+"/", small)
-
-		r.prog.step(t.name, "ls-l-cold", rep)
-		r.inSession(ctx, t, bucket, []string{"ls-l-cold"}, true, func(mp string, s *session) error {
-			d, err := timeIt(func() error { return lsLong(filepath.Join(mp, "lsdir"), o.Files) })
-			r.record(t.name, "ls-l-cold", perSecond(o.Files, d), err)
+	r.prog.step(t.name, "create-small", rep)
+	small := fmt.Sprintf("small-%d", rep)
+	r.inSession(ctx, t, bucket, []string{"create-small", "create-small-durable"}, false, func(mp string, s *session) error {
+		dir := filepath.Join(mp, small)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			r.record(t.name, "create-small", 0, err)
+			r.record(t.name, "create-small-durable", 0, err)
 			return err
-		})
-	}
+		}
+		start := time.Now()
+		err := createSmall(dir, o.Files, o.FileSize)
+		r.record(t.name, "create-small", perSecond(o.Files, time.Since(start)), err)
+		return r.durable(ctx, t.name, "create-small-durable", bucket, small+"/", o.Files, o.FileSize, start, err,
+			func(d time.Duration) float64 { return perSecond(o.Files, d) })
+	})
+	r.cleanup(ctx, bucket, small+"/", small)
+
+	r.prog.step(t.name, "ls-l-cold", rep)
+	r.inSession(ctx, t, bucket, []string{"ls-l-cold"}, true, func(mp string, s *session) error {
+		d, err := timeIt(func() error { return lsLong(filepath.Join(mp, "lsdir"), o.Files) })
+		r.record(t.name, "ls-l-cold", perSecond(o.Files, d), err)
+		return err
+	})
 }
