@@ -14,11 +14,18 @@ var dataCommands = map[string]commandSpec{
 	"EPRT": {fn: cmdEPRT, needLogin: true, needArg: true},
 }
 
+// armData replaces the armed data connection.
 func (s *session) armData(d dataOpener) {
+	s.dropData()
+	s.data = d
+}
+
+// dropData releases the armed data connection, so a new PASV can reuse its port when the range is small.
+func (s *session) dropData() {
 	if s.data != nil {
 		s.data.Close()
+		s.data = nil
 	}
-	s.data = d
 }
 
 func cmdPASV(s *session, _ Command, _ cmdState) bool {
@@ -26,6 +33,7 @@ func cmdPASV(s *session, _ Command, _ cmdState) bool {
 		s.reply(503, "PASV not allowed after EPSV ALL")
 		return true
 	}
+	s.dropData()
 	p, err := s.listenPassive()
 	if err != nil {
 		s.log.Error("passive listen failed", "err", err)
@@ -67,6 +75,7 @@ func cmdEPSV(s *session, cmd Command, _ cmdState) bool {
 		s.reply(501, "Bad EPSV argument")
 		return true
 	}
+	s.dropData()
 	p, err := s.listenPassive()
 	if err != nil {
 		s.log.Error("passive listen failed", "err", err)

@@ -36,10 +36,7 @@ func cmdABOR(s *session, _ Command, _ cmdState) bool {
 		s.reply(226, "ABOR successful")
 		return true
 	}
-	if s.data != nil {
-		s.data.Close()
-		s.data = nil
-	}
+	s.dropData()
 	s.reply(225, "No transfer to abort")
 	return true
 }

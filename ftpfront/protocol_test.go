@@ -194,3 +194,77 @@ func TestAllowPlain(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// Parameter and alias commands, MLST, STAT with a path, MDTM as a setter, and sequence errors.
+func TestMiscCommands(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	writeFile(t, mem, "/d/f.txt", []byte("12345"))
+	ts := startServer(t, memFs(mem), nil)
+	c := dialRaw(t, ts.addr)
+	c.must(215, "SYST")
+	c.must(200, "OPTS UTF8 ON")
+	c.secure("alice", "secret")
+	c.must(200, "TYPE L 8")
+	c.must(504, "TYPE E")
+	c.must(501, "TYPE Q")
+	c.must(200, "MODE S")
+	c.must(504, "MODE B")
+	c.must(200, "STRU F")
+	c.must(504, "STRU R")
+	c.must(202, "ALLO 100")
+	c.must(214, "HELP")
+	c.must(501, "REST -5")
+	c.must(501, "REST abc")
+	c.must(503, "RNTO x")
+	c.must(501, "CWD")
+	c.must(250, "XCWD d")
+	if text := c.must(257, "XPWD"); !strings.HasPrefix(text, `"/d"`) {
+		t.Fatalf("XPWD = %q", text)
+	}
+	c.must(257, "XMKD e")
+	c.must(250, "XRMD e")
+	c.must(550, "RMD /")
+	c.must(550, "CWD f.txt")
+	if text := c.must(250, "MLST f.txt"); !strings.Contains(text, "type=file;size=5;") || !strings.Contains(text, " /d/f.txt") {
+		t.Fatalf("MLST = %q", text)
+	}
+	if text := c.must(213, "STAT -l /d"); !strings.Contains(text, " f.txt") {
+		t.Fatalf("STAT /d = %q", text)
+	}
+	c.must(213, "MDTM 20200102030405 f.txt")
+	if text := c.must(213, "MDTM f.txt"); text != "20200102030405" {
+		t.Fatalf("MDTM after set = %q", text)
+	}
+	c.must(501, "MFMT 2020 f.txt")
+	c.must(550, "MFMT 20200102030405 nothere")
+	c.epsv()
+	c.must(501, "MLSD f.txt")
+	c.must(200, "EPSV ALL")
+	c.must(503, "PASV")
+	c.must(221, "QUIT")
+}
+
+// PASV and EPSV use the configured port range; a new PASV releases the previous port first.
+func TestPassivePortRange(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ts := startServer(t, memFs(afero.NewMemMapFs()), func(o *Options, _ *Deps) {
+		o.PassivePortMin, o.PassivePortMax = port, port
+		o.PublicHost = "192.0.2.7"
+	})
+	c := dialRaw(t, ts.addr)
+	c.secure("alice", "secret")
+	want := fmt.Sprintf("(192,0,2,7,%d,%d)", port>>8, port&0xff)
+	for i := 0; i < 2; i++ {
+		if text := c.must(227, "PASV"); !strings.Contains(text, want) {
+			t.Fatalf("PASV = %q, want %s", text, want)
+		}
+	}
+	if text := c.must(229, "EPSV"); !strings.Contains(text, fmt.Sprintf("(|||%d|)", port)) {
+		t.Fatalf("EPSV = %q", text)
+	}
+}
