@@ -252,3 +252,56 @@ func TestJailOverOsFs(t *testing.T) {
 		t.Fatalf("RETR nothere = %d %q", code, text)
 	}
 }
+
+// failingWriteFs returns files whose writes fail after limit bytes, like a mount whose memory budget upload
+// failed mid-stream.
+type failingWriteFs struct {
+	afero.Fs
+	limit int
+}
+
+type failingWriteFile struct {
+	afero.File
+	left *int
+}
+
+func (f failingWriteFile) Write(p []byte) (int, error) {
+	if len(p) > *f.left {
+		return 0, errors.New("write failed: S3 part upload error")
+	}
+	*f.left -= len(p)
+	return f.File.Write(p)
+}
+
+func (f *failingWriteFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
+	file, err := f.Fs.OpenFile(name, flag, perm)
+	if err != nil || flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		return file, err
+	}
+	left := f.limit
+	return failingWriteFile{file, &left}, nil
+}
+
+// A failed write answers 451 and removes the partial file of a plain STOR; APPE keeps the existing file.
+func TestUploadWriteErrorIs451(t *testing.T) {
+	fsys := &failingWriteFs{Fs: afero.NewMemMapFs(), limit: 64 << 10}
+	writeFile(t, fsys.Fs, "/keep.bin", []byte("original"))
+	ts := startServer(t, memFs(fsys), nil)
+	c := dialRaw(t, ts.addr)
+	c.secure("alice", "secret")
+	for _, verb := range []string{"STOR new.bin", "APPE keep.bin"} {
+		d := dialData(t, c.epsv(), "")
+		c.must(150, verb)
+		go func() {
+			d.Write(make([]byte, 4<<20))
+			d.Close()
+		}()
+		c.expect(451)
+	}
+	if _, err := fsys.Stat("/new.bin"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("partial STOR left behind: %v", err)
+	}
+	if got, err := afero.ReadFile(fsys.Fs, "/keep.bin"); err != nil || !bytes.HasPrefix(got, []byte("original")) {
+		t.Fatalf("APPE failure damaged the existing file: %q, %v", got, err)
+	}
+}
