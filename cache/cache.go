@@ -204,13 +204,6 @@ func (c *Cache) lookup(k blockKey) *block {
 	return b
 }
 
-// contains reports whether block k is cached (ready or being filled), without touching the LRU order.
-func (c *Cache) contains(k blockKey) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.blocks[k] != nil
-}
-
 // logFailure logs why a fill failed: nothing for a cancellation (a Close or a stream restart), a warning when
 // the object changed (the reader's version is gone; its caller sees ErrPrecondition), an error otherwise.
 func (c *Cache) logFailure(msg string, block slog.Attr, err error) {

@@ -297,6 +297,48 @@ func TestOutOfOrderReadsDoNotRestartStream(t *testing.T) {
 	})
 }
 
+// TestReadersShareBlocks runs three sequential readers of one object side by side (at most 16 blocks apart, as
+// the kernel serves three processes reading one file): every block is downloaded once.
+func TestReadersShareBlocks(t *testing.T) {
+	const bs = 64 << 10
+	f := s3fake.New()
+	data, info := putObject(t, f, "obj", 256*bs, 1)
+	c := newCache(t, Config{MaxBytes: 64 * bs, BlockSize: bs})
+	var wg sync.WaitGroup
+	const n = 3
+	var rs []*Reader
+	for range n {
+		rs = append(rs, c.NewReader(f, info, ReaderConfig{}))
+	}
+	got := make([][]byte, n)
+	for i := range got {
+		got[i] = make([]byte, len(data))
+	}
+	const chunk = 128 << 10
+	for off := 0; off < len(data); off += 8 * chunk {
+		for i := range n {
+			wg.Go(func() {
+				for o := off; o < off+8*chunk && o < len(data); o += chunk {
+					if _, err := rs[i].ReadAt(context.Background(), got[i][o:o+chunk], int64(o)); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for i := range n {
+		rs[i].Close()
+		if !bytes.Equal(got[i], data) {
+			t.Error("differs")
+		}
+	}
+	if got := f.BytesDownloaded(); got != int64(len(data)) {
+		t.Errorf("downloaded %d bytes for three readers of %d bytes, want each block once (%d GETs, %+v)",
+			got, len(data), f.Calls("GetObject"), c.Stats())
+	}
+}
+
 func TestETagChange(t *testing.T) {
 	const bs = 1024
 	f := s3fake.New()

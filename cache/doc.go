@@ -22,8 +22,8 @@
 //
 // Only ready, unpinned blocks are evictable; they sit in one LRU list whose front is the block most recently
 // released by a reader (or completed by a fill). Pinning a block (a reader copying from it, a fill, a disk
-// write) takes it off the list; the last unpin puts it at the front. A failed fill is removed at once, so the
-// next lookup misses.
+// write, a stream passing a block it finds cached) takes it off the list; the last unpin puts it at the front.
+// A failed fill is removed at once, so the next lookup misses.
 //
 // # Sharing
 //

@@ -36,7 +36,9 @@ type ReaderConfig struct {
 // MaxWindow. Reads slightly behind or ahead of the stream do not restart it; a read far away fetches just its
 // blocks with ranged GETs, and a sequential run there restarts the stream. The stream opens its GET lazily at
 // the first block not cached and closes it on reaching a cached block, so re-reading a cached object makes no
-// request.
+// request; a cached block the stream passes becomes the most recently used, since its reader needs it soon.
+// Readers of one object side by side share the blocks whichever stream fetched them; when one overtakes
+// another, the overtaken stream closes its GET and opens a new one at the next block nobody fetched.
 type Reader struct {
 	c       *Cache
 	g       Getter
@@ -388,20 +390,15 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 		r.mu.Unlock()
 
 		k := blockKey{r.obj.Key, r.obj.ETag, i}
-		var b *block
-		created := false
-		if !r.c.contains(k) { // skipping a cached block must not refresh its place in the LRU
-			var err error
-			if b, created, err = r.c.acquire(ctx, k, r.c.blockLen(r.obj.Size, i)); err != nil {
-				return i, err
-			}
+		// acquire pins a cached block and the unpin makes it the most recently used: the reader needs it soon.
+		b, created, err := r.c.acquire(ctx, k, r.c.blockLen(r.obj.Size, i))
+		if err != nil {
+			return i, err
 		}
 		r.advance(st, i+1)
 		if !created {
 			// Cached already: skip it without downloading it again.
-			if b != nil {
-				r.c.unpin(b)
-			}
+			r.c.unpin(b)
 			if body != nil {
 				body.Close()
 				body = nil
@@ -421,7 +418,6 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 		}
 		if body == nil {
 			var info s3client.ObjectInfo
-			var err error
 			body, info, err = r.g.GetObject(ctx, r.obj.Key, i*bs, -1, r.obj.ETag)
 			if err == nil {
 				err = r.checkInfo(info)
