@@ -2,6 +2,7 @@ package s3mount
 
 import (
 	"errors"
+	"strings"
 	"syscall"
 
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
@@ -16,6 +17,8 @@ import (
 //	s3client.ErrAccessDenied   EACCES
 //	s3client.ErrPrecondition   ESTALE (the object changed under an open handle)
 //	upload.ErrNotSequential    EINVAL (random writes are not supported)
+//	S3 code KeyTooLongError    ENAMETOOLONG
+//	S3 code *InvalidObjectName EINVAL (a key the store refuses, e.g. MinIO's XMinioInvalidObjectName)
 //	s3client.ErrCanceled       EINTR  (the request was interrupted; not logged)
 //	anything else              EIO
 func (f *fsys) errno(op, key string, err error) syscall.Errno {
@@ -33,6 +36,10 @@ func (f *fsys) errno(op, key string, err error) syscall.Errno {
 		e = syscall.ESTALE
 	case errors.Is(err, upload.ErrNotSequential):
 		e = syscall.EINVAL
+	case s3Code(err) == "KeyTooLongError":
+		e = syscall.ENAMETOOLONG
+	case strings.HasSuffix(s3Code(err), "InvalidObjectName"): // MinIO's refusal of a key it cannot store
+		e = syscall.EINVAL
 	default:
 		e = syscall.EIO
 	}
@@ -45,4 +52,13 @@ func (f *fsys) errno(op, key string, err error) syscall.Errno {
 func (f *fsys) refuse(op, key string, e syscall.Errno, why string) syscall.Errno {
 	f.log.Warn(op+" refused", "op", op, "key", key, "errno", e.Error(), "why", why)
 	return e
+}
+
+// s3Code returns the S3 error code carried by err, or "".
+func s3Code(err error) string {
+	var se *s3client.Error
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return ""
 }

@@ -506,3 +506,5 @@ func TestFakeErrnoForS3Errors(t *testing.T) {
 		t.Errorf("stat with S3 unavailable = %v, want EIO", err)
 	}
 }
+
+func s3PutOpts() s3client.PutOptions { return s3client.PutOptions{ContentType: "text/csv"} }

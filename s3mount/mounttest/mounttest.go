@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/s3ftp/s3ftp/internal/miniotest"
 	"github.com/s3ftp/s3ftp/s3mount"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
@@ -90,4 +91,16 @@ func (b *logBuffer) lines() []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// Mount mounts a new bucket of the test binary's shared MinIO (see miniotest.Shared) with opts. Env.Client is a
+// separate client of the same bucket. A package using it calls miniotest.Main from TestMain.
+func Mount(t testing.TB, opts s3mount.Options) *Env {
+	t.Helper()
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	env := MountClient(t, srv.Client(t, bucket), opts)
+	env.Client = srv.Client(t, bucket)
+	env.Bucket = bucket
+	return env
 }
