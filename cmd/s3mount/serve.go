@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -107,8 +108,8 @@ func detach(dir string) error {
 	return nil
 }
 
-// checkBucket asks S3 for the bucket and the mount's options, translating failures into one line that names the
-// bucket and the cause.
+// checkBucket asks S3 for the bucket and a listing under the prefix (s3mount.Check), translating failures into
+// one line that names the bucket and the cause.
 func checkBucket(ctx context.Context, c *config, client s3client.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
@@ -116,22 +117,47 @@ func checkBucket(ctx context.Context, c *config, client s3client.Client) error {
 	if c.S3.Endpoint != "" {
 		where = c.S3.Endpoint
 	}
-	err := client.HeadBucket(ctx)
-	if err == nil {
-		err = s3mount.Check(ctx, client, c.Opts)
-	}
+	err := s3mount.Check(ctx, client, c.Opts) // HEAD the bucket, then list under the prefix
 	switch kind := s3client.KindOf(err); {
 	case err == nil:
 		return nil
 	case kind == s3client.ErrNotFound:
 		return withCode(ExitS3, fmt.Errorf("bucket %q does not exist at %s", c.S3.Bucket, where))
 	case kind == s3client.ErrAccessDenied:
-		return withCode(ExitS3, fmt.Errorf("access to bucket %q at %s denied: check the credentials (%v)", c.S3.Bucket, where, err))
+		return withCode(ExitS3, fmt.Errorf("access to bucket %q at %s denied%s: check the credentials",
+			c.S3.Bucket, where, statusOf(err)))
 	case kind == s3client.ErrUnavailable || kind == s3client.ErrCanceled:
-		return withCode(ExitS3, fmt.Errorf("S3 endpoint %s unreachable for bucket %q: %v", where, c.S3.Bucket, err))
+		return withCode(ExitS3, fmt.Errorf("S3 endpoint %s unreachable for bucket %q: %s", where, c.S3.Bucket,
+			networkCause(err)))
 	default:
 		return withCode(ExitS3, fmt.Errorf("checking bucket %q at %s: %v", c.S3.Bucket, where, err))
 	}
+}
+
+// statusOf renders the HTTP status and S3 error code of a client error as " (403 AccessDenied)", or "".
+func statusOf(err error) string {
+	var e *s3client.Error
+	if !errors.As(err, &e) || e.Status == 0 {
+		return ""
+	}
+	if e.Code != "" {
+		return fmt.Sprintf(" (%d %s)", e.Status, e.Code)
+	}
+	return fmt.Sprintf(" (%d)", e.Status)
+}
+
+// networkCause returns the network error inside err ("dial tcp 127.0.0.1:9000: connect: connection refused")
+// rather than the SDK's retry narrative, or err itself when there is none.
+func networkCause(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Error()
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.Error()
+	}
+	return err.Error()
 }
 
 // logLimits logs the effective resource limits: what the daemon may hold in memory and the largest file it
@@ -143,7 +169,7 @@ func logLimits(log *slog.Logger, c *config) {
 		"memory_budget", formatSize(o.MemoryBudget),
 		"part_size", formatSize(o.PartSize),
 		"upload_concurrency", o.UploadConcurrency,
-		"max_object_size", formatSize(maxObj),
+		"max_object_size", approxSize(maxObj),
 		"cache_size", formatSize(o.CacheSize),
 		"max_readahead", formatSize(o.MaxReadahead),
 		"cache_dir", o.CacheDir,

@@ -70,6 +70,20 @@ func formatSize(n int64) string {
 	return strconv.FormatInt(n, 10) + "B"
 }
 
+// approxSize renders n bytes with one decimal in the largest binary unit that keeps the number at least 1, for
+// limits that are not round ("905.5GiB").
+func approxSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.mult {
+			return strconv.FormatFloat(float64(n)/float64(u.mult), 'f', 1, 64) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
 // parseMode parses permission bits written in octal ("0644", "644", "0o644"); only the 0777 bits are accepted.
 func parseMode(s string) (os.FileMode, error) {
 	t := strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O")

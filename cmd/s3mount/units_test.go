@@ -79,6 +79,15 @@ func TestFormatSize(t *testing.T) {
 	}
 }
 
+func TestApproxSize(t *testing.T) {
+	for n, want := range map[int64]string{100: "100B", 1 << 10: "1.0KiB", 1536 << 20: "1.5GiB",
+		927200 << 20: "905.5GiB", 5 << 40: "5.0TiB"} {
+		if got := approxSize(n); got != want {
+			t.Errorf("approxSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
 func TestParseMode(t *testing.T) {
 	tests := []struct {
 		in      string
