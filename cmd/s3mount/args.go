@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -325,6 +326,14 @@ func (c *config) finish(source, mountpoint string) error {
 	c.S3.Bucket, c.Opts.Prefix = bucket, prefix
 	if c.Mountpoint, err = absPath(mountpoint); err != nil {
 		return err
+	}
+	// The daemon changes to "/" after parsing: every path must be absolute by then.
+	for _, p := range []*string{&c.Opts.CacheDir, &c.LogFile} {
+		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return err
+			}
+		}
 	}
 
 	if c.S3.SSEKMSKeyID != "" && c.S3.SSE == "" {

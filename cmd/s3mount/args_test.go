@@ -170,6 +170,13 @@ func TestParseArgs(t *testing.T) {
 				t.Errorf("mountpoint %q", c.Mountpoint)
 			}
 		}},
+		{name: "relative paths made absolute", args: []string{"--cache-dir", "cache", "--cache-dir-size", "1G",
+			"--log-file", "s3.log", "b", "/m"}, check: func(t *testing.T, c *config) {
+			wd, _ := os.Getwd()
+			if c.Opts.CacheDir != wd+"/cache" || c.LogFile != wd+"/s3.log" {
+				t.Errorf("cache dir %q, log file %q: not absolute under %s", c.Opts.CacheDir, c.LogFile, wd)
+			}
+		}},
 		{name: "help", args: []string{"b", "--help"}, wantErr: errHelp.Error()},
 		{name: "no operands", args: nil, wantErr: "got 0 operand(s)"},
 		{name: "three operands", args: []string{"a", "b", "c"}, wantErr: "got 3 operand(s)"},

@@ -39,7 +39,7 @@ func TestMountHelper(t *testing.T) {
 	mnt := t.TempDir()
 	logFile := filepath.Join(t.TempDir(), "log")
 	opts := "_netdev,nofail,defaults,noatime,x-systemd.automount,endpoint=" + srv.Endpoint + ",log_file=" + logFile +
-		",memory_budget=32M,cache_size=32M,max_readahead=8M"
+		",memory_budget=32M,cache_size=32M,max_readahead=8M,log_level=debug"
 	noEnv := filepath.Join(t.TempDir(), "absent.env")
 
 	if code, out := runHelper(t, srv, noEnv, bucket, mnt, "-f", "-o", opts); code != 0 || isMounted(t, mnt) {
@@ -62,8 +62,14 @@ func TestMountHelper(t *testing.T) {
 	if _, err := srv.Client(t, bucket).HeadObject(t.Context(), "in/f.txt"); err != nil {
 		t.Errorf("file written under the prefix mount: %v", err)
 	}
-	if !strings.Contains(readFile(logFile), "memory_budget=32MiB") {
-		t.Errorf("the -o memory_budget did not reach s3mount; log:\n%s", readFile(logFile))
+	log := readFile(logFile)
+	if !strings.Contains(log, "memory_budget=32MiB") {
+		t.Errorf("the -o memory_budget did not reach s3mount; log:\n%s", log)
+	}
+	for _, o := range []string{"_netdev", "nofail", "defaults", "noatime", "x-systemd.automount"} {
+		if !strings.Contains(log, `msg="mount option ignored" option=`+o+"\n") {
+			t.Errorf("no debug line for the ignored option %s; log:\n%s", o, log)
+		}
 	}
 
 	other := t.TempDir()
