@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +55,8 @@ func parseOptions(args []string) (options, error) {
 	fs.BoolVar(&o.Quick, "quick", false, "a 128MiB sequential file and 2 repetitions unless given (under 10 minutes on 2 cores)")
 	fs.StringVar(&size, "size", "512MiB", "size of the sequential file (plain number = MiB; K/M/G and KiB/MiB/GiB suffixes)")
 	fs.IntVar(&o.Reps, "reps", 3, "repetitions of each workload")
-	fs.StringVar(&o.Out, "out", "bench-results", "directory for results.csv, results.json, throughput.png")
+	fs.StringVar(&o.Out, "out", filepath.Join(os.TempDir(), "s3ftp-bench-results"),
+		"directory for results.csv, results.json, throughput.png and table.txt")
 	fs.StringVar(&tools, "tools", strings.Join(allTools, ","), "comma-separated tools to run: "+strings.Join(allTools, ","))
 	fs.IntVar(&o.ParWriters, "par-writers", 15, "number of parallel writers")
 	fs.StringVar(&parSize, "par-size", "50MiB", "bytes written by each parallel writer")

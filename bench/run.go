@@ -332,6 +332,9 @@ type sessionResult struct {
 // recorded as the error of every workload in wls; body records its own figures.
 func (r *runner) inSession(ctx context.Context, t mountTool, bucket string, wls []string, fresh bool,
 	body func(mp string, s *session) error) {
+	if ctx.Err() != nil {
+		return
+	}
 	fail := func(err error) {
 		for _, w := range wls {
 			r.record(t.name, w, 0, err)
