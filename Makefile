@@ -33,7 +33,7 @@ fuzz:
 
 # Benchmarks (bench/ is the whole-system comparison); pass flags with BENCH_ARGS="--quick".
 bench:
-	$(GO) run ./bench $(BENCH_ARGS)
+	scripts/bench.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf bin
