@@ -33,20 +33,15 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# MinIO: built by the project's set-up script when it is not there yet.
+# MinIO: built by the test set-up script when no binary is found where internal/miniolocal looks.
 have_minio() {
 	[[ -n ${S3FTP_MINIO:-} && -x ${S3FTP_MINIO} ]] || command -v minio >/dev/null 2>&1 ||
 		[[ -x "$(go env GOPATH)/bin/minio" || -x /root/go/bin/minio ]]
 }
 if ! have_minio; then
-	for setup in scripts/install-minio.sh scripts/setup-minio.sh scripts/test-setup.sh; do
-		if [[ -x $setup ]]; then
-			echo "bench.sh: MinIO missing; running $setup" >&2
-			"$setup"
-			break
-		fi
-	done
-	have_minio || { echo "bench.sh: no minio binary (set S3FTP_MINIO or build it into \$GOPATH/bin)" >&2; exit 1; }
+	echo "bench.sh: no minio binary; running scripts/setup-test-deps.sh" >&2
+	scripts/setup-test-deps.sh
+	have_minio || { echo "bench.sh: still no minio binary (set S3FTP_MINIO)" >&2; exit 1; }
 fi
 
 # Leftovers of a killed run: FUSE and tmpfs mounts under the bench's work directories.
