@@ -62,8 +62,8 @@
 //
 // # Locks
 //
-// Lock order: writeHandle.mu, then fileNode.mu, then fsys.uploadsMu; statCache.mu is a leaf taken under none
-// of them or under any. readHandle.mu is taken alone (read side for reads, write side for Release). go-fuse's
+// Lock order: writeHandle.mu, then fileNode.mu, then fsys.uploadsMu. statCache.mu is a leaf: nothing is
+// locked while it is held. readHandle.mu is taken alone (read side for reads, write side for Release). go-fuse's
 // own tree locks are never held while these are taken (we only call GetChild/Children/Parent, which lock and
 // unlock internally).
 package s3mount

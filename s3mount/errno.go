@@ -28,7 +28,7 @@ func (f *fsys) errno(op, key string, err error) syscall.Errno {
 		return 0
 	case errors.Is(err, s3client.ErrNotFound):
 		return syscall.ENOENT
-	case errors.Is(err, s3client.ErrCanceled):
+	case s3client.KindOf(err) == s3client.ErrCanceled:
 		return syscall.EINTR
 	case errors.Is(err, s3client.ErrAccessDenied):
 		e = syscall.EACCES

@@ -3,6 +3,7 @@ package s3mount_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -508,3 +509,42 @@ func TestFakeErrnoForS3Errors(t *testing.T) {
 }
 
 func s3PutOpts() s3client.PutOptions { return s3client.PutOptions{ContentType: "text/csv"} }
+
+func TestFakePrefix(t *testing.T) {
+	env, fake := mountFake(t, func(o *s3mount.Options) { o.Prefix = "tenant/a" })
+	fake.Put("tenant/a/in.txt", []byte("in"))
+	fake.Put("tenant/ab/other.txt", []byte("no"))
+	fake.Put("outside.txt", []byte("no"))
+	ents, err := os.ReadDir(env.Dir)
+	if err != nil || len(ents) != 1 || ents[0].Name() != "in.txt" {
+		t.Fatalf("listing under the prefix = %v, %v; want [in.txt]", ents, err)
+	}
+	if err := os.WriteFile(filepath.Join(env.Dir, "new.txt"), []byte("n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fake.Object("tenant/a/new.txt"); !ok {
+		t.Errorf("new file not stored under the prefix: %s", fake)
+	}
+}
+
+// Listings page through ListObjectsV2 1000 keys at a time.
+func TestFakeReaddirPages(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	const n = 2500
+	for i := 0; i < n; i++ {
+		fake.Put(fmt.Sprintf("many/f%05d", i), nil)
+	}
+	fake.ResetCounters()
+	ents, err := os.ReadDir(filepath.Join(env.Dir, "many"))
+	if err != nil || len(ents) != n {
+		t.Fatalf("ReadDir = %d entries, %v; want %d", len(ents), err, n)
+	}
+	for i, e := range ents {
+		if want := fmt.Sprintf("f%05d", i); e.Name() != want {
+			t.Fatalf("entry %d = %q, want %q", i, e.Name(), want)
+		}
+	}
+	if lists := fake.Calls("List"); lists < 3 || lists > 4 {
+		t.Errorf("%d List calls for %d keys, want 3 pages (plus the lookup of many/)", lists, n)
+	}
+}

@@ -1,0 +1,168 @@
+package s3mount
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+)
+
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newTestFsys returns mount state over a fake without a kernel mount, for handle tests.
+func newTestFsys(t *testing.T) (*fsys, *s3fake.Fake, *lockedBuilder) {
+	t.Helper()
+	fake := s3fake.New()
+	opts := DefaultOptions()
+	opts.PartSize = s3client.MinPartSize
+	opts.MemoryBudget = 4 * s3client.MinPartSize
+	opts.UploadConcurrency = 2
+	if err := opts.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuilder{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	c, err := cache.New(cache.Config{MaxBytes: 8 << 20, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFsys(fake, opts, log, c), fake, logs
+}
+
+func newArmedHandle(t *testing.T, f *fsys, key string) *writeHandle {
+	t.Helper()
+	n := &fileNode{f: f}
+	h := f.newWriteHandle(n, key, key, true)
+	if errno := n.claimWriter(h); errno != 0 {
+		t.Fatal(errno)
+	}
+	return h
+}
+
+func writeN(t *testing.T, h *writeHandle, total int) {
+	t.Helper()
+	chunk := make([]byte, 1<<20)
+	for off := 0; off < total; off += len(chunk) {
+		if _, errno := h.Write(context.Background(), chunk, int64(off)); errno != 0 {
+			t.Fatalf("write at %d: %v", off, errno)
+		}
+	}
+}
+
+// Release without a Flush (the kernel lost the close, or the process died) aborts the upload: no object, no
+// multipart upload left, one log line.
+func TestReleaseWithoutFlushAborts(t *testing.T) {
+	f, fake, logs := newTestFsys(t)
+	h := newArmedHandle(t, f, "k")
+	writeN(t, h, 12<<20)
+	if len(fake.Uploads()) != 1 {
+		t.Fatalf("uploads before release = %v, want one multipart upload in progress", fake.Uploads())
+	}
+	h.Release(context.Background())
+	if ups := fake.Uploads(); len(ups) != 0 {
+		t.Errorf("uploads after release = %v", ups)
+	}
+	if _, ok := fake.Object("k"); ok {
+		t.Errorf("object stored without a flush")
+	}
+	if n := strings.Count(logs.String(), "upload aborted"); n != 1 {
+		t.Errorf("%d abort log lines, want 1: %s", n, logs)
+	}
+	if h.node.activeWriter() != nil || len(f.uploads) != 0 {
+		t.Errorf("handle still registered as writer or upload")
+	}
+}
+
+// Unmount aborts the uploads still open, each with a log line.
+func TestAbortUploadsOnUnmount(t *testing.T) {
+	f, fake, logs := newTestFsys(t)
+	a, b := newArmedHandle(t, f, "a"), newArmedHandle(t, f, "b")
+	writeN(t, a, 6<<20)
+	writeN(t, b, 1<<20)
+	f.abortUploads("unmounted")
+	if ups := fake.Uploads(); len(ups) != 0 {
+		t.Errorf("uploads after abort = %v", ups)
+	}
+	if keys := fake.Keys(); len(keys) != 0 {
+		t.Errorf("objects after abort = %v", keys)
+	}
+	if n := strings.Count(logs.String(), "reason=unmounted"); n != 2 {
+		t.Errorf("%d log lines for aborted uploads, want 2: %s", n, logs)
+	}
+	if errno := a.Flush(context.Background()); errno != syscall.EIO {
+		t.Errorf("flush after the abort = %v, want EIO", errno)
+	}
+}
+
+// The first Flush after writes completes the upload; further Flushes (dup'd descriptors) repeat its result and
+// store nothing again; a write after it fails.
+func TestFlushTwice(t *testing.T) {
+	f, fake, _ := newTestFsys(t)
+	h := newArmedHandle(t, f, "k")
+	if _, errno := h.Write(context.Background(), []byte("data"), 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	if errno := h.Flush(context.Background()); errno != 0 {
+		t.Fatalf("first flush: %v", errno)
+	}
+	puts := fake.Calls("PutObject")
+	if errno := h.Flush(context.Background()); errno != 0 {
+		t.Fatalf("second flush: %v", errno)
+	}
+	if fake.Calls("PutObject") != puts {
+		t.Errorf("second flush stored the object again")
+	}
+	if got, _ := fake.Object("k"); string(got) != "data" {
+		t.Errorf("object = %q", got)
+	}
+	if _, errno := h.Write(context.Background(), []byte("more"), 4); errno != syscall.EIO {
+		t.Errorf("write after completion = %v, want EIO", errno)
+	}
+	if e, hit, _ := f.meta.get("k"); !hit || e.info.Size != 4 {
+		t.Errorf("stat cache after flush = %+v, %v; want the stored size", e, hit)
+	}
+}
+
+func TestFlushFailureIsSticky(t *testing.T) {
+	f, fake, _ := newTestFsys(t)
+	h := newArmedHandle(t, f, "k")
+	fake.FailNext("UploadPart", 1, s3client.ErrUnavailable)
+	chunk := make([]byte, 1<<20)
+	var werr syscall.Errno
+	for off := 0; off < 20<<20 && werr == 0; off += len(chunk) {
+		_, werr = h.Write(context.Background(), chunk, int64(off))
+	}
+	if werr != syscall.EIO {
+		t.Errorf("write after the failed part = %v, want EIO", werr)
+	}
+	for i := 0; i < 2; i++ {
+		if errno := h.Flush(context.Background()); errno != syscall.EIO {
+			t.Errorf("flush %d = %v, want EIO", i+1, errno)
+		}
+	}
+	h.Release(context.Background())
+	if ups, keys := fake.Uploads(), fake.Keys(); len(ups) != 0 || len(keys) != 0 {
+		t.Errorf("left behind: uploads %v, objects %v", ups, keys)
+	}
+}

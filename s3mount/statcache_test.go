@@ -1,0 +1,111 @@
+package s3mount
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// cacheString prints the cache's fresh entries sorted, one per line: "key file size", "key dir" or "key -".
+func cacheString(c *statCache) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	var lines []string
+	for k, e := range c.entries {
+		if !now.Before(e.expires) {
+			continue
+		}
+		if e.dir {
+			lines = append(lines, k+" dir")
+		} else {
+			lines = append(lines, fmt.Sprintf("%s file %d", k, e.info.Size))
+		}
+	}
+	for k, exp := range c.negative {
+		if now.Before(exp) {
+			lines = append(lines, k+" -")
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func TestStatCacheTTLs(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newStatCache(time.Second, 500*time.Millisecond)
+	c.now = func() time.Time { return now }
+	c.put("a", statEntry{info: s3client.ObjectInfo{Size: 3}})
+	c.put("d", statEntry{dir: true})
+	c.putNegative("gone")
+	if got, want := cacheString(c), "a file 3\nd dir\ngone -"; got != want {
+		t.Fatalf("cache =\n%s\nwant\n%s", got, want)
+	}
+	if _, hit, neg := c.get("gone"); hit || !neg {
+		t.Errorf("get(gone) hit=%v neg=%v, want a negative hit", hit, neg)
+	}
+	now = now.Add(600 * time.Millisecond)
+	if got, want := cacheString(c), "a file 3\nd dir"; got != want {
+		t.Errorf("after the negative TTL:\n%s\nwant\n%s", got, want)
+	}
+	if _, hit, neg := c.get("gone"); hit || neg {
+		t.Errorf("expired negative entry still answers: hit=%v neg=%v", hit, neg)
+	}
+	c.put("gone", statEntry{info: s3client.ObjectInfo{Size: 1}})
+	c.putNegative("a")
+	if got, want := cacheString(c), "a -\nd dir\ngone file 1"; got != want {
+		t.Errorf("after replacing entries:\n%s\nwant\n%s", got, want)
+	}
+	now = now.Add(time.Second)
+	if got := cacheString(c); got != "" {
+		t.Errorf("after every TTL: %q, want empty", got)
+	}
+	c.forget("gone")
+	if _, hit, _ := c.get("gone"); hit {
+		t.Errorf("forgotten entry still answers")
+	}
+}
+
+func TestStatCacheZeroTTLCachesNothing(t *testing.T) {
+	c := newStatCache(0, 0)
+	c.put("a", statEntry{})
+	c.putNegative("b")
+	if got := cacheString(c); got != "" {
+		t.Errorf("cache with zero TTLs = %q, want empty", got)
+	}
+}
+
+func TestStatCacheSweepBoundsTheMap(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newStatCache(time.Second, time.Second)
+	c.now = func() time.Time { return now }
+	for i := 0; i < sweepEvery; i++ {
+		c.put(fmt.Sprint("old", i), statEntry{})
+	}
+	now = now.Add(2 * time.Second)
+	for i := 0; i < sweepEvery; i++ {
+		c.putNegative(fmt.Sprint("new", i))
+	}
+	c.mu.Lock()
+	n := len(c.entries) + len(c.negative)
+	c.mu.Unlock()
+	if n != sweepEvery {
+		t.Errorf("%d entries held after the old ones expired, want %d", n, sweepEvery)
+	}
+}
+
+func TestCopyPartLen(t *testing.T) {
+	for _, c := range []struct{ size, want int64 }{
+		{6 << 30, copyPartSize},
+		{5 << 40, (5<<40 + s3client.MaxParts - 1) / s3client.MaxParts},
+	} {
+		got := copyPartLen(c.size)
+		if got != c.want || (c.size+got-1)/got > s3client.MaxParts || got > s3client.MaxPartSize {
+			t.Errorf("copyPartLen(%d) = %d, want %d within %d parts", c.size, got, c.want, s3client.MaxParts)
+		}
+	}
+}
