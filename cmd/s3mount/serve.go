@@ -40,6 +40,11 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	}
 
 	logLimits(log, c)
+	// From the mount on, a signal must unmount instead of killing the process and leaving a dead mount; one
+	// that arrives during the mount is handled as soon as it is up.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	m, err := s3mount.Mount(ctx, c.Mountpoint, client, c.Opts, log)
 	if err != nil {
 		var s3err *s3client.Error
@@ -55,9 +60,6 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 		log.Error("telling the service manager the mount is ready failed", "err", err)
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	done := make(chan struct{})
 	go func() {
 		m.Wait()
