@@ -23,6 +23,8 @@ fi
 scripts/setup-test-deps.sh
 
 run_tmp=$(mktemp -d /tmp/s3ftp-test.XXXXXX)
+# Like /tmp: tests that run helpers as another user (nobody) must be able to reach their own temp dirs.
+chmod 1777 "$run_tmp"
 log_dir=/tmp/s3ftp-test-logs
 mkdir -p "$log_dir"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
