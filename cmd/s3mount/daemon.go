@@ -100,6 +100,7 @@ func startDaemon(c *config, args []string) error {
 		stderr = f
 	}
 
+	closeInheritedOnExec()
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, stderr
 	cmd.ExtraFiles = []*os.File{w} // fd 3
@@ -131,6 +132,21 @@ func startDaemon(c *config, args []string) error {
 		cause += "; reading its status: " + readErr.Error()
 	}
 	return withCode(ExitDaemon, fmt.Errorf("the background process ended before the mount was ready (%s); see its log", cause))
+}
+
+// closeInheritedOnExec marks every descriptor above stderr close-on-exec. Descriptors this process inherited
+// without that flag (mount(8)'s, a shell's, a test harness's pipe) would otherwise live on in the daemon and keep
+// whoever waits for their EOF waiting. The readiness pipe is passed explicitly through ExtraFiles.
+func closeInheritedOnExec() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // readStatusLine reads the child's single status line; "" when the pipe closed without one.

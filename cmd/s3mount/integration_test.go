@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -285,4 +287,31 @@ func processesWithArg(t *testing.T, arg string) []int {
 		}
 	}
 	return pids
+}
+
+// TestDaemonDropsInheritedFiles: a descriptor the caller leaked into s3mount (no close-on-exec, as mount(8) or a
+// shell may) does not live on in the daemon, where it would keep the caller's pipe open forever.
+func TestDaemonDropsInheritedFiles(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil { // without O_CLOEXEC: inherited by exec
+		t.Fatal(err)
+	}
+	defer syscall.Close(p[0])
+	defer syscall.Close(p[1])
+	leaked, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", p[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := mountDaemon(t, srv, bucket)
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", d.pid, fd.Name())); target == leaked {
+			t.Errorf("daemon holds the caller's %s as fd %s", leaked, fd.Name())
+		}
+	}
 }
