@@ -383,9 +383,12 @@ func (r *runner) inSession(ctx context.Context, t mountTool, bucket string, wls 
 			r.note(t.name, w, fmt.Sprintf("a repetition exceeded --timeout %s and was killed", r.o.Timeout))
 		}
 	}
-	if stopErr != nil && bodyErr == nil {
+	if stopErr != nil {
+		// The body's own error says what the workload saw; this says what happened to the daemon (a crash, a
+		// refused unmount), which is often the cause.
+		slog.Warn("session did not end cleanly", "tool", t.name, "err", stopErr, "workload_err", bodyErr)
 		for _, w := range wls {
-			r.note(t.name, w, "unmount: "+firstLine(stopErr.Error()))
+			r.note(t.name, w, "session end: "+firstLine(stopErr.Error()))
 		}
 	}
 }
