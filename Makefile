@@ -2,7 +2,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: all build test vet fmt-check fuzz bench clean
+.PHONY: all build test vet fmt-check fuzz bench demo clean
 
 all: build
 
@@ -34,6 +34,13 @@ fuzz:
 # Benchmarks (bench/ is the whole-system comparison); pass flags with BENCH_ARGS="--quick".
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
+
+# MinIO, s3mount and ftpfront on loopback with a demo user (scripts/demo); Ctrl-C stops everything and unmounts.
+# DEMO_ARGS="--check" runs the walk-through itself; DEMO_ARGS="--bucket NAME --region R" uses real S3.
+demo:
+	@mkdir -p bin
+	$(GO) build -o bin/s3ftp-demo ./scripts/demo
+	bin/s3ftp-demo $(DEMO_ARGS)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// child is a daemon the demo started. Its stdout and stderr go to logPath; done closes when it exits.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error // Wait's result, valid once done is closed
+}
+
+// startChild starts bin with args in its own process group (so a terminal's Ctrl-C reaches only the demo, which
+// stops the daemons in order) with SIGTERM as its parent-death signal (so a killed demo still unmounts).
+func startChild(name, bin string, args, env []string, logPath string) (*child, error) {
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// stop sends SIGTERM and waits up to grace, then kills. An exit caused by the SIGTERM is not an error; a
+// non-zero exit code is (the daemons exit 0 after a clean shutdown).
+func (c *child) stop(grace time.Duration) error {
+	select {
+	case <-c.done:
+		return c.exitErr()
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return c.exitErr()
+	case <-time.After(grace):
+	}
+	c.cmd.Process.Kill()
+	<-c.done
+	return fmt.Errorf("%s did not stop within %v after SIGTERM and was killed\n%s", c.name, grace, c.tail())
+}
+
+func (c *child) exitErr() error {
+	if c.err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if errors.As(c.err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %v\n%s", c.name, c.err, c.tail())
+}
+
+// tail returns the last lines of the child's log, for error messages.
+func (c *child) tail() string {
+	b, err := os.ReadFile(c.logPath)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return "--- last lines of " + c.logPath + " ---\n" + strings.Join(lines, "\n")
+}
+
+// waitFor polls cond until it holds, the child exits, ctx ends or timeout passes.
+func waitFor(ctx context.Context, c *child, timeout time.Duration, cond func() bool) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return fmt.Errorf("%s exited: %v", c.name, c.err)
+		case <-deadline.C:
+			return fmt.Errorf("not ready after %v", timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// notifySocket receives sd_notify datagrams (READY=1) from a child, as systemd would.
+type notifySocket struct {
+	conn *net.UnixConn
+	dir  string
+	path string
+}
+
+// listenNotify binds a datagram socket in a fresh temporary directory (socket paths are limited to 107 bytes,
+// so not under the demo directory).
+func listenNotify() (*notifySocket, error) {
+	dir, err := os.MkdirTemp("", "s3ftp-demo-")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	return &notifySocket{conn: conn, dir: dir, path: path}, nil
+}
+
+func (n *notifySocket) Close() {
+	n.conn.Close()
+	os.RemoveAll(n.dir)
+}
+
+// waitReady waits for a datagram with the line READY=1.
+func (n *notifySocket) waitReady(ctx context.Context, c *child, timeout time.Duration) error {
+	got := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, _, err := n.conn.ReadFromUnix(buf)
+			if err != nil {
+				got <- err
+				return
+			}
+			for _, line := range bytes.Split(buf[:k], []byte("\n")) {
+				if string(line) == "READY=1" {
+					got <- nil
+					return
+				}
+			}
+		}
+	}()
+	defer n.conn.SetReadDeadline(time.Now()) // ends the reader goroutine
+	select {
+	case err := <-got:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return fmt.Errorf("%s exited: %v", c.name, c.err)
+	case <-time.After(timeout):
+		return fmt.Errorf("no READY=1 after %v", timeout)
+	}
+}
+
+// mounted reports whether dir is a mount point in this process's mount table.
+func mounted(dir string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 5 && unescapeMountinfo(fields[4]) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space) in mountinfo paths.
+func unescapeMountinfo(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// lazyUnmount detaches dir with fusermount3 -u -z (works for a mount whose daemon died).
+func lazyUnmount(dir string) error {
+	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fusermount3 -u -z %s: %v: %s", dir, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
