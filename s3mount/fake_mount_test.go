@@ -548,3 +548,67 @@ func TestFakeReaddirPages(t *testing.T) {
 		t.Errorf("%d List calls for %d keys, want 3 pages (plus the lookup of many/)", lists, n)
 	}
 }
+
+// Parallel writers and readers of different files share the memory budget and the cache without interfering.
+func TestFakeParallelFiles(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	const n = 6
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			data := pattern(6<<20+i, byte(i))
+			fn := filepath.Join(env.Dir, fmt.Sprintf("p%d", i))
+			if err := os.WriteFile(fn, data, 0o644); err != nil {
+				errs <- err
+				return
+			}
+			got, err := os.ReadFile(fn)
+			if err == nil && !bytes.Equal(got, data) {
+				err = fmt.Errorf("%s: read back differs", fn)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if keys := fake.Keys(); len(keys) != n {
+		t.Errorf("objects = %v, want %d", keys, n)
+	}
+}
+
+func TestFakeStatfs(t *testing.T) {
+	env, _ := mountFake(t, nil)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(env.Dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if free := st.Bavail * uint64(st.Bsize); free < 1<<50 {
+		t.Errorf("free space = %d bytes, want a large number (at least 1 PiB)", free)
+	}
+	if st.Namelen != 255 {
+		t.Errorf("name length = %d, want 255", st.Namelen)
+	}
+}
+
+func TestCheckErrors(t *testing.T) {
+	fake := s3fake.New()
+	if err := s3mount.Check(t.Context(), fake, mounttest.Options()); err != nil {
+		t.Fatalf("Check = %v", err)
+	}
+	fake.FailNext("HeadBucket", 1, s3client.ErrAccessDenied)
+	if err := s3mount.Check(t.Context(), fake, mounttest.Options()); err == nil || !strings.Contains(err.Error(), "access denied") {
+		t.Errorf("Check with bad credentials = %v, want an 'access denied' error", err)
+	}
+	fake.FailNext("HeadBucket", 1, s3client.ErrNotFound)
+	if err := s3mount.Check(t.Context(), fake, mounttest.Options()); err == nil || !strings.Contains(err.Error(), "bucket not found") {
+		t.Errorf("Check of a missing bucket = %v, want a 'bucket not found' error", err)
+	}
+	bad := mounttest.Options()
+	bad.PartSize = 1
+	if err := s3mount.Check(t.Context(), fake, bad); err == nil || !strings.Contains(err.Error(), "part-size") {
+		t.Errorf("Check with invalid options = %v, want the option named", err)
+	}
+}
