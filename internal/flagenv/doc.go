@@ -29,9 +29,11 @@
 //
 // # Errors
 //
-// Everything wrong is an error, never a silent default: an unknown key names file:line, a key given twice names
-// both lines, a bad value names the key, the value and its source (file:line or the environment variable), and a
-// variable PREFIX_X that matches no flag names the variable (PREFIX_CONFIG excepted: it names the file).
+// Everything wrong in the file or in a value is an error, never a silent default: an unknown key names file:line,
+// a key given twice names both lines, a bad value names the key, the value and its source (file:line or the
+// environment variable). A variable PREFIX_X that matches no flag is not an error, because units and wrappers
+// keep variables of their own under the same prefix; it is logged (slog.Warn, one line naming every such
+// variable) and listed in Effective.UnknownEnv. PREFIX_CONFIG names the file and is never reported.
 //
 // # Effective configuration
 //

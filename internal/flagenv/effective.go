@@ -50,6 +50,9 @@ type Entry struct {
 // Effective is the configuration in force after Load: one Entry per setting, sorted by name.
 type Effective struct {
 	Entries []Entry
+	// UnknownEnv lists the PREFIX_* variables that matched no setting (PREFIX_CONFIG aside); they were ignored
+	// with a warning.
+	UnknownEnv []string
 }
 
 // redacted replaces secret values in printed configurations and error messages.

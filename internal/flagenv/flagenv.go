@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -167,12 +168,14 @@ func load(t target, envPrefix, configFile string, environ []string) (*Effective,
 			unknownEnv = append(unknownEnv, k)
 		}
 	}
-	if len(unknownEnv) > 0 {
-		sort.Strings(unknownEnv)
-		return nil, fmt.Errorf("flagenv: environment variable %s matches no flag", strings.Join(unknownEnv, ", "))
-	}
-
 	eff := &Effective{}
+	if len(unknownEnv) > 0 {
+		// Not an error: units and wrappers set variables of their own under the same prefix (s3mount@.service
+		// has S3MOUNT_SOURCE). A misspelt setting is still visible in this line and in Effective.UnknownEnv.
+		sort.Strings(unknownEnv)
+		eff.UnknownEnv = unknownEnv
+		slog.Warn("flagenv: environment variables match no flag and are ignored", "vars", strings.Join(unknownEnv, ","))
+	}
 	for _, n := range t.names {
 		var e Entry
 		switch {

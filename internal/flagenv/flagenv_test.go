@@ -143,8 +143,6 @@ func TestErrors(t *testing.T) {
 			wantErr: []string{"idle-timeout", `"soon"`, "environment FTP_IDLE_TIMEOUT"}},
 		{name: "bad bool in environment", env: []string{"FTP_ALLOW_PLAIN=yes please"},
 			wantErr: []string{"allow-plain", "environment FTP_ALLOW_PLAIN"}},
-		{name: "unknown variable", env: []string{"FTP_MAX_CONNZ=1", "FTP_CONFIG=", "FTPX=1"},
-			wantErr: []string{"FTP_MAX_CONNZ matches no flag"}},
 		{name: "bare key of a non-bool flag", file: "max-conns\n", wantErr: []string{"FILE:1", `"max-conns" needs a value`}},
 		{name: "dashes", file: "--max-conns=1\n", wantErr: []string{"FILE:1", "without dashes"}},
 		{name: "missing key", file: "= 1\n", wantErr: []string{"FILE:1", "missing key"}},
@@ -384,5 +382,20 @@ func TestSecret(t *testing.T) {
 		if Secret(name) != want {
 			t.Errorf("Secret(%q) = %v, want %v", name, !want, want)
 		}
+	}
+}
+
+func TestUnknownVariablesAreReported(t *testing.T) {
+	f := newTestFlags()
+	f.fs.Parse(nil)
+	eff, err := load(flagSetTarget(f.fs), "FTP", "", []string{"FTP_MAX_CONNZ=1", "FTP_CONFIG=", "FTPX=1", "FTP_A=2", "FTP_MAX_CONNS=3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(eff.UnknownEnv, " "); got != "FTP_A FTP_MAX_CONNZ" {
+		t.Fatalf("UnknownEnv = %q, want FTP_A FTP_MAX_CONNZ", got)
+	}
+	if *f.conns != 3 {
+		t.Fatalf("max-conns = %d, want 3", *f.conns)
 	}
 }
