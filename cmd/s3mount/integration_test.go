@@ -315,3 +315,34 @@ func TestDaemonDropsInheritedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionsReachTheMount: -o ro, uid, gid, file_mode, dir_mode and umask given on the command line are what
+// the mounted file system shows.
+func TestOptionsReachTheMount(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	client := srv.Client(t, bucket)
+	if _, err := client.PutObject(context.Background(), "dir/file.txt", []byte("content"), s3client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := mountDaemon(t, srv, bucket, "-o", "ro,uid=1234,gid=5678,file_mode=0666,dir_mode=0777,umask=0027")
+
+	if b, err := os.ReadFile(filepath.Join(d.dir, "dir", "file.txt")); err != nil || string(b) != "content" {
+		t.Errorf("read on a read-only mount: %q, %v", b, err)
+	}
+	err := os.WriteFile(filepath.Join(d.dir, "new.txt"), []byte("x"), 0o644)
+	if !errors.Is(err, syscall.EROFS) {
+		t.Errorf("create on a read-only mount: %v, want EROFS", err)
+	}
+	for path, want := range map[string]os.FileMode{"dir/file.txt": 0o640, "dir": os.ModeDir | 0o750} {
+		fi, err := os.Stat(filepath.Join(d.dir, path))
+		if err != nil {
+			t.Errorf("stat %s: %v", path, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode() != want || st.Uid != 1234 || st.Gid != 5678 {
+			t.Errorf("%s: mode %v uid %d gid %d; want %v 1234 5678", path, fi.Mode(), st.Uid, st.Gid, want)
+		}
+	}
+}
