@@ -29,7 +29,8 @@
 // Writing streams a new version of the object through upload.Writer, under the mount-wide memory budget
 // (Options.MemoryBudget): no local disk, parts upload while the file is written. A file has at most one writer
 // (a second gets EBUSY) and is not readable while written (open for reading gets EBUSY): its object is
-// incomplete. Getattr of a file being written reports the bytes written so far. The first Flush (close) or Fsync
+// incomplete; a handle open for writing (O_RDWR included) cannot read (EBADF). Getattr of a file being
+// written reports the bytes written so far. The first Flush (close) or Fsync
 // after writes completes the upload and reports a failure as EIO with a log line naming the key and the cause;
 // a failed part also fails the next write. Release aborts an upload no Flush completed, and Unmount aborts the
 // uploads still open; each abort is logged. Writes must be sequential (small reordering is tolerated by the

@@ -137,13 +137,18 @@ func (f *fsys) copyObject(ctx context.Context, src s3client.ObjectInfo, dst stri
 		_, err := f.client.CopyObject(ctx, src.Key, dst, s3client.PutOptions{})
 		return err
 	}
+	return f.copyMultipart(ctx, src, dst, copyPartLen(src.Size))
+}
+
+// copyMultipart copies src to dst with UploadPartCopy parts of partLen bytes.
+func (f *fsys) copyMultipart(ctx context.Context, src s3client.ObjectInfo, dst string, partLen int64) error {
 	// The destination of a multipart copy gets new metadata: carry the source's over.
 	opts := s3client.PutOptions{ContentType: src.ContentType, Metadata: src.Metadata}
 	id, err := f.client.CreateMultipartUpload(ctx, dst, opts)
 	if err != nil {
 		return err
 	}
-	parts, err := f.copyParts(ctx, src, dst, id)
+	parts, err := f.copyParts(ctx, src, dst, id, partLen)
 	if err == nil {
 		_, err = f.client.CompleteMultipartUpload(ctx, dst, id, parts)
 	}
@@ -156,8 +161,7 @@ func (f *fsys) copyObject(ctx context.Context, src s3client.ObjectInfo, dst stri
 	return nil
 }
 
-func (f *fsys) copyParts(ctx context.Context, src s3client.ObjectInfo, dst, id string) ([]s3client.Part, error) {
-	ps := copyPartLen(src.Size)
+func (f *fsys) copyParts(ctx context.Context, src s3client.ObjectInfo, dst, id string, ps int64) ([]s3client.Part, error) {
 	var parts []s3client.Part
 	for off, n := int64(0), int32(1); off < src.Size; off, n = off+ps, n+1 {
 		l := min(ps, src.Size-off)
