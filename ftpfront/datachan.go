@@ -38,6 +38,7 @@ type passive struct {
 	conn    chan net.Conn // buffered(1): the accepted connection
 	done    chan struct{} // closed when the accept loop failed
 	once    sync.Once
+	closed  atomic.Bool
 }
 
 func (s *session) listenPassive() (*passive, error) {
@@ -84,6 +85,9 @@ func (p *passive) acceptLoop(ctrl netip.Addr, allow []netip.Prefix, log *slog.Lo
 		}
 		p.conn <- c
 		p.ln.Close()
+		if p.closed.Load() {
+			p.drain() // Close ran while this connection was being accepted
+		}
 		return
 	}
 }
@@ -116,14 +120,19 @@ func (p *passive) open(ctx context.Context) (net.Conn, error) {
 
 func (p *passive) Close() error {
 	p.once.Do(func() {
+		p.closed.Store(true)
 		p.ln.Close()
-		select {
-		case c := <-p.conn:
-			c.Close()
-		default:
-		}
+		p.drain()
 	})
 	return nil
+}
+
+func (p *passive) drain() {
+	select {
+	case c := <-p.conn:
+		c.Close()
+	default:
+	}
 }
 
 // active dials the client (PORT/EPRT) from the control connection's local address.
