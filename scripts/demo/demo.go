@@ -62,7 +62,7 @@ func (d *demo) run(ctx context.Context) error {
 	if d.dir, err = filepath.Abs(d.o.dir); err != nil {
 		return err
 	}
-	if d.bin, err = filepath.Abs("bin"); err != nil {
+	if d.bin, err = filepath.Abs(d.o.bin); err != nil {
 		return err
 	}
 	d.mnt = filepath.Join(d.dir, "mnt")
@@ -76,7 +76,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	if !d.o.skipBuild {
-		d.say("building bin/s3mount and bin/ftpfront")
+		d.say("building s3mount and ftpfront into %s", d.bin)
 		if err := d.goCmd(ctx, "build", "-o", d.bin+"/", "./cmd/s3mount", "./cmd/ftpfront"); err != nil {
 			return fmt.Errorf("building the daemons: %w", err)
 		}
@@ -193,7 +193,7 @@ func (d *demo) startMount(ctx context.Context) error {
 	}
 	d.notify = notify // kept open until s3mount exits, which also notifies STOPPING=1
 	env := append(slices.Clone(d.childEnv), "NOTIFY_SOCKET="+notify.path)
-	d.say("mounting: bin/s3mount %s", strings.Join(args, " "))
+	d.say("mounting: %s/s3mount %s", d.o.bin, strings.Join(args, " "))
 	d.s3mount, err = startChild("s3mount", filepath.Join(d.bin, "s3mount"), args, env, filepath.Join(d.dir, "s3mount.log"))
 	if err != nil {
 		return err
@@ -237,8 +237,8 @@ func (d *demo) startFTP(ctx context.Context) error {
 	args := []string{"--root", d.mnt, "--users", users, "--tls-self-signed", "--listen", d.o.listen,
 		"--passive-ports", d.o.passivePorts, "--health-addr", d.o.healthAddr, "--ready-file", ready,
 		"--refuse-users", strings.Join(refused, ",")}
-	d.say("serving FTPS: bin/ftpfront --root %s --users %s --tls-self-signed --listen %s --passive-ports %s --health-addr %s",
-		d.mnt, users, d.o.listen, d.o.passivePorts, d.o.healthAddr)
+	d.say("serving FTPS: %s/ftpfront --root %s --users %s --tls-self-signed --listen %s --passive-ports %s --health-addr %s",
+		d.o.bin, d.mnt, users, d.o.listen, d.o.passivePorts, d.o.healthAddr)
 	d.ftpfront, err = startChild("ftpfront", filepath.Join(d.bin, "ftpfront"), args, d.childEnv, filepath.Join(d.dir, "ftpfront.log"))
 	if err != nil {
 		return err

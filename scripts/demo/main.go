@@ -41,6 +41,7 @@ import (
 // options are the demo's settings.
 type options struct {
 	dir          string // working directory for data, mount point, users file and logs
+	bin          string // where the daemons are built
 	bucket       string // external bucket; empty means local MinIO with bucket "demo"
 	endpoint     string
 	region       string
@@ -83,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.dir, "dir", ".demo", "directory for MinIO data, the mount point, the users file and logs")
+	fs.StringVar(&o.bin, "bin", "bin", "directory the daemons are built into and run from")
 	fs.StringVar(&o.bucket, "bucket", "", "use this existing bucket on real S3 instead of a local MinIO")
 	fs.StringVar(&o.endpoint, "endpoint", firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), "S3 endpoint with --bucket (empty: AWS)")
 	fs.StringVar(&o.region, "region", os.Getenv("AWS_REGION"), "S3 region with --bucket")
