@@ -237,7 +237,7 @@ func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
 		}
 		release = r
 	}
-	sess := newSession(s, c, ip, implicit, release)
+	sess := newSession(ctx, s, c, ip, implicit, release)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -255,7 +255,7 @@ func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
 			delete(s.sessions, sess)
 			s.mu.Unlock()
 		}()
-		sess.serve(ctx)
+		sess.serve()
 	}()
 }
 
@@ -325,10 +325,13 @@ type session struct {
 	xfer *transfer // running transfer, guarded by mu
 }
 
-func newSession(srv *Server, c net.Conn, ip netip.Addr, implicit bool, release func()) *session {
+func newSession(parent context.Context, srv *Server, c net.Conn, ip netip.Addr, implicit bool, release func()) *session {
 	id := newSessionID()
 	var once sync.Once
+	ctx, cancel := context.WithCancel(parent)
 	return &session{
+		ctx:      ctx,
+		cancel:   cancel,
 		srv:      srv,
 		id:       id,
 		ip:       ip,
@@ -344,9 +347,7 @@ func newSession(srv *Server, c net.Conn, ip netip.Addr, implicit bool, release f
 
 // kill closes the connection from outside the session (server shutdown).
 func (s *session) kill() {
-	if s.cancel != nil {
-		s.cancel()
-	}
+	s.cancel()
 	s.raw.Close()
 }
 
@@ -421,8 +422,7 @@ func (s *session) setReadDeadlineLocked() {
 	s.raw.SetReadDeadline(d)
 }
 
-func (s *session) serve(parent context.Context) {
-	s.ctx, s.cancel = context.WithCancel(parent)
+func (s *session) serve() {
 	defer s.cancel()
 	s.log.Info("connect", "implicit_tls", s.implicit)
 	s.audit(Event{Event: "connect"})
