@@ -19,7 +19,7 @@
 //
 // One setting per line, "key = value" or "key: value"; the key is a flag's long name without dashes. Blank lines
 // and lines whose first non-blank character is '#' are ignored; in an unquoted value, " #" starts a trailing
-// comment. A value may be wrapped in double quotes (Go escapes allowed) or single quotes (taken literally) to
+// comment (so "key =  # note" sets an empty value, and a value starting with '#' must be quoted). A value may be wrapped in double quotes (Go escapes allowed) or single quotes (taken literally) to
 // keep leading or trailing blanks or a '#'. A boolean flag may be given as a bare key, meaning true. Example:
 //
 //	# /etc/s3ftp/ftpfront.conf

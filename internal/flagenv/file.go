@@ -99,8 +99,8 @@ func checkKey(k string) error {
 
 // parseValue unquotes v or strips its trailing comment.
 func parseValue(v string) (string, error) {
-	if v == "" {
-		return "", nil
+	if v == "" || v[0] == '#' {
+		return "", nil // "key =   # comment": an empty value
 	}
 	switch v[0] {
 	case '"':

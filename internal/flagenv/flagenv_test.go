@@ -240,7 +240,9 @@ func TestFileSyntax(t *testing.T) {
 		"f\n" +
 		"g = 10.0.0.0/8=1.2.3.4\n" +
 		"h =\n" +
-		"i\t=\tv\t\n"
+		"i\t=\tv\t\n" +
+		"j =    # only a comment\n" +
+		"k = '#x'\n"
 	lines, err := Parse(strings.NewReader(file), "x.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -259,6 +261,8 @@ func TestFileSyntax(t *testing.T) {
 		"9 g [10.0.0.0/8=1.2.3.4] false",
 		"10 h [] false",
 		"11 i [v] false",
+		"12 j [] false",
+		"13 k [#x] false",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("parsed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
