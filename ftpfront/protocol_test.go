@@ -2,6 +2,7 @@ package ftpfront
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -266,5 +267,42 @@ func TestPassivePortRange(t *testing.T) {
 	}
 	if text := c.must(229, "EPSV"); !strings.Contains(text, fmt.Sprintf("(|||%d|)", port)) {
 		t.Fatalf("EPSV = %q", text)
+	}
+}
+
+// Shutting the server down ends live sessions, including one in the middle of an upload, and Serve returns.
+func TestShutdownWithLiveTransfer(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	opts := DefaultOptions()
+	opts.Listen = "127.0.0.1:0"
+	srv, err := NewServer(opts, Deps{Auth: &testAuth{users: map[string]string{"alice": "secret"}}, Fs: memFs(mem), Log: testLogger(t), TLS: serverTLS(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	c := dialRaw(t, srv.Addr().String())
+	c.secure("alice", "secret")
+	d := dialData(t, c.epsv(), "")
+	c.must(150, "STOR live.bin")
+	if _, err := d.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, err := c.r.ReadString('\n'); err != nil {
+			break // the control connection was closed
+		}
+	}
+	if _, err := mem.Stat("/live.bin"); !os.IsNotExist(err) {
+		t.Fatalf("interrupted upload left behind: %v", err)
 	}
 }
