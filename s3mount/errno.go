@@ -17,6 +17,7 @@ import (
 //	s3client.ErrAccessDenied   EACCES
 //	s3client.ErrPrecondition   ESTALE (the object changed under an open handle)
 //	upload.ErrNotSequential    EINVAL (random writes are not supported)
+//	upload.ErrObjectTooLarge   EFBIG  (past the largest object the part schedule allows)
 //	S3 code KeyTooLongError    ENAMETOOLONG
 //	S3 code *InvalidObjectName EINVAL (a key the store refuses, e.g. MinIO's XMinioInvalidObjectName)
 //	s3client.ErrCanceled       EINTR  (the request was interrupted; not logged)
@@ -36,6 +37,8 @@ func (f *fsys) errno(op, key string, err error) syscall.Errno {
 		e = syscall.ESTALE
 	case errors.Is(err, upload.ErrNotSequential):
 		e = syscall.EINVAL
+	case errors.Is(err, upload.ErrObjectTooLarge):
+		e = syscall.EFBIG
 	case s3Code(err) == "KeyTooLongError":
 		e = syscall.ENAMETOOLONG
 	case strings.HasSuffix(s3Code(err), "InvalidObjectName"): // MinIO's refusal of a key it cannot store

@@ -30,6 +30,7 @@ func TestErrnoTable(t *testing.T) {
 		{s3err(s3client.ErrAccessDenied, "AccessDenied"), syscall.EACCES, true},
 		{s3err(s3client.ErrPrecondition, "PreconditionFailed"), syscall.ESTALE, true},
 		{fmt.Errorf("part 3: %w", upload.ErrNotSequential), syscall.EINVAL, true},
+		{upload.ErrObjectTooLarge, syscall.EFBIG, true},
 		{s3err(s3client.ErrOther, "KeyTooLongError"), syscall.ENAMETOOLONG, true},
 		{s3err(s3client.ErrOther, "XMinioInvalidObjectName"), syscall.EINVAL, true},
 		{s3err(s3client.ErrCanceled, ""), syscall.EINTR, false},

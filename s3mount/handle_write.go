@@ -13,7 +13,8 @@ import (
 // Write streams data into the upload. Errnos: EBADF after release; EIO once the upload failed (a failed part
 // fails the next write) or after a Flush/Fsync completed it; ENOTSUP on an unarmed handle; EBUSY when another
 // handle now writes the file; EINVAL for a write the upload cannot place (not sequential), which also aborts
-// the upload so that no object with a hole is stored; EINTR when interrupted before any byte was accepted.
+// the upload so that no object with a hole is stored; EFBIG past the largest object the part schedule allows;
+// EINTR when interrupted before any byte was accepted.
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -53,6 +54,10 @@ func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 		return 0, syscall.EINTR
 	}
 	h.err = err
+	if s3client.KindOf(err) != s3client.ErrOther || errors.Is(err, upload.ErrClosed) {
+		// A failed S3 request: the writer logged it with its cause when it failed the upload.
+		return 0, syscall.EIO
+	}
 	errno := h.f.errno("write", h.key, err)
 	if errors.Is(err, upload.ErrNotSequential) {
 		h.abortLocked("write at an offset the upload cannot place")
