@@ -186,7 +186,7 @@ var options = []option{
 		}},
 	{name: "log-file", arg: "FILE", usage: "append logs to FILE (default: stderr in the foreground, syslog as a daemon)",
 		set: setString(func(c *config) *string { return &c.LogFile })},
-	{name: "debug", boolean: true, usage: "log every FUSE request and S3 call (implies --log-level debug)",
+	{name: "debug", boolean: true, usage: "log every FUSE request (implies --log-level debug)",
 		set: func(c *config, v string) error {
 			b, err := parseBool(v)
 			c.Opts.Debug = b
