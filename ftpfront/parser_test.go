@@ -141,6 +141,11 @@ func TestHostResolverLongestPrefix(t *testing.T) {
 			t.Errorf("pasvIP(%s) = %v, %v; want %s", client, got, err, want)
 		}
 	}
+	byName, _ := ParseHostMap("127.0.0.0/8=localhost")
+	h3, _ := newHostResolver("", byName, testLogger(t))
+	if got, err := h3.pasvIP(t.Context(), mustAddr("127.0.0.9"), mustAddr("127.0.0.5")); err != nil || got.String() != "127.0.0.1" {
+		t.Errorf("host name in the map resolved to %v, %v", got, err)
+	}
 	h2, _ := newHostResolver("", nil, testLogger(t))
 	if got, _ := h2.pasvIP(t.Context(), mustAddr("10.0.0.1"), mustAddr("127.0.0.5")); got.String() != "127.0.0.5" {
 		t.Errorf("default PASV address = %v", got)
