@@ -2,7 +2,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: all build test vet fmt-check fuzz bench demo clean
+.PHONY: all build test vet fmt-check fuzz bench demo install clean
 
 all: build
 
@@ -41,6 +41,25 @@ demo:
 	@mkdir -p bin
 	$(GO) build -o bin/s3ftp-demo ./scripts/demo
 	bin/s3ftp-demo $(DEMO_ARGS)
+
+# Installs the daemons, the mount helper (mount -t s3mount and -t fuse.s3mount), the systemd units and the example
+# configurations (never over existing files). DESTDIR stages the tree; paths in the units follow BINDIR.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= /usr/sbin
+UNITDIR ?= /etc/systemd/system
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/s3mount $(DESTDIR)/etc/ftpfront
+	install -m 0755 bin/s3mount bin/ftpfront $(DESTDIR)$(BINDIR)/
+	install -m 0755 scripts/mount.s3mount $(DESTDIR)$(SBINDIR)/mount.s3mount
+	ln -sf mount.s3mount $(DESTDIR)$(SBINDIR)/mount.fuse.s3mount
+	for u in s3mount@.service ftpfront.service; do \
+		sed 's|/usr/local/bin/|$(BINDIR)/|g' scripts/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 scripts/s3mount.conf.example $(DESTDIR)/etc/s3mount/s3mount.conf.example
+	install -m 0644 scripts/ftpfront.conf.example $(DESTDIR)/etc/ftpfront/ftpfront.conf.example
+	install -m 0644 scripts/ftpfront-users.example.yaml $(DESTDIR)/etc/ftpfront/users.yaml.example
+	@echo "installed; next: see the comments in $(UNITDIR)/ftpfront.service, then systemctl daemon-reload"
 
 clean:
 	rm -rf bin
