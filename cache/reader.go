@@ -113,14 +113,16 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		r.mu.Unlock()
 		return 0, errClosed
 	}
+	if len(p) == 0 { // as os.File.ReadAt: an empty read succeeds anywhere
+		r.mu.Unlock()
+		return 0, nil
+	}
 	if off >= r.obj.Size {
 		r.mu.Unlock()
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), r.obj.Size)
-	if end > off {
-		r.noteReadLocked(off, end)
-	}
+	r.noteReadLocked(off, end)
 	r.mu.Unlock()
 
 	bs := r.c.bs
