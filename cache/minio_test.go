@@ -130,6 +130,31 @@ func TestMinIOSequentialRead(t *testing.T) {
 	if s := c.Stats(); s.PeakBytes > budget {
 		t.Errorf("peak %d above the budget %d", s.PeakBytes, budget)
 	}
+
+	// A cold sequential read from the middle: one ranged GET for the first read, then one open-ended GET from
+	// the next block on.
+	c.Invalidate("big/object")
+	g.n.Store(0)
+	r2 := c.NewReader(g, info, cache.ReaderConfig{MaxWindow: 4 << 20})
+	defer r2.Close()
+	p := make([]byte, chunk)
+	for off := int64(40 << 20); ; off += chunk {
+		n, err := r2.ReadAt(context.Background(), p, off)
+		exp := make([]byte, n)
+		patternAt(exp, off)
+		if !bytes.Equal(p[:n], exp) {
+			t.Fatalf("from the middle: content differs at %d", off)
+		}
+		if err == io.EOF && off+int64(n) == size {
+			break
+		}
+		if err != nil {
+			t.Fatalf("from the middle: ReadAt(%d): %v", off, err)
+		}
+	}
+	if n := g.n.Load(); n != 2 {
+		t.Errorf("%d GETs for a sequential read from the middle, want 2", n)
+	}
 }
 
 // TestMinIOChangedObject checks the If-Match contract against the real server: a reader of the old version gets
