@@ -5,6 +5,14 @@
 // Close stores an object that never filled its first part with one PutObject, and otherwise uploads the last
 // part and calls CompleteMultipartUpload. The multipart upload is created when the first part is handed off.
 //
+// # Extending an existing object
+//
+// NewFromExisting starts an upload whose first keep bytes are an existing object's (append, or FTP's REST +
+// STOR). A kept prefix of 5 MiB or more becomes the first parts through UploadPartCopy (at most 5 GiB each),
+// so a large object is extended without downloading it; a shorter prefix is read with one ranged GET into the
+// first part buffer. Both are conditional on the source's ETag: if it changed, the writer fails with
+// s3client.ErrPrecondition instead of splicing two versions.
+//
 // # Memory budget
 //
 // All writers of a mount share one Budget. Every byte of every part buffer is counted from the moment the

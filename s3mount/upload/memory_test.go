@@ -3,6 +3,8 @@ package upload
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"io"
 	"fmt"
 	"runtime"
 	"sync"
@@ -25,6 +27,14 @@ type discardClient struct {
 func (d *discardClient) PutObject(ctx context.Context, key string, body []byte, opts s3client.PutOptions) (string, error) {
 	d.check(0, body)
 	return `"put"`, nil
+}
+
+func (d *discardClient) GetObject(ctx context.Context, key string, off, length int64, ifMatch string) (io.ReadCloser, s3client.ObjectInfo, error) {
+	return nil, s3client.ObjectInfo{}, errors.New("discardClient: GetObject is not used by these tests")
+}
+
+func (d *discardClient) UploadPartCopy(ctx context.Context, key, uploadID string, number int32, src, srcETag string, off, length int64) (string, error) {
+	return "", errors.New("discardClient: UploadPartCopy is not used by these tests")
 }
 
 func (d *discardClient) CopyObject(ctx context.Context, src, dst string, opts s3client.PutOptions) (string, error) {

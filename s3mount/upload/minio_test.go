@@ -96,3 +96,40 @@ func TestMinIOAbortLeavesNothing(t *testing.T) {
 	}
 	noUploadsLeft(t, c)
 }
+
+// TestMinIOAppend extends an existing 12 MiB object by 1 MiB with a server-side copy of the kept bytes on the
+// real server, and restarts a short prefix with a ranged GET.
+func TestMinIOAppend(t *testing.T) {
+	srv := miniotest.Shared(t)
+	c := srv.Client(t, srv.NewBucket(t))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		size, keep int64
+	}{{"append", 12 * mib, 12 * mib}, {"restart", 3 * mib, 2*mib + 5}} {
+		orig := testData(40, int(tc.size))
+		if _, err := c.PutObject(ctx, tc.name, orig, s3client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		src, err := c.HeadObject(ctx, tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := testConfig(t, NewBudget(20*mib), 2)
+		w := NewFromExisting(c, tc.name, src, tc.keep, s3client.PutOptions{}, cfg)
+		more := testData(41, mib)
+		if _, err := w.WriteAt(ctx, more, tc.keep); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		info, err := w.Close(ctx)
+		if err != nil {
+			t.Fatalf("%s: Close: %v", tc.name, err)
+		}
+		got, stored := readObject(t, c, tc.name)
+		want := append(bytes.Clone(orig[:tc.keep]), more...)
+		if !bytes.Equal(got, want) || stored.ETag != info.ETag {
+			t.Fatalf("%s: %d bytes stored (ETag %s), want %d (ETag %s)", tc.name, len(got), stored.ETag, len(want), info.ETag)
+		}
+	}
+	noUploadsLeft(t, c)
+}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -18,8 +19,11 @@ import (
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
-// Client is the subset of s3client.Client the writer uses; s3client.Client satisfies it.
+// Client is the subset of s3client.Client the writer uses; s3client.Client satisfies it. GetObject and
+// UploadPartCopy serve NewFromExisting only.
 type Client interface {
+	GetObject(ctx context.Context, key string, off, length int64, ifMatch string) (io.ReadCloser, s3client.ObjectInfo, error)
+	UploadPartCopy(ctx context.Context, key, uploadID string, number int32, src, srcETag string, off, length int64) (string, error)
 	PutObject(ctx context.Context, key string, body []byte, opts s3client.PutOptions) (string, error)
 	CopyObject(ctx context.Context, src, dst string, opts s3client.PutOptions) (string, error)
 	CreateMultipartUpload(ctx context.Context, key string, opts s3client.PutOptions) (string, error)
@@ -89,6 +93,13 @@ type Writer struct {
 	stash    []pendingWrite
 	stashLen int64
 	closing  bool
+	// The kept prefix of an existing object (NewFromExisting): src, the ranges copied server-side as parts
+	// 1..len(copies), how many of them were started, and whether a prefix shorter than a part was fetched.
+	src        s3client.ObjectInfo
+	keep       int64
+	copies     []byteRange
+	copied     int
+	prefixDone bool
 
 	mu          sync.Mutex // guards the fields below
 	err         error      // sticky: the first failure
@@ -104,6 +115,8 @@ type Writer struct {
 	abortOnce  sync.Once
 	abortErr   error
 }
+
+type byteRange struct{ off, len int64 }
 
 type pendingWrite struct {
 	off  int64
@@ -138,6 +151,98 @@ func New(c Client, key string, opts s3client.PutOptions, cfg Config) *Writer {
 		opts:   cloneOptions(opts),
 		done:   make(chan struct{}),
 	}
+}
+
+// NewFromExisting returns a writer of a new version of key whose first keep bytes are those of the existing
+// object src (usually key itself): appending is keep = src.Size, FTP's REST n + STOR is keep = n. keep is
+// clamped to [0, src.Size]. WriteAt continues at off == keep.
+//
+// The kept bytes are not downloaded when keep is at least 5 MiB: they become the first parts of the multipart
+// upload through UploadPartCopy (ranges of at most 5 GiB), conditional on src.ETag. A shorter prefix is fetched
+// with one ranged GET, also conditional on src.ETag, into the first part buffer. If src changed in the
+// meantime the writer fails with an error of kind s3client.ErrPrecondition and nothing is stored. Nothing is
+// requested before the first WriteAt or Close.
+func NewFromExisting(c Client, key string, src s3client.ObjectInfo, keep int64, opts s3client.PutOptions, cfg Config) *Writer {
+	w := New(c, key, opts, cfg)
+	if src.Key == "" {
+		src.Key = key
+	}
+	w.src = src
+	w.keep = clamp(keep, 0, src.Size)
+	w.contig = w.keep
+	w.end.Store(w.keep)
+	if w.keep >= s3client.MinPartSize {
+		w.copies = copyRanges(w.keep)
+		w.next = int32(len(w.copies)) + 1
+	}
+	return w
+}
+
+// copyRanges splits [0, keep) (keep >= 5 MiB) into the fewest ranges of at most 5 GiB, of nearly equal size, so
+// that each is at least 5 MiB too.
+func copyRanges(keep int64) []byteRange {
+	n := (keep + s3client.MaxPartSize - 1) / s3client.MaxPartSize
+	ranges := make([]byteRange, 0, n)
+	for i, off := int64(0), int64(0); i < n; i++ {
+		end := keep * (i + 1) / n
+		ranges = append(ranges, byteRange{off: off, len: end - off})
+		off = end
+	}
+	return ranges
+}
+
+// prepareLocked sets up the kept prefix of NewFromExisting: it starts the UploadPartCopy parts, or fetches a
+// short prefix into the first part buffer. It resumes where a cancelled call stopped.
+func (w *Writer) prepareLocked(ctx context.Context) error {
+	for w.copied < len(w.copies) {
+		id, err := w.ensureUploadLocked()
+		if err != nil {
+			return err
+		}
+		if err := w.startPartLocked(ctx); err != nil {
+			return err
+		}
+		r := w.copies[w.copied]
+		w.copied++
+		go w.copyPart(id, int32(w.copied), r)
+	}
+	if w.prefixDone || w.copies != nil || w.keep == 0 {
+		return nil
+	}
+	buf, err := w.budget.acquire(ctx, w.ctx.Done(), PartSize(1, w.base, w.limit))
+	if err != nil {
+		if errors.Is(err, errStopped) {
+			return w.stickyErr()
+		}
+		return err
+	}
+	body, _, err := w.c.GetObject(w.ctx, w.src.Key, 0, w.keep, w.src.ETag)
+	if err == nil {
+		_, err = io.ReadFull(body, buf[:w.keep])
+		body.Close()
+	}
+	if err != nil {
+		w.budget.release(buf)
+		w.fail(err, "GetObject", 0)
+		return w.stickyErr()
+	}
+	w.buf, w.fill, w.start = buf, int(w.keep), 0
+	w.prefixDone = true
+	return nil
+}
+
+// copyPart runs one UploadPartCopy of the kept prefix.
+func (w *Writer) copyPart(id string, number int32, r byteRange) {
+	defer w.wg.Done()
+	defer func() { <-w.slots }()
+	etag, err := w.c.UploadPartCopy(w.ctx, w.key, id, number, w.src.Key, w.src.ETag, r.off, r.len)
+	if err != nil {
+		w.fail(err, "UploadPartCopy", number)
+		return
+	}
+	w.mu.Lock()
+	w.parts = append(w.parts, s3client.Part{Number: number, ETag: etag})
+	w.mu.Unlock()
 }
 
 // Size returns the size the object has so far: the largest offset+length of any accepted write.
@@ -175,6 +280,9 @@ func (w *Writer) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if err := w.prepareLocked(ctx); err != nil {
+		return 0, err
 	}
 	if off > w.contig {
 		if off+int64(len(p))-w.contig > MaxReorder || w.stashLen+int64(len(p)) > MaxReorder {
@@ -253,20 +361,41 @@ func (w *Writer) acquireLocked(ctx context.Context) error {
 // submitLocked starts the upload of the part in w.buf (full, or the last one), creating the multipart upload
 // first if needed. It waits for a free upload slot; on ctx's cancellation the part stays in w.buf.
 func (w *Writer) submitLocked(ctx context.Context) error {
+	id, err := w.ensureUploadLocked()
+	if err != nil {
+		return err
+	}
+	if err := w.startPartLocked(ctx); err != nil {
+		return err
+	}
+	number, buf, body := w.next, w.buf, w.buf[:w.fill]
+	w.next++
+	w.buf, w.fill = nil, 0
+	go w.uploadPart(id, number, buf, body)
+	return nil
+}
+
+// ensureUploadLocked creates the multipart upload unless it exists and returns its ID.
+func (w *Writer) ensureUploadLocked() (string, error) {
 	w.mu.Lock()
 	id, opts := w.uploadID, w.opts
 	w.mu.Unlock()
-	if id == "" {
-		var err error
-		id, err = w.c.CreateMultipartUpload(w.ctx, w.key, opts)
-		if err != nil {
-			w.fail(err, "CreateMultipartUpload", 0)
-			return w.stickyErr()
-		}
-		w.mu.Lock()
-		w.uploadID = id
-		w.mu.Unlock()
+	if id != "" {
+		return id, nil
 	}
+	id, err := w.c.CreateMultipartUpload(w.ctx, w.key, opts)
+	if err != nil {
+		w.fail(err, "CreateMultipartUpload", 0)
+		return "", w.stickyErr()
+	}
+	w.mu.Lock()
+	w.uploadID = id
+	w.mu.Unlock()
+	return id, nil
+}
+
+// startPartLocked waits for an upload slot and registers a part goroutine with wg; the caller starts it.
+func (w *Writer) startPartLocked(ctx context.Context) error {
 	select {
 	case w.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -284,10 +413,6 @@ func (w *Writer) submitLocked(ctx context.Context) error {
 	}
 	w.wg.Add(1)
 	w.mu.Unlock()
-	number, buf, body := w.next, w.buf, w.buf[:w.fill]
-	w.next++
-	w.buf, w.fill = nil, 0
-	go w.uploadPart(id, number, buf, body)
 	return nil
 }
 
@@ -420,6 +545,9 @@ func (w *Writer) finish() {
 func (w *Writer) complete() (s3client.ObjectInfo, error) {
 	if err := w.stickyErr(); err != nil {
 		return s3client.ObjectInfo{}, err
+	}
+	if err := w.prepareLocked(w.ctx); err != nil {
+		return s3client.ObjectInfo{}, w.orSticky(err)
 	}
 	if err := w.flushStashLocked(w.ctx); err != nil {
 		return s3client.ObjectInfo{}, w.orSticky(err)
