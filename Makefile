@@ -43,7 +43,8 @@ demo:
 	bin/s3ftp-demo $(DEMO_ARGS)
 
 # Installs the daemons, the mount helper (mount -t s3mount and -t fuse.s3mount), the systemd units and the example
-# configurations (never over existing files). DESTDIR stages the tree; paths in the units follow BINDIR.
+# configurations as *.example (real configuration files are never touched). DESTDIR stages the tree; the units'
+# paths follow BINDIR.
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 SBINDIR ?= /usr/sbin

@@ -125,7 +125,11 @@ type notifySocket struct {
 // listenNotify binds a datagram socket in a fresh temporary directory (socket paths are limited to 107 bytes,
 // so not under the demo directory).
 func listenNotify() (*notifySocket, error) {
-	dir, err := os.MkdirTemp("", "s3ftp-demo-")
+	base := ""
+	if len(os.TempDir()) > 60 {
+		base = "/tmp" // a long $TMPDIR would push the socket path over the limit
+	}
+	dir, err := os.MkdirTemp(base, "s3ftp-demo-")
 	if err != nil {
 		return nil, err
 	}
