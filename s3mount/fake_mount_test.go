@@ -399,6 +399,9 @@ func TestFakeWhileWriting(t *testing.T) {
 	if err := os.Remove(fn); !errors.Is(err, syscall.EBUSY) {
 		t.Errorf("unlink while writing = %v, want EBUSY", err)
 	}
+	if err := os.Rename(fn, fn+".moved"); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("rename while writing = %v, want EBUSY", err)
+	}
 	ents, _ := os.ReadDir(env.Dir)
 	if len(ents) != 1 || ents[0].Name() != "w" {
 		t.Errorf("listing while writing = %v, want [w]", ents)
@@ -610,5 +613,53 @@ func TestCheckErrors(t *testing.T) {
 	bad.PartSize = 1
 	if err := s3mount.Check(t.Context(), fake, bad); err == nil || !strings.Contains(err.Error(), "part-size") {
 		t.Errorf("Check with invalid options = %v, want the option named", err)
+	}
+}
+
+// Objects carrying s3fs's headers show their mode, owner and mtime; chmod, chown and utimens succeed and change
+// nothing.
+func TestFakeS3fsMetadataAndSetattr(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.PutWith("m", []byte("x"), s3client.PutOptions{Metadata: map[string]string{
+		"mode": "33261", "uid": "1234", "gid": "5678", "mtime": "1700000000.5"}}) // 0100755
+	fn := filepath.Join(env.Dir, "m")
+	var st syscall.Stat_t
+	if err := syscall.Stat(fn, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != syscall.S_IFREG|0o755 || st.Uid != 1234 || st.Gid != 5678 || st.Mtim.Sec != 1700000000 ||
+		st.Mtim.Nsec != 500000000 {
+		t.Errorf("stat = mode %o uid %d gid %d mtime %d.%09d; want 100755 1234 5678 1700000000.5",
+			st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Mtim.Nsec)
+	}
+	fake.ResetCounters()
+	if err := os.Chmod(fn, 0o600); err != nil {
+		t.Errorf("chmod = %v", err)
+	}
+	if err := os.Chtimes(fn, time.Unix(1, 0), time.Unix(1, 0)); err != nil {
+		t.Errorf("utimens = %v", err)
+	}
+	if err := os.Chown(fn, 1, 1); err != nil {
+		t.Errorf("chown = %v", err)
+	}
+	for _, op := range []string{"PutObject", "CopyObject", "DeleteObject"} {
+		if n := fake.Calls(op); n != 0 {
+			t.Errorf("setattr issued %d %s calls, want none", n, op)
+		}
+	}
+}
+
+func TestFakeWriteHandleCannotRead(t *testing.T) {
+	env, _ := mountFake(t, nil)
+	f, err := os.OpenFile(filepath.Join(env.Dir, "rw"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(make([]byte, 3), 0); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("read on a write handle = %v, want EBADF", err)
 	}
 }
