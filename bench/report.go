@@ -300,7 +300,11 @@ func chartData(rows []*row, unit string, tools []string) string {
 	var b strings.Builder
 	b.WriteString("workload")
 	for _, t := range tools {
-		b.WriteString(" \"" + t + "\"")
+		title := t
+		if l, ok := toolLabels[t]; ok && t == toolRcloneWrites {
+			title += " (" + l + ")"
+		}
+		b.WriteString(" \"" + title + "\"")
 	}
 	b.WriteString("\n")
 	any := false
