@@ -38,5 +38,6 @@
 // # Effective configuration
 //
 // Load returns an Effective listing every flag's final value and where it came from; its WriteTo prints it in
-// the file format above (so it can be pasted into a file), with secrets redacted (see Secret).
+// the file format above (so it can be pasted into a file), with secrets redacted (see Secret), and it is a
+// slog.LogValuer for one start-up log line of the settings that are not defaults.
 package flagenv

@@ -3,6 +3,7 @@ package flagenv
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -130,4 +131,17 @@ func quoteIfNeeded(v string) string {
 		return v
 	}
 	return strconv.Quote(v)
+}
+
+// LogValue makes an Effective loggable in one line: log.Info("configuration", "settings", eff) logs a group of
+// the settings that are not defaults, each "name=value (source)", secrets redacted.
+func (e *Effective) LogValue() slog.Value {
+	var attrs []slog.Attr
+	for _, en := range e.Entries {
+		if en.Source.Kind == Default {
+			continue
+		}
+		attrs = append(attrs, slog.String(en.Name, Redact(en.Name, en.Value)+" ("+en.Source.String()+")"))
+	}
+	return slog.GroupValue(attrs...)
 }

@@ -3,6 +3,7 @@ package flagenv
 import (
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -401,5 +402,27 @@ func TestUnknownVariablesAreReported(t *testing.T) {
 	}
 	if *f.conns != 3 {
 		t.Fatalf("max-conns = %d, want 3", *f.conns)
+	}
+}
+
+func TestLogValue(t *testing.T) {
+	path := writeFile(t, "admin-password = hunter2\n")
+	f := newTestFlags()
+	f.fs.Parse([]string{"--max-conns", "9"})
+	eff, err := load(flagSetTarget(f.fs), "FTP", path, []string{"FTP_IDLE_TIMEOUT=1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("configuration", "settings", eff)
+	line := b.String()
+	for _, want := range []string{`settings.admin-password="<redacted> (` + path + `:1)"`,
+		`settings.idle-timeout="1m0s (environment FTP_IDLE_TIMEOUT)"`, `settings.max-conns="9 (command line)"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line lacks %s:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "hunter2") || strings.Contains(line, "passive-ports") {
+		t.Errorf("log line shows a secret or a default:\n%s", line)
 	}
 }
