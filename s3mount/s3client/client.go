@@ -10,6 +10,13 @@
 //
 // Upload defaults (server-side encryption, storage class, canned ACL) are configured once on the client and
 // applied by the implementation to every PutObject, CreateMultipartUpload and CopyObject.
+//
+// The adapter (aws.go) retries with the SDK's standard retryer (bounded attempts, exponential backoff with
+// jitter, no client-side retry quota), uses one HTTP/1.1 transport keeping up to 128 idle connections per host,
+// addresses buckets path-style for any non-AWS endpoint, and keeps the SDK's own logging off; its only log
+// output is one debug line per failed call, since callers log the errors they act on. Bodies of PutObject and
+// UploadPart are in memory, hence seekable and safely retried. A GetObject body is bound to the context of
+// the call that opened it and reports a connection cut mid-stream as ErrUnavailable, never as a short read.
 package s3client
 
 import (
