@@ -3,6 +3,10 @@
 //	ftpfront --root /srv/s3 --users /etc/ftpfront/users.yaml --tls-cert cert.pem --tls-key key.pem
 //	ftpfront passwd            # prints an argon2id hash for the users file
 //
+// Every flag may also come from the environment (FTPFRONT_PASSIVE_PORTS for --passive-ports) or from the
+// configuration file named by --config or FTPFRONT_CONFIG (scripts/ftpfront.conf.example); the command line
+// wins over the environment, which wins over the file (internal/flagenv).
+//
 // Exit codes: 0 clean shutdown; 2 usage (bad flag or value); 3 configuration (users file, certificate, audit
 // log); 4 a listener could not be bound; 5 the server stopped with an error.
 package main
@@ -25,6 +29,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/ftpfront"
+	"github.com/s3ftp/s3ftp/internal/flagenv"
 	"golang.org/x/term"
 )
 
@@ -64,7 +69,11 @@ type config struct {
 	logLevel    slog.Level
 	readyFile   string
 	refuseUsers string
+	effective   *flagenv.Effective
 }
+
+// envPrefix names the environment variables and the configuration file variable (FTPFRONT_CONFIG).
+const envPrefix = "FTPFRONT"
 
 // parseFlags maps flags onto ftpfront.Options; it returns -1 to go on, or an exit code.
 func parseFlags(args []string, stderr io.Writer) (*config, int) {
@@ -101,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.readyFile, "ready-file", "", "write the bound listen address to this file once listening")
+	configFile := fs.String("config", "", "configuration file (default $FTPFRONT_CONFIG); flags and FTPFRONT_* variables override it")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ftpfront --root DIR --users FILE [flags]\n       ftpfront passwd")
 		fs.PrintDefaults()
@@ -118,10 +128,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	if fs.NArg() > 0 {
 		return usage("unexpected argument %q", fs.Arg(0))
 	}
+	eff, err := flagenv.Load(fs, envPrefix, *configFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "ftpfront: configuration: %v\n", err)
+		return nil, exitConfig
+	}
+	c.effective = eff
 	if c.root == "" || c.users == "" {
 		return usage("--root and --users are required")
 	}
-	var err error
 	if o.PassiveHostMap, err = ftpfront.ParseHostMap(*hostMap); err != nil {
 		return usage("--passive-host-map: %v", err)
 	}
@@ -164,6 +179,7 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 
 func serve(c *config, stderr io.Writer) int {
 	log := newLogger(c, stderr)
+	log.Info("configuration", "settings", c.effective)
 	fail := func(code int, msg string, err error) int {
 		log.Error(msg, "err", err)
 		return code

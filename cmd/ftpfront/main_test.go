@@ -201,3 +201,44 @@ func healthAddr(t *testing.T, logs *syncBuffer) string {
 	t.Fatalf("no health check address logged:\n%s", logs.String())
 	return ""
 }
+
+// Settings come from the configuration file (FTPFRONT_CONFIG or --config) and FTPFRONT_* variables, under the
+// command line.
+func TestConfigFileAndEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ftpfront.conf")
+	os.WriteFile(conf, []byte("users = /etc/u.yaml   # comment\nlisten = 127.0.0.1:0\ntls-self-signed\npassive-ports = 0\nidle-timeout = 7m\n"), 0o644)
+	t.Setenv("FTPFRONT_CONFIG", conf)
+	t.Setenv("FTPFRONT_IDLE_TIMEOUT", "9m")
+	c, code := parseFlags([]string{"--root", dir, "--listen", "127.0.0.1:2999"}, io.Discard)
+	if code >= 0 {
+		t.Fatalf("parseFlags exit %d", code)
+	}
+	if c.users != "/etc/u.yaml" || !c.opts.TLSSelfSigned || c.opts.PassivePortMin != 0 {
+		t.Fatalf("file settings not applied: %+v", c)
+	}
+	if c.opts.IdleTimeout != 9*time.Minute {
+		t.Fatalf("environment did not override the file: idle timeout %v", c.opts.IdleTimeout)
+	}
+	if c.opts.Listen != "127.0.0.1:2999" {
+		t.Fatalf("command line did not override the file: listen %q", c.opts.Listen)
+	}
+
+	os.WriteFile(conf, []byte("no-such-flag = 1\n"), 0o644)
+	var stderr bytes.Buffer
+	if _, code := parseFlags([]string{"--root", dir}, &stderr); code != exitConfig || !strings.Contains(stderr.String(), "no-such-flag") {
+		t.Fatalf("unknown key: exit %d, %s", code, stderr.String())
+	}
+}
+
+// The shipped example configuration parses (with the root the systemd unit passes).
+func TestExampleConfigParses(t *testing.T) {
+	t.Setenv("FTPFRONT_CONFIG", "")
+	c, code := parseFlags([]string{"--config", "../../scripts/ftpfront.conf.example", "--root", t.TempDir()}, io.Discard)
+	if code >= 0 {
+		t.Fatalf("example configuration: exit %d", code)
+	}
+	if c.opts.Listen != "0.0.0.0:21" || c.opts.PassivePortMin != 40000 || c.auditLog != "/var/log/ftpfront/audit.log" {
+		t.Fatalf("example configuration read as %+v", c.opts)
+	}
+}
