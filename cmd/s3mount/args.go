@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/s3ftp/s3ftp/internal/flagenv"
 	"github.com/s3ftp/s3ftp/s3mount"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
@@ -30,7 +31,16 @@ type config struct {
 
 	// Ignored lists the -o options accepted for fstab compatibility without effect, for a debug log line.
 	Ignored []string
+	// Layered lists the settings taken from S3MOUNT_* variables or the S3MOUNT_CONFIG file and not overridden
+	// on the command line, for the start-up log.
+	Layered []flagenv.Entry
+	// given holds the names of the options set on the command line.
+	given map[string]bool
 }
+
+// envPrefix names the environment variables (S3MOUNT_MEMORY_BUDGET) and the file variable (S3MOUNT_CONFIG)
+// that layer settings under the command line; see internal/flagenv and scripts/s3mount.conf.example.
+const envPrefix = "S3MOUNT"
 
 // errHelp is returned by parseArgs for -h/--help: the usage goes to stdout and the command exits 0.
 var errHelp = errors.New("help requested")
@@ -243,21 +253,45 @@ func applyMountOptions(c *config, list string) error {
 		if err := o.set(c, val); err != nil {
 			return fmt.Errorf("-o %s: %w", key, err)
 		}
+		c.given[o.name] = true
 	}
+	return nil
+}
+
+// applyLayers applies the settings of the configuration file and the environment (internal/flagenv); the
+// command line is applied afterwards and overrides them.
+func applyLayers(c *config) error {
+	names := make([]string, len(options))
+	for i, o := range options {
+		names[i] = o.name
+	}
+	eff, err := flagenv.ApplyTarget(flagenv.Target{
+		Names:  names,
+		IsBool: func(name string) bool { return lookupOption(name).boolean },
+		Set:    func(name, value string) error { return lookupOption(name).set(c, value) },
+	}, envPrefix, "")
+	if err != nil {
+		return err
+	}
+	c.Layered = eff.Entries
 	return nil
 }
 
 // newConfig returns the configuration before any argument is applied.
 func newConfig() *config {
 	return &config{Opts: s3mount.DefaultOptions(), S3: s3client.DefaultConfig(""), LogFormat: "text",
-		LogLevel: slog.LevelInfo}
+		LogLevel: slog.LevelInfo, given: map[string]bool{}}
 }
 
 // parseArgs parses the command line (without the program name). Flags and the two operands may come in any
 // order, so both "s3mount -f BUCKET DIR" and the helper's "s3mount BUCKET DIR -o opts" work; "--" ends the flags.
-// The result is validated: any error is a usage error.
+// Settings first come from the defaults, then the S3MOUNT_CONFIG file, then S3MOUNT_<NAME> variables, then the
+// command line, each overriding the one before. The result is validated: any error is a usage error.
 func parseArgs(args []string) (*config, error) {
 	c := newConfig()
+	if err := applyLayers(c); err != nil {
+		return nil, err
+	}
 	var operands []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -269,10 +303,12 @@ func parseArgs(args []string) (*config, error) {
 			return nil, errHelp
 		case a == "-f":
 			c.Foreground = true
+			c.given["foreground"] = true
 		case a == "-d":
 			if err := lookupOption("debug").set(c, ""); err != nil {
 				return nil, err
 			}
+			c.given["debug"] = true
 		case a == "-o":
 			if i+1 >= len(args) {
 				return nil, errors.New("-o needs a list of options")
@@ -301,12 +337,14 @@ func parseArgs(args []string) (*config, error) {
 			if err := o.set(c, val); err != nil {
 				return nil, fmt.Errorf("--%s: %w", name, err)
 			}
+			c.given[o.name] = true
 		case strings.HasPrefix(a, "-") && a != "-":
 			return nil, fmt.Errorf("unknown flag %s (long flags take two dashes)", a)
 		default:
 			operands = append(operands, a)
 		}
 	}
+	c.Layered = slices.DeleteFunc(c.Layered, func(e flagenv.Entry) bool { return c.given[e.Name] })
 	if len(operands) != 2 {
 		return nil, fmt.Errorf("want BUCKET[:PREFIX] MOUNTPOINT, got %d operand(s)", len(operands))
 	}
@@ -366,7 +404,9 @@ func usage() string {
 Mounts an S3 bucket (or the keys under PREFIX) with FUSE. Without -f the command returns once the mount is
 ready and keeps serving it in the background; "fusermount3 -u MOUNTPOINT" ends it.
 
-Every flag --name VALUE can also be given as -o name=VALUE (fstab style, underscores allowed: -o allow_other).
+Every flag --name VALUE can also be given as -o name=VALUE (fstab style, underscores allowed: -o allow_other),
+as an environment variable S3MOUNT_NAME=VALUE (S3MOUNT_MEMORY_BUDGET=512MiB), or as "name = value" in the file
+named by S3MOUNT_CONFIG. The command line wins over the environment, which wins over the file.
 Sizes take K, M, G, T or KiB, MiB, GiB, TiB suffixes (binary); KB, MB, GB, TB are decimal.
 
 Flags:

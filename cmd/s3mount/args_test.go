@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -82,6 +83,7 @@ func TestApplyMountOptions(t *testing.T) {
 			want := newConfig()
 			tt.change(want)
 			want.Ignored = tt.ignored
+			got.given, want.given = nil, nil // what the command line set is checked in TestLayeredSettings
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("applyMountOptions(%q):\n got %+v\nwant %+v", tt.list, *got, *want)
 			}
@@ -245,5 +247,56 @@ func TestParseSource(t *testing.T) {
 		if _, _, err := parseSource(bad); err == nil {
 			t.Errorf("parseSource(%q) succeeded", bad)
 		}
+	}
+}
+
+// TestLayeredSettings: the S3MOUNT_CONFIG file, then S3MOUNT_* variables, then the command line, each winning
+// over the one before; only settings not overridden on the command line are reported as layered.
+func TestLayeredSettings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s3mount.conf")
+	conf := "memory-budget = 128MiB\ncache-size = 16MiB\nmax-readahead = 8MiB\nallow-other\nlog-format: json\n"
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("S3MOUNT_CONFIG", file)
+	t.Setenv("S3MOUNT_CACHE_SIZE", "32MiB")
+	t.Setenv("S3MOUNT_LOG_FORMAT", "text")
+
+	c, err := parseArgs([]string{"--memory-budget", "96M", "-o", "log_format=json", "b", "/m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Opts.MemoryBudget != 96<<20 || c.Opts.CacheSize != 32<<20 || !c.Opts.AllowOther || c.LogFormat != "json" {
+		t.Errorf("budget %d (want 96MiB from the flag), cache %d (want 32MiB from the environment), allow-other %v "+
+			"(want true from the file), log format %q (want json from -o)",
+			c.Opts.MemoryBudget, c.Opts.CacheSize, c.Opts.AllowOther, c.LogFormat)
+	}
+	var layered []string
+	for _, e := range c.Layered {
+		layered = append(layered, e.Name+"="+e.Value+"@"+e.Source.String())
+	}
+	got := strings.Join(layered, " ")
+	for _, want := range []string{"cache-size=32MiB", "S3MOUNT_CACHE_SIZE", "allow-other="} {
+		if !strings.Contains(got, want) {
+			t.Errorf("layered settings %q lack %q", got, want)
+		}
+	}
+	for _, overridden := range []string{"memory-budget", "log-format"} {
+		if strings.Contains(got, overridden) {
+			t.Errorf("layered settings %q list %s, which the command line set", got, overridden)
+		}
+	}
+
+	t.Setenv("S3MOUNT_CACHE_SIZE", "lots")
+	if _, err := parseArgs([]string{"b", "/m"}); err == nil || !strings.Contains(err.Error(), "S3MOUNT_CACHE_SIZE") {
+		t.Errorf("bad value in the environment: %v, want an error naming the variable", err)
+	}
+	t.Setenv("S3MOUNT_CACHE_SIZE", "")
+	os.Unsetenv("S3MOUNT_CACHE_SIZE")
+	if err := os.WriteFile(file, []byte("\nturbo = yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseArgs([]string{"b", "/m"}); err == nil || !strings.Contains(err.Error(), file+":2") {
+		t.Errorf("unknown key in the file: %v, want an error naming %s:2", err, file)
 	}
 }

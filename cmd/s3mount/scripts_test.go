@@ -74,8 +74,9 @@ func TestMountHelper(t *testing.T) {
 
 	other := t.TempDir()
 	code, out = runHelper(t, srv, noEnv, "no-such-bucket-helper", other, "-o", "endpoint="+srv.Endpoint+",log_file="+logFile)
-	if code != ExitS3 || !strings.Contains(out, "no-such-bucket-helper") {
-		t.Errorf("missing bucket through the helper: exit %d, output %q; want %d naming the bucket", code, out, ExitS3)
+	if code != ExitS3 || !strings.Contains(out, "no-such-bucket-helper") || strings.Count(out, "\n") != 1 {
+		t.Errorf("missing bucket through the helper: exit %d, output %q; want %d and one line naming the bucket",
+			code, out, ExitS3)
 	}
 }
 
@@ -128,8 +129,8 @@ func TestSystemdUnitCommandLine(t *testing.T) {
 		}
 	}
 	cmdline := strings.NewReplacer(
-		"${S3MOUNT_OPTIONS}", "allow_other,endpoint=https://s3.eu-west-1.amazonaws.com,memory_budget=256M",
-		"${S3MOUNT_SOURCE}", "mybucket:inbox",
+		"${OPTIONS}", "allow_other,endpoint=https://s3.eu-west-1.amazonaws.com,memory_budget=256M",
+		"${SOURCE}", "mybucket:inbox",
 		"%f", "/srv/ftp").Replace(keys["ExecStart"])
 	fields := strings.Fields(cmdline)
 	if len(fields) < 2 || filepath.Base(fields[0]) != "s3mount" {
@@ -143,7 +144,7 @@ func TestSystemdUnitCommandLine(t *testing.T) {
 		!c.Opts.AllowOther || c.Opts.MemoryBudget != 256<<20 {
 		t.Errorf("ExecStart %q parsed as %+v", cmdline, c)
 	}
-	// An empty S3MOUNT_OPTIONS is still a valid command line.
+	// An empty OPTIONS is still a valid command line.
 	if _, err := parseArgs([]string{"-f", "-o", "", "b", "/srv/ftp"}); err != nil {
 		t.Errorf("empty -o: %v", err)
 	}
