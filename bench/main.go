@@ -85,7 +85,12 @@ func run(args []string) int {
 	}{
 		{"results.csv", func() error { return writeCSV(filepath.Join(o.Out, "results.csv"), rows) }},
 		{"results.json", func() error { return writeJSON(filepath.Join(o.Out, "results.json"), rep) }},
-		{"throughput.png", func() error { return writeChart(o.Out, rows, o.Tools) }},
+		{"throughput.png", func() error {
+			if !o.Chart {
+				return nil
+			}
+			return writeChart(o.Out, rows, o.Tools)
+		}},
 		{"table.txt", func() error {
 			return os.WriteFile(filepath.Join(o.Out, "table.txt"), []byte(formatTable(rows)), 0o644)
 		}},
@@ -95,8 +100,11 @@ func run(args []string) int {
 			code = exitResults
 		}
 	}
-	fmt.Printf("\nresults: %s\n", strings.Join([]string{filepath.Join(o.Out, "results.csv"),
-		filepath.Join(o.Out, "results.json"), filepath.Join(o.Out, "throughput.png")}, ", "))
+	files := []string{filepath.Join(o.Out, "results.csv"), filepath.Join(o.Out, "results.json")}
+	if o.Chart {
+		files = append(files, filepath.Join(o.Out, "throughput.png"))
+	}
+	fmt.Printf("\nresults: %s\n", strings.Join(files, ", "))
 	return code
 }
 

@@ -33,6 +33,7 @@ type options struct {
 	// MinioBin, S3mountBin and FtpfrontBin override where binaries come from ("" = find or build).
 	MinioBin, S3mountBin, FtpfrontBin string
 	Keep                              bool // keep the work directory (logs) after the run
+	Chart                             bool // draw throughput.png with gnuplot
 }
 
 // allTools lists every tool in the order of the report.
@@ -71,6 +72,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.S3mountBin, "s3mount", "", "s3mount binary (default: go build ./cmd/s3mount)")
 	fs.StringVar(&o.FtpfrontBin, "ftpfront", "", "ftpfront binary (default: go build ./cmd/ftpfront)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory with the daemons' logs")
+	fs.BoolVar(&o.Chart, "chart", true, "draw throughput.png with gnuplot (--chart=false where gnuplot is missing)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

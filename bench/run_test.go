@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/s3ftp/s3ftp/internal/miniolocal"
+)
+
+// TestRunRawAndS3mount runs the whole program with tiny sizes against a real MinIO and a real s3mount mount, and
+// checks that every row of both tools has a figure and no error, and that the result files are written (the
+// gnuplot chart aside: gnuplot is a bench dependency, not a test one). It needs root (drop_caches, tmpfs), FUSE
+// and a minio binary, and fails when one is missing.
+func TestRunRawAndS3mount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root: the bench drops the page cache and mounts tmpfs and FUSE file systems")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatalf("FUSE is not available: %v", err)
+	}
+	if _, err := miniolocal.FindBinary(); err != nil {
+		t.Fatalf("no minio binary (scripts/setup-test-deps.sh builds it): %v", err)
+	}
+	out := t.TempDir()
+	code := run([]string{"--tools", "raw-sdk,s3mount", "--size", "8MiB", "--reps", "1", "--par-writers", "2",
+		"--par-size", "6MiB", "--files", "10", "--chart=false", "--out", out})
+	if code != exitOK {
+		t.Fatalf("bench exited %d", code)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Rows []struct {
+			Tool, Workload string
+			N              int      `json:"n"`
+			Median         *float64 `json:"median"`
+			Errors         []string `json:"errors"`
+			PeakRSS        int64    `json:"peak_rss_bytes"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, tool := range []string{toolRaw, toolS3mount} {
+		for _, w := range toolWorkloads(tool) {
+			want[tool+" "+w] = true
+		}
+	}
+	for _, r := range rep.Rows {
+		k := r.Tool + " " + r.Workload
+		if !want[k] {
+			t.Errorf("unexpected row %s", k)
+		}
+		delete(want, k)
+		if r.N != 1 || r.Median == nil || *r.Median <= 0 || len(r.Errors) > 0 {
+			t.Errorf("row %s: n=%d median=%v errors=%q", k, r.N, r.Median, r.Errors)
+		}
+		if r.Tool == toolS3mount && r.PeakRSS <= 0 {
+			t.Errorf("row %s: no daemon peak RSS", k)
+		}
+	}
+	for k := range want {
+		t.Errorf("missing row %s", k)
+	}
+	for _, f := range []string{"results.csv", "table.txt"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	b, _ = os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(b), "s3ftp-bench-") {
+		t.Errorf("the run left a mount behind:\n%s", b)
+	}
+}
