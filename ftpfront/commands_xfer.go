@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"github.com/spf13/afero"
 )
 
 // File transfers: RETR STOR APPE REST ABOR (RFC 959, RFC 3659 REST STREAM).
@@ -185,7 +183,8 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 		if fileErr == nil && lf != nil {
 			fileErr = lf.flush()
 		}
-		closeErr := closeFile(f)
+		// On a streaming backend Close is where the upload succeeds or fails (the mount completes the S3 upload).
+		closeErr := f.Close()
 		if fileErr == nil {
 			fileErr = closeErr
 		}
@@ -208,10 +207,6 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 	})
 	return true
 }
-
-// closeFile closes f; the error of Close is the upload's verdict on a streaming backend (the mount reports a
-// failed S3 upload there).
-func closeFile(f afero.File) error { return f.Close() }
 
 // crlfWriter converts LF to CRLF (TYPE A downloads). A CR already in front of the LF is kept as is.
 type crlfWriter struct {

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -282,7 +281,6 @@ func mustMkdir(t *testing.T, dir string) {
 	}
 }
 
-var _ = io.EOF
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 

@@ -113,7 +113,7 @@ func TestActiveMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expect(150)
-	tc := tlsServerSideClient(conn)
+	tc := activeDataClient(conn)
 	got, err := io.ReadAll(tc)
 	if err != nil || string(got) != "active data" {
 		t.Fatalf("active RETR got %q, %v", got, err)
@@ -121,8 +121,8 @@ func TestActiveMode(t *testing.T) {
 	c.expect(226)
 }
 
-// In active mode the server dials, but under PROT P it is still the TLS server (RFC 4217 7).
-func tlsServerSideClient(c net.Conn) io.Reader {
+// activeDataClient wraps a data connection the server dialed: under PROT P the server is still the TLS server.
+func activeDataClient(c net.Conn) io.Reader {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	return tlsClientConn(c)
 }
