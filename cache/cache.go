@@ -449,21 +449,6 @@ func (c *Cache) fill(b *block, body io.Reader) error {
 // time to first byte, large enough to keep lock traffic low.
 const publishEvery = 64 << 10
 
-// lruString lists the cached blocks from most to least recently used, then the pinned or filling ones in key
-// order; for tests.
-func (c *Cache) lruString() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := ""
-	for e := c.lru.Front(); e != nil; e = e.Next() {
-		if s != "" {
-			s += " "
-		}
-		s += e.Value.(*block).k.String()
-	}
-	return s
-}
-
 // isCanceled reports whether err means a context ended (the filler's or a waiter's), not that S3 failed.
 func isCanceled(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||

@@ -856,3 +856,28 @@ func BenchmarkReadAtHit(b *testing.B) {
 		off = (off + int64(len(p))) % info.Size
 	}
 }
+
+// BenchmarkReadAtHitParallel measures the hit path with several readers of one cached object contending for
+// the cache lock.
+func BenchmarkReadAtHitParallel(b *testing.B) {
+	const bs = 1 << 20
+	f := s3fake.New()
+	_, info := putObject(b, f, "obj", 32*bs, 17)
+	c := newCache(b, Config{MaxBytes: 64 * bs, BlockSize: bs})
+	readSeq(b, newReader(b, c, f, info, ReaderConfig{}), bs) // warm
+	b.SetBytes(16 << 10)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := c.NewReader(f, info, ReaderConfig{})
+		defer r.Close()
+		p := make([]byte, 16<<10)
+		off := int64(0)
+		for pb.Next() {
+			if _, err := r.ReadAt(context.Background(), p, off); err != nil {
+				b.Error(err)
+				return
+			}
+			off = (off + int64(len(p))) % info.Size
+		}
+	})
+}

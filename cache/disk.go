@@ -231,17 +231,3 @@ func removeQuiet(c *Cache, path string) {
 		c.log.Error("cache: disk tier remove failed", slog.String("path", path), slog.Any("err", err))
 	}
 }
-
-// diskString lists the disk tier's written blocks from most to least recently used; for tests.
-func (c *Cache) diskString() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := ""
-	for e := c.diskState.lru.Front(); e != nil; e = e.Next() {
-		if s != "" {
-			s += " "
-		}
-		s += e.Value.(*diskEntry).k.String()
-	}
-	return s
-}
