@@ -47,4 +47,15 @@
 //
 // The gauges and counters a daemon cannot update itself (budget, cache, bans) are read from functions given to
 // the Watch methods; until then they read 0.
+//
+// # Wiring
+//
+// The subpackages hold the adapters, so this package imports nothing of the project:
+//
+//	reg := metrics.NewRegistry()
+//	m := s3metrics.Wire(reg, &s3cfg)            // s3mount: S3 requests and bytes, through s3client.Config.Observer
+//	client = s3metrics.Client(client, m)        // s3mount: s3mount_parts_in_flight
+//	m.WatchBudget(budget)                       // s3mount: *upload.Budget
+//	deps.Audit = ftpmetrics.Wire(reg, access, deps.Audit) // ftpfront: sessions, logins, transfers, bans
+//	mux.Handle("/metrics", reg.Handler())       // next to an existing /healthz; or metrics.Serve(addr, reg.Handler(), log)
 package metrics
