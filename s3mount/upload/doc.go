@@ -22,8 +22,9 @@
 // caller's ctx is cancelled (WriteAt returns ctx's error) or when the writer is aborted or failed.
 //
 // Released buffers stay on the Budget's free list for reuse while InUse plus the free list stays within Max, so
-// the Go heap stays near the budget instead of growing with garbage-collector lag: bytes allocated for part
-// buffers never exceed Max. Fixed overhead outside the budget: per writer, up to MaxReorder bytes of writes
+// the Go heap stays near the budget instead of growing with garbage-collector lag: live part buffers, in use or
+// free, never exceed Max. Only when a buffer of a new size is needed (the part size grows every 900 parts) are
+// free buffers of the old size dropped, and they are garbage until the next collection. Fixed overhead outside the budget: per writer, up to MaxReorder bytes of writes
 // that arrived ahead of a gap; nothing else holds object data.
 //
 // # Progress
