@@ -127,7 +127,7 @@ func (d *demo) unmountLeftover() error {
 func (d *demo) startS3(ctx context.Context) error {
 	if d.o.bucket != "" {
 		d.endpoint, d.bucket, d.region = d.o.endpoint, d.o.bucket, d.o.region
-		d.childEnv = os.Environ()
+		d.childEnv = withoutDaemonSettings(os.Environ())
 		d.s3cfg = s3client.DefaultConfig(d.bucket)
 		d.s3cfg.Endpoint, d.s3cfg.Region = d.endpoint, d.region
 		where := d.endpoint
@@ -164,6 +164,14 @@ func (d *demo) startS3(ctx context.Context) error {
 	d.s3cfg = d.minio.Config(d.bucket)
 	d.childEnv = append(minimalEnv(), d.minio.Env()...)
 	return nil
+}
+
+// withoutDaemonSettings drops S3MOUNT_* and FTPFRONT_* variables (and the configuration files they name), so
+// the daemons run with exactly the settings the demo passes.
+func withoutDaemonSettings(env []string) []string {
+	return slices.DeleteFunc(env, func(kv string) bool {
+		return strings.HasPrefix(kv, "S3MOUNT_") || strings.HasPrefix(kv, "FTPFRONT_")
+	})
 }
 
 // minimalEnv is the environment of the daemons in MinIO mode: enough to run, nothing that configures AWS.

@@ -128,3 +128,10 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
+
+func TestWithoutDaemonSettings(t *testing.T) {
+	got := withoutDaemonSettings([]string{"PATH=/bin", "S3MOUNT_CONFIG=/etc/x", "FTPFRONT_ALLOW_PLAIN=true", "AWS_REGION=r", "XS3MOUNT_A=1"})
+	if strings.Join(got, " ") != "PATH=/bin AWS_REGION=r XS3MOUNT_A=1" {
+		t.Fatalf("got %q", got)
+	}
+}

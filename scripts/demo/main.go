@@ -11,7 +11,7 @@
 // With --bucket (an existing bucket) no MinIO is started: the mount uses --endpoint (default $AWS_ENDPOINT_URL_S3,
 // then $AWS_ENDPOINT_URL; empty means AWS itself), --region (default $AWS_REGION) and the credentials of the
 // SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance roles), which the demo
-// passes through its environment unchanged:
+// passes through its environment (S3MOUNT_* and FTPFRONT_* settings aside: the demo sets the daemons' flags):
 //
 //	AWS_PROFILE=dev go run ./scripts/demo --bucket my-bucket --region eu-west-1
 //	go run ./scripts/demo --bucket test --endpoint https://s3.example.net
