@@ -55,9 +55,14 @@ type option struct {
 	set     func(c *config, v string) error
 }
 
-// setSize, setDur, setMode and setID adapt the unit parsers to option setters.
+// setSize, setDur, setMode and setBool adapt the unit parsers to option setters. An empty size is 0, so
+// "cache-dir-size =" in a configuration file reads as unset; Validate rejects it where 0 is not allowed.
 func setSize(dst func(*config) *int64) func(*config, string) error {
 	return func(c *config, v string) error {
+		if v == "" {
+			*dst(c) = 0
+			return nil
+		}
 		n, err := parseSize(v)
 		*dst(c) = n
 		return err

@@ -60,6 +60,7 @@ func TestApplyMountOptions(t *testing.T) {
 		{name: "unknown option", list: "ro,frobnicate", wantErr: `unknown mount option "frobnicate"`},
 		{name: "value missing", list: "uid", wantErr: `mount option "uid" needs a value`},
 		{name: "bad size", list: "cache_size=lots", wantErr: "-o cache_size"},
+		{name: "empty size is unset", list: "cache_dir_size=", change: func(c *config) { c.Opts.CacheDirSize = 0 }},
 		{name: "bad mode", list: "umask=999", wantErr: "-o umask"},
 		{name: "bad bool", list: "ro=maybe", wantErr: "-o ro"},
 		{name: "bad endpoint", list: "endpoint=localhost:9000", wantErr: "want an http:// or https:// URL"},

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/s3ftp/s3ftp/internal/flagenv"
 )
 
 func main() {
@@ -62,9 +60,6 @@ func run(args []string) int {
 	log := newLogger(c, w)
 	for _, o := range c.Ignored {
 		log.Debug("mount option ignored", "option", o)
-	}
-	for _, e := range c.Layered {
-		log.Info("setting", "name", e.Name, "value", flagenv.Redact(e.Name, e.Value), "from", e.Source.String())
 	}
 
 	err = serve(context.Background(), c, log, child.ready)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/flagenv"
 	"github.com/s3ftp/s3ftp/s3mount"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
@@ -39,6 +40,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 		return err
 	}
 
+	logLayered(log, c)
 	logLimits(log, c)
 	// From the mount on, a signal must unmount instead of killing the process and leaving a dead mount; one
 	// that arrives during the mount is handled as soon as it is up.
@@ -160,6 +162,19 @@ func networkCause(err error) string {
 		return dns.Error()
 	}
 	return err.Error()
+}
+
+// logLayered logs, in one line, the settings taken from the S3MOUNT_CONFIG file or S3MOUNT_* variables and
+// where each came from, so a value nobody typed on the command line can be traced.
+func logLayered(log *slog.Logger, c *config) {
+	if len(c.Layered) == 0 {
+		return
+	}
+	attrs := make([]any, 0, len(c.Layered))
+	for _, e := range c.Layered {
+		attrs = append(attrs, slog.String(e.Name, flagenv.Redact(e.Name, e.Value)+" ("+e.Source.String()+")"))
+	}
+	log.Info("settings from the environment or the configuration file", attrs...)
 }
 
 // logLimits logs the effective resource limits: what the daemon may hold in memory and the largest file it
