@@ -69,11 +69,11 @@ type Cache struct {
 	// guarded by mu:
 	blocks    map[blockKey]*block
 	byKey     map[string]map[blockKey]*block
-	lru       *list.List // of *block: ready, cached and unpinned blocks only; front is the most recently used
-	free      [][]byte   // full-size buffers kept for reuse; counted in used
-	used      int64      // bytes of every buffer the cache holds
-	memWait   int        // goroutines waiting in acquire for memory
-	memFreed  chan struct{}
+	lru       *list.List    // of *block: ready, cached and unpinned blocks only; front is the most recently used
+	free      [][]byte      // full-size buffers kept for reuse; counted in used
+	used      int64         // bytes of every buffer the cache holds
+	memWait   int           // goroutines waiting in acquire for memory
+	memFreed  chan struct{} // closed and replaced when memory may have become available to a waiter
 	stats     Stats
 	diskState diskIndex // the disk tier's index (unused when disk is nil)
 }
@@ -108,7 +108,6 @@ type block struct {
 	cached   bool          // present in Cache.blocks
 	elem     *list.Element // position in Cache.lru when there
 	progress chan struct{} // closed (and, while filling, replaced) whenever n or state changes
-	onDisk   bool          // written to (or being written to) the disk tier
 }
 
 // New validates cfg and returns an empty cache.
@@ -380,7 +379,6 @@ func (c *Cache) complete(b *block, fromDisk bool) {
 	b.n = len(b.buf)
 	b.state = ready
 	close(b.progress)
-	b.onDisk = fromDisk
 	if c.disk != nil && !fromDisk && b.cached {
 		c.diskScheduleLocked(b)
 	}
