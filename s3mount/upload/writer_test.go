@@ -354,7 +354,7 @@ func waitForWaiters(t *testing.T, b *Budget, n int) {
 		if got == n {
 			return
 		}
-		runtimeGosched()
+		pollPause()
 	}
 }
 
@@ -608,5 +608,80 @@ func TestBudgetServesWaitersInOrder(t *testing.T) {
 	b.release(sb)
 	if b.InUse() != 0 || b.Peak() != 10*mib {
 		t.Errorf("InUse %d, Peak %d", b.InUse(), b.Peak())
+	}
+}
+
+// TestPartsUploadConcurrently: a writer keeps exactly Concurrency parts in flight while it goes on writing.
+func TestPartsUploadConcurrently(t *testing.T) {
+	f := s3fake.New()
+	var mu sync.Mutex
+	inFlight, maxInFlight := 0, 0
+	gate := make(chan struct{})
+	f.SetFault(func(op, key string, call int) error {
+		if op != "UploadPart" {
+			return nil
+		}
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		<-gate
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return nil
+	})
+	cfg, _ := testConfig(t, NewBudget(40*mib), 3)
+	w := New(f, "k", s3client.PutOptions{}, cfg)
+	data := testData(9, 21*mib)
+	done := make(chan error)
+	go func() {
+		for off := 0; off < len(data); off += mib {
+			if _, err := w.WriteAt(context.Background(), data[off:off+mib], int64(off)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for {
+		mu.Lock()
+		n := inFlight
+		mu.Unlock()
+		if n == 3 {
+			break
+		}
+		pollPause()
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStored(t, f, "k", data, info)
+	if maxInFlight != 3 {
+		t.Errorf("at most %d parts were in flight at once, want Concurrency = 3", maxInFlight)
+	}
+}
+
+// TestFailedWriterAbortsWithoutClose: a caller that never closes a failed writer still leaves no upload behind.
+func TestFailedWriterAbortsWithoutClose(t *testing.T) {
+	f := s3fake.New()
+	f.FailNext("UploadPart", 1, s3client.ErrUnavailable)
+	cfg, _ := testConfig(t, NewBudget(20*mib), 1)
+	w := New(f, "k", s3client.PutOptions{}, cfg)
+	data := testData(10, 11*mib)
+	var err error
+	for off := 0; off < len(data) && err == nil; off += mib {
+		_, err = w.WriteAt(context.Background(), data[off:min(off+mib, len(data))], int64(off))
+	}
+	if !errors.Is(err, s3client.ErrUnavailable) {
+		t.Fatalf("WriteAt = %v, want ErrUnavailable", err)
+	}
+	for f.Calls("AbortMultipartUpload") == 0 || len(f.Uploads()) != 0 {
+		pollPause()
 	}
 }
