@@ -268,6 +268,12 @@ func setMtime(s *session, m []string, code int) bool {
 		s.fsError("mfmt", p, err)
 		return true
 	}
+	// The reply carries the time the file system kept, which is not the requested one on a backend that
+	// cannot store modification times (the S3 mount accepts utimens and changes nothing).
+	if fi, err := s.fs.Stat(p); err == nil && !fi.ModTime().Truncate(time.Second).Equal(t.Truncate(time.Second)) {
+		s.log.Info("modification time not kept by the file system", "path", p, "requested", t.UTC(), "kept", fi.ModTime().UTC())
+		t = fi.ModTime()
+	}
 	s.reply(code, fmt.Sprintf("Modify=%s; %s", t.UTC().Format(timeFormat), p))
 	return true
 }

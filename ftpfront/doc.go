@@ -15,7 +15,7 @@
 //	LIST, NLST, MLSD  Stat + Open + Readdir, sent over the data connection
 //	MLST, STAT path   Stat (+ Readdir), answered on the control connection
 //	SIZE, MDTM        Stat
-//	MFMT, MDTM t p    Chtimes (mtime and atime set to t)
+//	MFMT, MDTM t p    Chtimes (mtime and atime set to t); the reply shows the time the file system kept
 //	RETR              Open (+ Seek to the REST offset)
 //	STOR              OpenFile(O_WRONLY|O_CREATE|O_TRUNC); with REST n: OpenFile(O_WRONLY|O_CREATE) + Seek(n)
 //	APPE              OpenFile(O_WRONLY|O_CREATE|O_APPEND)

@@ -306,3 +306,22 @@ func TestShutdownWithLiveTransfer(t *testing.T) {
 		t.Fatalf("interrupted upload left behind: %v", err)
 	}
 }
+
+// noChtimesFs accepts Chtimes and changes nothing, like the S3 mount.
+type noChtimesFs struct{ afero.Fs }
+
+func (noChtimesFs) Chtimes(string, time.Time, time.Time) error { return nil }
+
+// MFMT answers with the time the file system kept, not the one asked for.
+func TestMFMTReportsKeptTime(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	writeFile(t, mem, "/f", []byte("x"))
+	kept := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	mem.Chtimes("/f", kept, kept)
+	ts := startServer(t, memFs(noChtimesFs{mem}), nil)
+	c := dialRaw(t, ts.addr)
+	c.secure("alice", "secret")
+	if text := c.must(213, "MFMT 20210304050607 f"); text != "Modify=20240102030405; /f" {
+		t.Fatalf("MFMT reply %q", text)
+	}
+}
