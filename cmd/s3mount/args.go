@@ -16,8 +16,9 @@ import (
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
-// config is everything the command line decides. Mount behaviour lives in s3mount.Options and S3 access in
-// s3client.Config; the remaining fields only concern this process (logging, daemon mode).
+// config is everything the command line (with the configuration file and environment layered under it)
+// decides. Mount behaviour lives in s3mount.Options and S3 access in s3client.Config; the remaining fields only
+// concern this process (logging, daemon mode).
 type config struct {
 	Source     string // BUCKET[:PREFIX] as given
 	Mountpoint string // absolute path
@@ -225,6 +226,7 @@ var ignoredMountOptions = []string{
 // ignoredMountOptionKeys are key=value options ignored likewise (fsname and subtype are set by mount.fuse3).
 var ignoredMountOptionKeys = []string{"fsname", "subtype", "comment"}
 
+// lookupOption returns the option with the long name, or nil.
 func lookupOption(name string) *option {
 	for i := range options {
 		if options[i].name == name {
