@@ -25,8 +25,10 @@ type content struct {
 	off, size int64
 }
 
+// newContent returns the first size bytes of a pattern file.
 func newContent(size int64) *content { return &content{size: size} }
 
+// Read copies the next pattern bytes into p.
 func (c *content) Read(p []byte) (int, error) {
 	if c.off >= c.size {
 		return 0, io.EOF
@@ -48,6 +50,8 @@ type verifier struct {
 	off int64
 }
 
+// Write checks p against the pattern at the current offset and advances it; on a mismatch it names the
+// first differing offset.
 func (v *verifier) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {

@@ -115,6 +115,7 @@ func createSmall(dir string, n int, size int64) error {
 	return nil
 }
 
+// smallName names the i-th small file, so listings sort in creation order.
 func smallName(i int) string { return fmt.Sprintf("f%05d.dat", i) }
 
 // lsLong runs "ls -l dir" and checks that it lists want regular files.

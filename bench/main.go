@@ -24,10 +24,12 @@ const (
 	exitResults = 3 // the results could not be written
 )
 
+// main runs the bench and exits with its status.
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// run is the whole command: set-up, workloads, report. It returns the exit status.
 func run(args []string) int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	o, err := parseOptions(args)
@@ -136,17 +138,20 @@ func machineInfo() map[string]string {
 	return m
 }
 
+// machineLine summarises the machine in one line for the table heading.
 func machineLine() string {
 	m := machineInfo()
 	return fmt.Sprintf("%s CPUs (%s), %s RAM, Linux %s", m["cpus"], m["cpu"], m["memory"], m["kernel"])
 }
 
+// optionsLine summarises the sizes of the run in one line for the table heading.
 func optionsLine(o options) string {
 	return fmt.Sprintf("size %s, %d repetitions, %d writers × %s, %d files × %s, s3mount budget %s cache %s",
 		formatSize(o.Size), o.Reps, o.ParWriters, formatSize(o.ParSize), o.Files, formatSize(o.FileSize),
 		formatSize(o.MemoryBudget), formatSize(o.CacheSize))
 }
 
+// optionsMap is the options as written to results.json.
 func optionsMap(o options) map[string]any {
 	return map[string]any{"quick": o.Quick, "size_bytes": o.Size, "reps": o.Reps, "tools": o.Tools,
 		"par_writers": o.ParWriters, "par_size_bytes": o.ParSize, "files": o.Files, "file_size_bytes": o.FileSize,

@@ -42,10 +42,12 @@ func startMinio(ctx context.Context, bin, dataDir, logPath string) (*minioServer
 	return &minioServer{endpoint: srv.Endpoint, accessKey: srv.AccessKey, secretKey: srv.SecretKey, srv: srv}, nil
 }
 
+// createBucket creates a bucket (an existing one of ours is not an error).
 func (m *minioServer) createBucket(ctx context.Context, name string) error {
 	return m.srv.CreateBucket(ctx, name)
 }
 
+// stop terminates MinIO and waits for it.
 func (m *minioServer) stop() {
 	if err := m.srv.Stop(); err != nil {
 		slog.Error("stopping MinIO failed", "err", err)

@@ -61,6 +61,8 @@ func mountTools() map[string]mountTool {
 	}
 }
 
+// rcloneCommand is the rclone mount command line for one --vfs-cache-mode; the remote lives in the environment
+// only, so no rclone.conf is read or written.
 func rcloneCommand(mode string) func(e *benchEnv, bucket, mp, cacheDir string) ([]string, []string) {
 	return func(e *benchEnv, bucket, mp, cacheDir string) ([]string, []string) {
 		return []string{"rclone", "mount", "minio:" + bucket, mp, "--vfs-cache-mode", mode, "--cache-dir", cacheDir,
@@ -91,8 +93,10 @@ type mountRegistry struct {
 	aborting bool
 }
 
+// newMountRegistry returns an empty registry.
 func newMountRegistry() *mountRegistry { return &mountRegistry{live: map[*session]bool{}} }
 
+// add registers a session before its daemon starts; it fails once the run is being aborted.
 func (r *mountRegistry) add(s *session) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -103,6 +107,7 @@ func (r *mountRegistry) add(s *session) error {
 	return nil
 }
 
+// remove forgets a session whose daemon has exited.
 func (r *mountRegistry) remove(s *session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

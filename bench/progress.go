@@ -21,12 +21,14 @@ type progress struct {
 	width int
 }
 
+// newProgress writes to f, in place when f is a terminal.
 func newProgress(f *os.File) *progress {
 	st, err := f.Stat()
 	tty := err == nil && st.Mode()&os.ModeCharDevice != 0
 	return &progress{w: f, tty: tty, start: time.Now()}
 }
 
+// setTotal sets the number of steps the run will announce.
 func (p *progress) setTotal(n int) {
 	p.mu.Lock()
 	p.total = n
@@ -52,6 +54,7 @@ func (p *progress) skip(n int) {
 	p.mu.Unlock()
 }
 
+// print shows line; the caller holds p.mu.
 func (p *progress) print(line string) {
 	if !p.tty {
 		fmt.Fprintln(p.w, line)

@@ -24,6 +24,7 @@ type rawClient struct {
 	s3 *s3.Client
 }
 
+// newRawClient builds the client for a MinIO endpoint and its root credentials.
 func newRawClient(endpoint, accessKey, secretKey string) *rawClient {
 	cfg := aws.Config{
 		Region:                     "us-east-1",

@@ -49,6 +49,7 @@ var workloads = []workload{
 		What: "ls -l of the small files' directory in a fresh mount (raw: ListObjectsV2)"},
 }
 
+// workloadByName finds a workload of the report by its name.
 func workloadByName(name string) (workload, bool) {
 	for _, w := range workloads {
 		if w.Name == name {
@@ -161,6 +162,7 @@ func computeRatios(rows []*row) {
 	}
 }
 
+// fmtFloat prints v with prec decimals, "-" when it is unknown.
 func fmtFloat(v float64, prec int) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
@@ -244,6 +246,7 @@ func formatTable(rows []*row) string {
 	return b.String()
 }
 
+// hasTool reports whether some row belongs to tool.
 func hasTool(rows []*row, tool string) bool {
 	for _, r := range rows {
 		if r.Tool == tool {
@@ -286,6 +289,7 @@ type report struct {
 	Rows    []*row            `json:"rows"`
 }
 
+// writeJSON writes the report, indented, to path.
 func writeJSON(path string, rep report) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {

@@ -26,10 +26,12 @@ type runner struct {
 	ftpRSS int64 // ftpfront's largest VmHWM over its sessions
 }
 
+// newRunner prepares a runner over the environment; its progress goes to prog.
 func newRunner(e *benchEnv, prog *progress) *runner {
 	return &runner{e: e, o: e.opts, prog: prog, rows: map[[2]string]*row{}, ftpRSS: -1}
 }
 
+// row returns the (tool, workload) row, creating it on first use.
 func (r *runner) row(tool, wl string) *row {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -199,6 +201,7 @@ func (r *runner) available(tool string) error {
 	return nil
 }
 
+// lookTool says how to get a missing peer tool, or returns nil when it is installed.
 func lookTool(name string) error {
 	if _, err := exec.LookPath(name); err != nil {
 		return fmt.Errorf("%s is not installed (scripts/bench.sh installs it with apt-get)", name)
@@ -408,6 +411,7 @@ func (r *runner) durable(ctx context.Context, tool, wl, bucket, prefix string, n
 	return err
 }
 
+// firstLine cuts s at its first newline.
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i]

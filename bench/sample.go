@@ -74,6 +74,7 @@ func startDiskSampler(interval time.Duration, paths ...string) *diskSampler {
 	return s
 }
 
+// loop samples every interval until stop.
 func (s *diskSampler) loop() {
 	defer close(s.done)
 	t := time.NewTicker(s.interval)
@@ -88,6 +89,7 @@ func (s *diskSampler) loop() {
 	}
 }
 
+// sample records the current usage of every path and raises the peaks.
 func (s *diskSampler) sample() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
