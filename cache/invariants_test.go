@@ -189,3 +189,48 @@ func FuzzReadAt(f *testing.F) {
 		checkIdle(t, c)
 	})
 }
+
+// TestMinimumBudget runs sequential and random readers of three objects on a cache of two blocks (the least
+// New accepts) with a three-block disk tier: every reader waits for memory at times, none may deadlock, and
+// the accounting must balance at the end.
+func TestMinimumBudget(t *testing.T) {
+	const bs = 1 << 10
+	f := s3fake.New()
+	c := newCache(t, Config{MaxBytes: 2 * bs, BlockSize: bs, DiskDir: t.TempDir(), DiskMaxBytes: 3 * bs})
+	var datas [][]byte
+	var infos []s3client.ObjectInfo
+	for i := range 3 {
+		d, info := putObject(t, f, fmt.Sprint("o", i), 20*bs+i*77, uint64(i))
+		datas, infos = append(datas, d), append(infos, info)
+	}
+	var wg sync.WaitGroup
+	for g := range 12 {
+		d, info := datas[g%3], infos[g%3]
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 8 {
+				r := c.NewReader(f, info, ReaderConfig{})
+				for op, off := 0, int64(0); op < 30 && off < int64(len(d)); op++ {
+					if g%2 == 1 { // random
+						off = rng.Int64N(int64(len(d)))
+					}
+					p := make([]byte, rng.IntN(3*bs)+1)
+					n, err := r.ReadAt(context.Background(), p, off)
+					if err != nil && err != io.EOF {
+						t.Error(err)
+					}
+					if !bytes.Equal(p[:n], d[off:off+int64(n)]) {
+						t.Errorf("%s@%d: content differs", info.Key, off)
+					}
+					off += int64(n)
+				}
+				r.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if s := c.Stats(); s.PeakBytes > 2*bs {
+		t.Errorf("peak %d above budget", s.PeakBytes)
+	}
+	checkIdle(t, c)
+}
