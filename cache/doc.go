@@ -40,6 +40,24 @@
 // written, so the directory never holds more. File names are unique, and files are written under a temporary
 // name and renamed, so a reader never sees a partial or reused file. Leftover files are deleted by New.
 //
+// # Reading
+//
+// A Reader serves one open file handle. A read that starts near where the previous one ended (within
+// max(4 blocks, the current window), so that the kernel's parallel readahead requests may arrive out of
+// order), or the first read near offset 0, is sequential: it is served by the Reader's stream, one open-ended
+// GET that fills blocks up to the prefetch window past the last read. The window starts at
+// ReaderConfig.InitialWindow and doubles on each read that reaches a new block, up to ReaderConfig.MaxWindow
+// (at most a quarter of MaxBytes). Other reads fetch exactly the blocks they touch, one ranged GET per block.
+// The stream and the fetches run on the Reader's context and end at Close; the context passed to ReadAt only
+// bounds the caller's wait, so an interrupted read leaves its fetch running for the retry.
+//
+// Errors: a GET that fails or whose body ends early fails its block; the readers waiting for the block get
+// the error, and a read of a block after a stream's failure point gets the stream's error once, after which
+// the next sequential read starts a new stream. No read ever returns bytes a GET did not deliver. A changed
+// object gives s3client.ErrPrecondition. An ObjectInfo without an ETag cannot be pinned to a version: its
+// blocks are keyed by the empty ETag and GETs carry no If-Match, so such readers may mix versions; s3mount
+// always resolves the ETag before opening a Reader.
+//
 // # Lock order
 //
 // Reader.mu, then Cache.mu. Neither is held while reading from S3, reading a disk file, or waiting; the only
