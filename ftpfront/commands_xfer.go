@@ -142,6 +142,15 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 		s.fsError("stor", p, err)
 		return true
 	}
+	if flag&os.O_TRUNC != 0 {
+		// Truncate the handle as well: a FUSE file system that misses O_TRUNC in its open flags (the kernel
+		// passes it there instead of a separate setattr) still sees an explicit ftruncate(0).
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			s.fsError("stor", p, err)
+			return true
+		}
+	}
 	if offset > 0 {
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
 			f.Close()
