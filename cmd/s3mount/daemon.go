@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Daemon mode. Go cannot fork a running process, so the command starts itself again in the background: a new
@@ -18,6 +19,10 @@ import (
 // to it: "ready" once the mount serves requests, or "error CODE MESSAGE" when it cannot start. The parent prints
 // MESSAGE, exits with CODE, and exits 0 on "ready". If the pipe closes without a line the child died, and the
 // parent reports its exit status.
+
+// readyTimeout bounds the parent's wait for the child's status line: the child's S3 checks time out after
+// startupTimeout, so only a hung FUSE mount can make it wait this long.
+const readyTimeout = startupTimeout + time.Minute
 
 // readyFDEnv names the environment variable that marks the background process and holds its readiness pipe's fd.
 const readyFDEnv = "S3MOUNT_READY_FD"
@@ -114,7 +119,29 @@ func startDaemon(c *config, args []string) error {
 	}
 	w.Close() // the child holds the only write end: EOF means it is done with the pipe
 
-	line, readErr := readStatusLine(r)
+	type status struct {
+		line string
+		err  error
+	}
+	st := make(chan status, 1)
+	go func() {
+		line, err := readStatusLine(r)
+		st <- status{line, err}
+	}()
+	var line string
+	var readErr error
+	select {
+	case s := <-st:
+		line, readErr = s.line, s.err
+	case <-time.After(readyTimeout):
+		cmd.Process.Kill()
+		cmd.Wait()
+		if checkMountpoint(c.Mountpoint) != nil {
+			// The child may have mounted before it hung: do not leave a dead mount behind.
+			detach(c.Mountpoint)
+		}
+		return withCode(ExitDaemon, fmt.Errorf("the background process was not ready after %v; killed it (see its log)", readyTimeout))
+	}
 	if line == "ready" {
 		// The child keeps running; release it so it is not reaped by this process.
 		return cmd.Process.Release()
