@@ -663,3 +663,22 @@ func TestFakeWriteHandleCannotRead(t *testing.T) {
 		t.Errorf("read on a write handle = %v, want EBADF", err)
 	}
 }
+
+// open(O_TRUNC) of an existing file reaches the mount as OPEN without O_TRUNC followed by SETATTR(size 0)
+// without a handle: the file is replaced, as os.WriteFile and shell redirections expect.
+func TestFakeReplaceExistingWithOTrunc(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "again")
+	for i := 0; i < 3; i++ {
+		data := pattern(6<<20+i, byte(i))
+		if err := os.WriteFile(fn, data, 0o644); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if got, _ := fake.Object("again"); !bytes.Equal(got, data) {
+			t.Fatalf("object after write %d: %d bytes, want %d", i, len(got), len(data))
+		}
+	}
+	if ups := fake.Uploads(); len(ups) != 0 {
+		t.Errorf("uploads left: %v", ups)
+	}
+}

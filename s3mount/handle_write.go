@@ -157,6 +157,7 @@ func (h *writeHandle) truncate(size uint64, current func() (uint64, syscall.Errn
 		}
 		if !h.armed {
 			h.armed = true
+			h.node.removeUnarmed(h)
 			// The empty object is stored when the handle is flushed; until then the file shows 0 bytes.
 			h.emptyStored = false
 		}

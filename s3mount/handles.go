@@ -26,7 +26,8 @@ type readHandle struct {
 // writeHandle writes one new version of an object through an upload.Writer.
 //
 // A handle is armed (writes go to S3) when it was created, opened with O_TRUNC, opened on an empty file, or
-// truncated to zero with ftruncate (vsftpd opens O_WRONLY without O_TRUNC and then truncates). While it is
+// truncated to zero: with ftruncate (vsftpd opens O_WRONLY without O_TRUNC and then truncates), or with the
+// handle-less SETATTR(size 0) the kernel sends after OPEN for open(O_TRUNC) of an existing file. While it is
 // unarmed, writes are refused with ENOTSUP: they would replace an object of which they hold only a part.
 //
 // An armed handle is its fileNode's writer until its upload is completed: by the first Flush or Fsync after
@@ -86,5 +87,6 @@ func (h *writeHandle) abortLocked(reason string) {
 	}
 	h.w = nil
 	h.node.dropWriter(h)
+	h.node.removeUnarmed(h)
 	h.f.unregisterUpload(h)
 }

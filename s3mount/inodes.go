@@ -2,6 +2,7 @@ package s3mount
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -21,8 +22,36 @@ type fileNode struct {
 	fs.Inode
 	f *fsys
 
-	mu     sync.Mutex   // guards writer; acquired after a handle's lock, before fsys.uploadsMu
+	mu     sync.Mutex   // guards writer and unarmed; acquired after a handle's lock, before fsys.uploadsMu
 	writer *writeHandle // the one handle writing this file, nil when none (readers-or-one-writer)
+	// unarmed are the open write handles waiting for a truncation to 0, oldest first. The kernel turns
+	// open(O_TRUNC) of an existing file into OPEN without O_TRUNC followed by SETATTR(size 0) without a file
+	// handle; that SETATTR arms the newest of them.
+	unarmed []*writeHandle
+}
+
+// addUnarmed records h as waiting for a truncation.
+func (n *fileNode) addUnarmed(h *writeHandle) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.unarmed = append(n.unarmed, h)
+}
+
+// removeUnarmed forgets h (armed or released).
+func (n *fileNode) removeUnarmed(h *writeHandle) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.unarmed = slices.DeleteFunc(n.unarmed, func(x *writeHandle) bool { return x == h })
+}
+
+// newestUnarmed returns the most recently opened handle waiting for a truncation, or nil.
+func (n *fileNode) newestUnarmed() *writeHandle {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.unarmed) == 0 {
+		return nil
+	}
+	return n.unarmed[len(n.unarmed)-1]
 }
 
 // key returns the key prefix of d's children: Options.Prefix for the root, otherwise prefix+path+"/".

@@ -82,6 +82,8 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		if errno := n.claimWriter(h); errno != 0 {
 			return nil, 0, n.f.refuse("open", key, errno, "another handle is writing the file")
 		}
+	} else {
+		n.addUnarmed(h)
 	}
 	return h, 0, 0
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
-// Setattr of a file. Size: through a write handle (or on a file being written), see writeHandle.truncate;
-// without one, truncate to 0 stores an empty object and truncate to the current size does nothing; other
+// Setattr of a file. Size: through a write handle (or on a file being written, or to 0 on a file with a write
+// handle waiting for a truncation), see writeHandle.truncate; otherwise truncate to 0 stores an empty object and truncate to the current size does nothing; other
 // sizes are ENOTSUP. Mode, owner and times are accepted and not stored (objects keep what they were written
 // with). EROFS on a read-only mount.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -37,6 +37,10 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 		h, _ := fh.(*writeHandle)
 		if h == nil {
 			h = n.activeWriter()
+		}
+		if h == nil && size == 0 {
+			// open(O_TRUNC) of an existing file: OPEN without O_TRUNC, then this SETATTR without a handle.
+			h = n.newestUnarmed()
 		}
 		if h != nil {
 			if errno := h.truncate(size, current); errno != 0 {
