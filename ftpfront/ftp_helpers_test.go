@@ -281,7 +281,6 @@ func mustMkdir(t *testing.T, dir string) {
 	}
 }
 
-
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func tlsClientConn(c net.Conn) *tls.Conn { return tls.Client(c, clientTLS()) }
