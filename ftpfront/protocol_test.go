@@ -325,3 +325,19 @@ func TestMFMTReportsKeptTime(t *testing.T) {
 		t.Fatalf("MFMT reply %q", text)
 	}
 }
+
+// A client that never opens the data connection gets 425 after the accept timeout, and the session goes on.
+func TestDataAcceptTimeout(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	writeFile(t, mem, "/f", []byte("x"))
+	ts := startServer(t, memFs(mem), func(o *Options, _ *Deps) { o.DataAcceptTimeout = 100 * time.Millisecond })
+	c := dialRaw(t, ts.addr)
+	c.secure("alice", "secret")
+	c.epsv()
+	c.must(150, "RETR f")
+	c.expect(425)
+	c.must(200, "NOOP")
+	if ev := ts.audit.find("download", "/f"); len(ev) != 1 || ev[0].Result != "no data connection" {
+		t.Fatalf("audit = %+v", ev)
+	}
+}
