@@ -301,3 +301,24 @@ func TestLayeredSettings(t *testing.T) {
 		t.Errorf("unknown key in the file: %v, want an error naming %s:2", err, file)
 	}
 }
+
+// FuzzParseArgs: any command line either parses into options that pass Validate or fails with an error; it
+// never panics, and a parsed mount point is absolute.
+func FuzzParseArgs(f *testing.F) {
+	for _, s := range []string{"b /m", "-o ro,uid=1 b /m", "--cache-size=1G --max-readahead 2G b /m", "-oallow_other,, b:p /m",
+		"-- b -x", "--ro=maybe b /m", "s3://b/p/ m -f -d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		c, err := parseArgs(strings.Fields(line))
+		if err != nil {
+			return
+		}
+		if !filepath.IsAbs(c.Mountpoint) {
+			t.Fatalf("parseArgs(%q): mount point %q is not absolute", line, c.Mountpoint)
+		}
+		if err := c.Opts.Validate(); err != nil {
+			t.Fatalf("parseArgs(%q) returned options that fail Validate: %v", line, err)
+		}
+	})
+}
