@@ -10,15 +10,19 @@
 #     ok/FAIL line per package, last.
 # Extra arguments are passed to go test (e.g. scripts/test.sh -run TestX ./cache/...); default ./...
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+self="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+cd "$(dirname "$self")/.."
 
 say() { echo "test.sh: $*" >&2; }
 
-exec 9>/tmp/s3ftp-test.lock
-if ! flock -n 9; then
-	say "another test run holds /tmp/s3ftp-test.lock; waiting"
-	flock 9
+# Re-run this script under flock -o: the lock is held by flock itself, never inherited by a test's daemon that
+# might outlive the run and keep the next run waiting.
+lock=/tmp/s3ftp-test.lock
+if [ -z "${S3FTP_TEST_LOCKED:-}" ]; then
+	flock -n "$lock" true || say "another test run holds $lock; waiting"
+	S3FTP_TEST_LOCKED=1 exec flock -o "$lock" "$self" "$@"
 fi
+unset S3FTP_TEST_LOCKED
 
 scripts/setup-test-deps.sh
 
