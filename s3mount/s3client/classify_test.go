@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -73,5 +75,15 @@ func TestPathStyleAndEscaping(t *testing.T) {
 	}
 	if got := escapePath("b/dir/a b+c?ü"); got != "b/dir/a%20b%2Bc%3F%C3%BC" {
 		t.Errorf("escapePath: %s", got)
+	}
+}
+
+func TestConfigLogValueRedactsSecrets(t *testing.T) {
+	c := Config{Bucket: "b", AccessKey: "AKID", SecretKey: "very-secret", SessionToken: "tok-secret"}
+	var buf strings.Builder
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("cfg", "s3", c)
+	out := buf.String()
+	if strings.Contains(out, "very-secret") || strings.Contains(out, "tok-secret") || !strings.Contains(out, "AKID") || !strings.Contains(out, "s3.secret_key=REDACTED") {
+		t.Fatalf("log line: %s", out)
 	}
 }

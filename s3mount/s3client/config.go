@@ -49,7 +49,7 @@ type Config struct {
 	// own logging is always off.
 	Logger *slog.Logger
 	// Observer, when set, is called once per API call after retries, with the operation name, the final HTTP
-	// status (0 when no response arrived), the payload bytes sent (uploads) or announced (GetObject's
+	// status (200 for any success, 0 when no response arrived), the payload bytes sent (uploads) or announced (GetObject's
 	// Content-Length), and the classified error. It must be fast and safe for concurrent use.
 	Observer func(op string, status int, bytes int64, err error)
 }
@@ -106,4 +106,23 @@ func (c *Config) usePathStyle() bool {
 	}
 	h := strings.ToLower(u.Hostname())
 	return !strings.HasSuffix(h, ".amazonaws.com") && !strings.HasSuffix(h, ".amazonaws.com.cn")
+}
+
+// LogValue describes the configuration for logs, with the secret key and session token redacted.
+func (c Config) LogValue() slog.Value {
+	redact := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "REDACTED"
+	}
+	return slog.GroupValue(
+		slog.String("bucket", c.Bucket), slog.String("endpoint", c.Endpoint), slog.String("region", c.Region),
+		slog.String("profile", c.Profile), slog.Bool("path_style", c.usePathStyle()),
+		slog.String("access_key", c.AccessKey), slog.String("secret_key", redact(c.SecretKey)),
+		slog.String("session_token", redact(c.SessionToken)),
+		slog.Bool("checksum_when_required", c.ChecksumWhenRequired), slog.Int("max_attempts", c.MaxAttempts),
+		slog.Duration("max_backoff", c.MaxBackoff), slog.String("sse", c.SSE), slog.String("sse_kms_key_id", c.SSEKMSKeyID),
+		slog.String("storage_class", c.StorageClass), slog.String("acl", c.ACL),
+	)
 }
