@@ -18,6 +18,7 @@ declare -A pkgs=(
 	[inotifywait]=inotify-tools
 	[flock]=util-linux
 	[gcc]=gcc # the race detector links with cgo
+	[haproxy]=haproxy # scaletest: the TCP load balancer in front of two hosts
 )
 missing=()
 for bin in "${!pkgs[@]}"; do
