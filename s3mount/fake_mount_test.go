@@ -682,3 +682,20 @@ func TestFakeReplaceExistingWithOTrunc(t *testing.T) {
 		t.Errorf("uploads left: %v", ups)
 	}
 }
+
+// An object "a" and objects below "a/" both exist: the file is shown, in listings and lookups alike.
+func TestFakeFileShadowsDirectory(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.Put("a", []byte("file"))
+	fake.Put("a/b", []byte("below"))
+	ents, err := os.ReadDir(env.Dir)
+	if err != nil || len(ents) != 1 || ents[0].Name() != "a" || ents[0].IsDir() {
+		t.Fatalf("listing = %v, %v; want the file a only", ents, err)
+	}
+	if st, err := os.Stat(filepath.Join(env.Dir, "a")); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("stat a = %v, %v; want a regular file", st, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(env.Dir, "a")); err != nil || string(got) != "file" {
+		t.Errorf("read a = %q, %v", got, err)
+	}
+}
