@@ -609,6 +609,10 @@ func TestCheckErrors(t *testing.T) {
 	if err := s3mount.Check(t.Context(), fake, mounttest.Options()); err == nil || !strings.Contains(err.Error(), "bucket not found") {
 		t.Errorf("Check of a missing bucket = %v, want a 'bucket not found' error", err)
 	}
+	fake.FailNext("List", 1, s3client.ErrUnavailable)
+	if err := s3mount.Check(t.Context(), fake, mounttest.Options()); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("Check with S3 unavailable = %v, want an 'unreachable' error", err)
+	}
 	bad := mounttest.Options()
 	bad.PartSize = 1
 	if err := s3mount.Check(t.Context(), fake, bad); err == nil || !strings.Contains(err.Error(), "part-size") {
