@@ -88,6 +88,16 @@ func (h *writeHandle) completeLocked(ctx context.Context, op string) syscall.Err
 	case h.released:
 		return 0
 	case h.err != nil:
+		if h.w != nil {
+			// The writer failed and already logged why; end it here so that Release has nothing to report.
+			if err := h.w.Abort(detached(ctx)); err != nil {
+				h.f.log.Error("upload abort failed", "key", h.key, "err", err)
+			}
+			h.w = nil
+			h.done = true
+			h.node.dropWriter(h)
+			h.f.unregisterUpload(h)
+		}
 		return syscall.EIO
 	case !h.armed:
 		return 0

@@ -145,7 +145,7 @@ func TestFlushTwice(t *testing.T) {
 }
 
 func TestFlushFailureIsSticky(t *testing.T) {
-	f, fake, _ := newTestFsys(t)
+	f, fake, logs := newTestFsys(t)
 	h := newArmedHandle(t, f, "k")
 	fake.FailNext("UploadPart", 1, s3client.ErrUnavailable)
 	chunk := make([]byte, 1<<20)
@@ -164,6 +164,9 @@ func TestFlushFailureIsSticky(t *testing.T) {
 	h.Release(context.Background())
 	if ups, keys := fake.Uploads(), fake.Keys(); len(ups) != 0 || len(keys) != 0 {
 		t.Errorf("left behind: uploads %v, objects %v", ups, keys)
+	}
+	if strings.Contains(logs.String(), "released without flush") {
+		t.Errorf("release after a reported failure logged a second abort: %s", logs)
 	}
 }
 
