@@ -24,8 +24,11 @@
 // unmount the file system; an upload that no close completed is aborted with a log line by package s3mount, so
 // no partial object is ever stored. When the mount is busy (a process has a file open) it is detached lazily
 // instead: it leaves the namespace at once, open files keep working, writes in progress complete when they are
-// closed, and the process exits 0 after the last one. Unmounting from outside (fusermount3 -u, umount) ends
-// either mode with exit 0.
+// closed, and the process exits 0 after the last one. A second signal stops waiting: it aborts the FUSE
+// connection (through fusectl, mounted privately when the system has not), so open files fail with ENOTCONN
+// and their unfinished uploads are aborted, each with a log line. Unmounting from outside (fusermount3 -u,
+// umount) ends either mode with exit 0. With NOTIFY_SOCKET set (systemd Type=notify) the command sends
+// READY=1 once mounted and STOPPING=1 when a signal asks it to stop.
 //
 // # Exit codes
 //

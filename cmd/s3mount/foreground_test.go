@@ -154,7 +154,58 @@ func TestForegroundSignalWhileWriting(t *testing.T) {
 	if err != nil || info.Size != 2*half {
 		t.Errorf("object of the file closed after the detach: size %d, %v; want %d", info.Size, err, 2*half)
 	}
-	if log := readFile(m.logFile); !strings.Contains(log, "detaching") {
+	if log := readFile(m.logFile); !strings.Contains(log, "mount busy; detached it") {
 		t.Errorf("no line about the lazy detach in the log:\n%s", log)
+	}
+}
+
+// TestForegroundSecondSignalAborts: a second SIGTERM while a detached mount still has a file open for writing
+// aborts the FUSE connection: the writer gets an error, the unfinished upload is aborted with a log line, no
+// object and no multipart upload remain, and the command exits 0.
+func TestForegroundSecondSignalAborts(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	m := mountForeground(t, srv, bucket, "--memory-budget", "32MiB", "--part-size", "8MiB", "--cache-size", "32MiB",
+		"--max-readahead", "16MiB")
+	src := prng(8, 64<<20)
+	f, err := os.Create(filepath.Join(m.dir, "cut.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.CopyN(f, src, 20<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); isMounted(t, m.dir); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still in the mount table a minute after SIGTERM with a file open", m.dir)
+		}
+	}
+	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := m.wait(t); code != 0 {
+		t.Errorf("exit code after the second SIGTERM = %d, want 0", code)
+	}
+	_, werr := io.CopyN(f, src, 1<<20)
+	cerr := f.Close()
+	if werr == nil && cerr == nil {
+		t.Errorf("write and close after the abort succeeded; want an error")
+	}
+	log := readFile(m.logFile)
+	for _, want := range []string{"aborting the FUSE connection", "upload aborted", "cut.bin"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	client := srv.Client(t, bucket)
+	if info, err := client.HeadObject(context.Background(), "cut.bin"); err == nil {
+		t.Errorf("an aborted upload left an object: %+v", info)
+	}
+	if ups, err := client.ListMultipartUploads(context.Background(), ""); err != nil || len(ups) != 0 {
+		t.Errorf("multipart uploads after the abort: %+v, %v; want none", ups, err)
 	}
 }

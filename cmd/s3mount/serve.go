@@ -24,8 +24,9 @@ import (
 const startupTimeout = 60 * time.Second
 
 // serve mounts the bucket, reports readiness through ready, and serves until the file system is unmounted
-// (fusermount3 -u, umount) or SIGINT/SIGTERM asks for an unmount; a busy mount is then detached lazily and
-// served until its last open file is closed. Errors carry their exit code.
+// (fusermount3 -u, umount) or SIGINT/SIGTERM asks for an unmount. A busy mount is then detached lazily and
+// served until its last open file is closed; a second signal aborts the FUSE connection instead of waiting.
+// Errors carry their exit code.
 func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error {
 	if err := checkMountpoint(c.Mountpoint); err != nil {
 		return withCode(ExitMount, err)
@@ -62,40 +63,61 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 		log.Error("telling the service manager the mount is ready failed", "err", err)
 	}
 
+	// The connection's name must be taken now: after a lazy unmount the path no longer leads to the mount.
+	connID, err := fuseConnID(c.Mountpoint)
+	if err != nil {
+		log.Warn("FUSE connection unknown: a second signal cannot abort a busy mount", "err", err)
+	}
+
 	done := make(chan struct{})
 	go func() {
 		m.Wait()
 		close(done)
 	}()
-	detached := false
+	detached, aborted := false, false
 	for {
 		select {
 		case <-done:
 			log.Info("unmounted", "mountpoint", c.Mountpoint)
 			return nil
 		case sig := <-sigs:
-			if detached {
-				log.Info("already detached; waiting for the last open file to be closed", "signal", sig.String())
-				continue
+			switch {
+			case aborted:
+				log.Info("already aborting; waiting for the server to stop", "signal", sig.String())
+			case detached:
+				// A second signal: stop waiting for the open files. Their writes and closes fail and their
+				// unfinished uploads are aborted (logged by package s3mount); no partial object is stored.
+				log.Warn("aborting the FUSE connection: open files fail, unfinished uploads are aborted",
+					"signal", sig.String(), "mountpoint", c.Mountpoint)
+				if connID == "" {
+					log.Error("cannot abort: FUSE connection unknown; still waiting for the last open file")
+					continue
+				}
+				if err := abortFUSEConnection(connID); err != nil {
+					log.Error("abort failed; still waiting for the last open file", "err", err)
+					continue
+				}
+				aborted = true
+			default:
+				log.Info("unmounting", "signal", sig.String(), "mountpoint", c.Mountpoint)
+				if err := sdNotify("STOPPING=1"); err != nil {
+					log.Error("telling the service manager the mount stops failed", "err", err)
+				}
+				err := m.Unmount()
+				if err == nil {
+					continue // done is closed
+				}
+				// Busy: a process still has a file or directory open. Detach the mount from the namespace
+				// so nothing new can open it; open files keep working, writes in progress complete on close,
+				// and the daemon ends with the last one, or at the next signal.
+				log.Warn("mount busy; detached it: the daemon exits when the last open file is closed, "+
+					"or aborts them at the next signal", "mountpoint", c.Mountpoint, "err", err)
+				if derr := detach(c.Mountpoint); derr != nil {
+					log.Error("lazy unmount failed; still serving", "mountpoint", c.Mountpoint, "err", derr)
+					continue
+				}
+				detached = true
 			}
-			log.Info("unmounting", "signal", sig.String(), "mountpoint", c.Mountpoint)
-			if err := sdNotify("STOPPING=1"); err != nil {
-				log.Error("telling the service manager the mount stops failed", "err", err)
-			}
-			err := m.Unmount()
-			if err == nil {
-				continue // done is closed
-			}
-			// Busy: a process still has a file or directory open. Detach the mount from the namespace so
-			// nothing new can open it; open files keep working, writes in progress complete on close, and
-			// the daemon ends with the last one.
-			log.Warn("mount busy; detaching it: the daemon exits when the last open file is closed",
-				"mountpoint", c.Mountpoint, "err", err)
-			if derr := detach(c.Mountpoint); derr != nil {
-				log.Error("lazy unmount failed; still serving", "mountpoint", c.Mountpoint, "err", derr)
-				continue
-			}
-			detached = true
 		}
 	}
 }
