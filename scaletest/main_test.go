@@ -14,13 +14,17 @@ var (
 	nsenterBin, haproxyBin  string
 )
 
-// mountDirMarker starts the name of every temporary directory holding a mount point of this test, followed by
-// the pid, so that removeStale can find a dead run's mounts.
-const mountDirMarker = "s3ftp-scale-"
+// mountDirMarker starts the name of every temporary directory of this test, followed by the pid, so that
+// removeStale can find a dead run's mounts and directories. binDirMarker follows the pid in the name of the
+// directory of built binaries, the only one removed recursively.
+const (
+	mountDirMarker = "s3ftp-scale-"
+	binDirMarker   = "-bin-"
+)
 
 // TestMain builds s3mount and ftpfront from this module once for all tests.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "s3ftp-scale-bin-")
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d%s", mountDirMarker, os.Getpid(), binDirMarker))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scaletest:", err)
 		os.Exit(1)

@@ -157,16 +157,19 @@ func stalePid(name, prefix string) bool {
 
 // removeStale removes mounts, namespaces and links that a run which no longer exists left behind.
 func removeStale(t testing.TB) {
-	// FUSE mounts of dead runs live under their temp dirs, whose names carry mountDirMarker.
+	// FUSE mounts of dead runs live under their temp dirs, whose names carry mountDirMarker and the pid.
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
-			if len(fields) > 4 && strings.Contains(fields[4], mountDirMarker) && !strings.Contains(fields[4], fmt.Sprintf("%s%d-", mountDirMarker, os.Getpid())) {
-				mp := unescapeMountinfo(fields[4])
-				if stalePid(filepath.Base(mp), mountDirMarker) || stalePid(filepath.Base(filepath.Dir(mp)), mountDirMarker) {
-					t.Logf("removing stale mount %s", mp)
-					_ = syscall.Unmount(mp, syscall.MNT_DETACH)
+			if len(fields) <= 4 {
+				continue
+			}
+			// Mount points are <tmp>/s3ftp-scale-<pid>-*/mnt-<host>.
+			if mp := unescapeMountinfo(fields[4]); stalePid(filepath.Base(filepath.Dir(mp)), mountDirMarker) {
+				t.Logf("removing stale mount %s", mp)
+				if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
+					t.Logf("unmount %s: %v", mp, err)
 				}
 			}
 		}
@@ -182,11 +185,41 @@ func removeStale(t testing.TB) {
 	}
 	if entries, err := os.ReadDir("/sys/class/net"); err == nil {
 		for _, e := range entries {
-			if stalePid(e.Name(), bridgePrefix) || stalePid(e.Name(), vethPrefix) {
+			// A veth end goes away with its namespace, so it may be gone by now.
+			if (stalePid(e.Name(), bridgePrefix) || stalePid(e.Name(), vethPrefix)) && linkExists(e.Name()) {
 				t.Logf("removing stale link %s", e.Name())
 				tryRun(t, "ip", "link", "del", e.Name())
 			}
 		}
+	}
+	if entries, err := os.ReadDir(os.TempDir()); err == nil {
+		for _, e := range entries {
+			if stalePid(e.Name(), mountDirMarker) {
+				t.Logf("removing stale directory %s", e.Name())
+				removeTestDir(t, filepath.Join(os.TempDir(), e.Name()))
+			}
+		}
+	}
+}
+
+// removeTestDir removes a directory made by this test. Mount point directories are removed with os.Remove,
+// never recursively: if an unmount failed, a recursive removal would delete the files of the bucket behind it.
+// Only the directory of built binaries is removed recursively.
+func removeTestDir(t testing.TB, dir string) {
+	if strings.Contains(filepath.Base(dir), binDirMarker) {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Logf("remove %s: %v", dir, err)
+		}
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			t.Logf("remove %s: %v", filepath.Join(dir, e.Name()), err)
+		}
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Logf("remove %s: %v", dir, err)
 	}
 }
 

@@ -98,7 +98,7 @@ func deploy(t *testing.T) *deployment {
 				}
 			}
 		}
-		os.RemoveAll(mntParent)
+		removeTestDir(t, mntParent)
 	})
 
 	pw := make([]byte, 12)
