@@ -40,8 +40,9 @@
 //
 // # Other operations
 //
-// Rename moves a file with a server-side copy (UploadPartCopy parts above 5 GiB) and a delete; it is not atomic
-// and directories cannot be renamed (EXDEV, so mv copies instead). Unlink deletes the object (EBUSY while the
+// Rename moves a file with a server-side copy (UploadPartCopy parts above 5 GiB) and a delete, and a directory by
+// copying every object below it (up to 10,000; beyond, EXDEV, so mv copies instead) and deleting the sources;
+// neither is atomic. Unlink deletes the object (EBUSY while the
 // file is being written). Rmdir deletes the marker (ENOTEMPTY while anything else is below it). Setattr of
 // mode, owner and times is accepted and not stored; truncate works to 0 and to the current size only
 // (ENOTSUP otherwise). Statfs reports large constant numbers. No symlinks, hard links, device nodes, xattrs

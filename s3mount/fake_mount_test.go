@@ -304,9 +304,6 @@ func TestFakeRenameAndUnlink(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(env.Dir, "d", "dst.txt")); err != nil || string(got) != "payload" {
 		t.Errorf("read renamed = %q, %v", got, err)
 	}
-	if err := os.Rename(filepath.Join(env.Dir, "d"), filepath.Join(env.Dir, "e")); !errors.Is(err, syscall.EXDEV) {
-		t.Errorf("rename of a directory = %v, want EXDEV", err)
-	}
 	if err := os.Remove(filepath.Join(env.Dir, "d", "dst.txt")); err != nil {
 		t.Fatal(err)
 	}
@@ -701,5 +698,51 @@ func TestFakeFileShadowsDirectory(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(env.Dir, "a")); err != nil || string(got) != "file" {
 		t.Errorf("read a = %q, %v", got, err)
+	}
+}
+
+// A directory is renamed by copying every object below it and deleting the sources; an empty target directory
+// is replaced, a non-empty one or a file is refused, and a directory with a file being written is busy.
+func TestFakeRenameDirectory(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fake.Put("src/", nil)
+	fake.Put("src/a", []byte("a"))
+	fake.Put("src/sub/b", []byte("b"))
+	fake.Put("empty/", nil)
+	fake.Put("full/x", []byte("x"))
+	fake.Put("file", []byte("f"))
+	p := func(s string) string { return filepath.Join(env.Dir, s) }
+	// os.Rename refuses an existing directory as the target before asking the kernel: use rename(2).
+	if err := syscall.Rename(p("src"), p("full")); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Errorf("rename onto a non-empty directory = %v, want ENOTEMPTY", err)
+	}
+	if err := syscall.Rename(p("src"), p("file")); !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("rename onto a file = %v, want ENOTDIR", err)
+	}
+	if err := syscall.Rename(p("src"), p("empty")); err != nil {
+		t.Fatalf("rename onto an empty directory: %v", err)
+	}
+	if got, want := strings.Join(fake.Keys(), " "), "empty/ empty/a empty/sub/b file full/x"; got != want {
+		t.Errorf("keys after rename = %q, want %q", got, want)
+	}
+	if got, err := os.ReadFile(p("empty/sub/b")); err != nil || string(got) != "b" {
+		t.Errorf("read moved file = %q, %v", got, err)
+	}
+	if _, err := os.Stat(p("src")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of the old name = %v, want ENOENT", err)
+	}
+	if err := os.Rename(p("empty"), p("moved")); err != nil {
+		t.Fatalf("rename to a new name: %v", err)
+	}
+	if got, want := strings.Join(fake.Keys(), " "), "file full/x moved/ moved/a moved/sub/b"; got != want {
+		t.Errorf("keys after the second rename = %q, want %q", got, want)
+	}
+	f, err := os.Create(p("moved/sub/new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Rename(p("moved"), p("again")); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("rename of a directory with a file being written = %v, want EBUSY", err)
 	}
 }

@@ -2,6 +2,9 @@ package s3mount
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -40,10 +43,10 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	return 0
 }
 
-// Rename moves a file with a server-side copy (CopyObject, or UploadPartCopy parts above 5 GiB) conditional on
-// the ETag seen, then deletes the source; the object keeps its metadata. Directories cannot be renamed: EXDEV,
-// which makes mv(1) fall back to copying and deleting. Also: EBUSY for a file being written, EISDIR when the
-// target is a directory, EEXIST with RENAME_NOREPLACE when the target exists, EINVAL for RENAME_EXCHANGE.
+// Rename moves a file with a server-side copy (CopyObject, or UploadPartCopy parts above 5 GiB), then deletes
+// the source; the object keeps its metadata. A directory is moved by copying every object below it, then
+// deleting the sources (see renameDir). Neither is atomic. Also: EBUSY for a file being written, EISDIR when
+// the target is a directory, EEXIST with RENAME_NOREPLACE when the target exists, EINVAL for RENAME_EXCHANGE.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if d.f.opts.ReadOnly {
 		return syscall.EROFS
@@ -75,7 +78,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if ch := d.GetChild(name); ch != nil {
 		switch ops := ch.Operations().(type) {
 		case *dirNode:
-			return d.f.refuse("rename", src, syscall.EXDEV, "directories cannot be renamed")
+			return d.renameDir(ctx, ops, src, dst, np, newName, flags)
 		case *fileNode:
 			if ops.activeWriter() != nil {
 				return d.f.refuse("rename", src, syscall.EBUSY, "the file is being written")
@@ -94,7 +97,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		return errno
 	}
 	if se.dir {
-		return d.f.refuse("rename", src, syscall.EXDEV, "directories cannot be renamed")
+		return syscall.EISDIR // the kernel looked the source up as a file; it has become a directory since
 	}
 	if src == dst {
 		return 0
@@ -182,4 +185,123 @@ func copyPartLen(size int64) int64 {
 		ps = need
 	}
 	return ps
+}
+
+// maxDirRenameKeys bounds the objects a directory rename copies: beyond it the rename is refused with EXDEV
+// (mv(1) then copies file by file, showing progress, instead of one request blocking for minutes).
+const maxDirRenameKeys = 10000
+
+// renameDir moves the directory whose key prefix is src+"/" to dst+"/": every object below it (its marker
+// included) is copied server-side, then the sources are deleted. If a copy fails, the copies made so far are
+// deleted again and the source is untouched. Errnos: EBUSY while a file below is being written; ENOTDIR when
+// the target is a file; ENOTEMPTY when the target is a non-empty directory (an empty one is replaced); EEXIST
+// with RENAME_NOREPLACE; EXDEV above maxDirRenameKeys objects.
+func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, np *dirNode, newName string, flags uint32) syscall.Errno {
+	const renameNoreplace = 1
+	if writingBelow(&dn.Inode) {
+		return d.f.refuse("rename", src+"/", syscall.EBUSY, "a file in the directory is being written")
+	}
+	if ch := np.GetChild(newName); ch != nil && writingBelow(ch) {
+		return d.f.refuse("rename", dst+"/", syscall.EBUSY, "a file in the target directory is being written")
+	}
+	d.f.meta.forget(dst)
+	te, errno := d.f.stat(ctx, dst)
+	switch {
+	case errno == 0 && !te.dir:
+		return syscall.ENOTDIR
+	case errno == 0 && flags&renameNoreplace != 0:
+		return syscall.EEXIST
+	case errno != 0 && errno != syscall.ENOENT:
+		return errno
+	}
+	var dstKeys []string
+	if errno == 0 {
+		objs, errno := d.f.listAll(ctx, dst+"/", 2)
+		if errno != 0 {
+			return errno
+		}
+		for _, o := range objs {
+			if o.Key != dst+"/" {
+				return syscall.ENOTEMPTY
+			}
+			dstKeys = append(dstKeys, o.Key)
+		}
+	}
+	objs, errno := d.f.listAll(ctx, src+"/", maxDirRenameKeys+1)
+	if errno != 0 {
+		return errno
+	}
+	if len(objs) > maxDirRenameKeys {
+		return d.f.refuse("rename", src+"/", syscall.EXDEV, fmt.Sprintf("more than %d objects to copy", maxDirRenameKeys))
+	}
+	mctx := detached(ctx)
+	var copied []string
+	for _, o := range objs {
+		to := dst + "/" + strings.TrimPrefix(o.Key, src+"/")
+		if err := d.f.copyObject(mctx, o, to); err != nil {
+			for _, k := range copied {
+				if derr := d.f.client.DeleteObject(mctx, k); derr != nil {
+					d.f.log.Error("undoing a failed directory rename failed", "key", k, "err", derr)
+				}
+			}
+			return d.f.errno("copy", o.Key+" -> "+to, err)
+		}
+		copied = append(copied, to)
+	}
+	// An empty target directory is replaced: its marker goes unless the source brought one of its own.
+	for _, k := range dstKeys {
+		if !slices.Contains(copied, k) {
+			if err := d.f.client.DeleteObject(mctx, k); err != nil {
+				return d.f.errno("DeleteObject", k, err)
+			}
+		}
+	}
+	for _, o := range objs {
+		if err := d.f.client.DeleteObject(mctx, o.Key); err != nil {
+			return d.f.errno("DeleteObject", o.Key, err)
+		}
+		d.f.meta.putNegative(strings.TrimSuffix(o.Key, "/"))
+		d.f.cache.Invalidate(o.Key)
+	}
+	for _, k := range copied {
+		d.f.meta.forget(strings.TrimSuffix(k, "/"))
+	}
+	d.f.meta.putNegative(src)
+	d.f.meta.put(dst, statEntry{dir: true})
+	return 0
+}
+
+// listAll lists up to limit objects under prefix (no delimiter), paging as needed.
+func (f *fsys) listAll(ctx context.Context, prefix string, limit int) ([]s3client.ObjectInfo, syscall.Errno) {
+	var objs []s3client.ObjectInfo
+	token := ""
+	for len(objs) < limit {
+		page, err := f.client.List(ctx, prefix, "", token, listPageSize)
+		if err != nil {
+			return nil, f.errno("List", prefix, err)
+		}
+		objs = append(objs, page.Objects...)
+		if page.NextToken == "" {
+			break
+		}
+		token = page.NextToken
+	}
+	return objs, 0
+}
+
+// writingBelow reports whether a file in the subtree of in that the kernel knows is being written.
+func writingBelow(in *fs.Inode) bool {
+	for _, ch := range in.Children() {
+		switch ops := ch.Operations().(type) {
+		case *fileNode:
+			if ops.activeWriter() != nil {
+				return true
+			}
+		case *dirNode:
+			if writingBelow(ch) {
+				return true
+			}
+		}
+	}
+	return false
 }
