@@ -76,7 +76,8 @@ var summaryMu sync.Mutex
 // summary appends one line for scripts/soak.sh to the file named by S3FTP_SUMMARY (nothing when unset). lost
 // counts bytes written and acknowledged that did not read back identically (or partial objects), leaks counts
 // left-over multipart uploads, hung mounts, goroutines or descriptors.
-func summary(t *testing.T, transfers int, lost, leaks int64) {
+// extra fields ("name=value") are appended as given.
+func summary(t *testing.T, transfers int, lost, leaks int64, extra ...string) {
 	t.Helper()
 	path := os.Getenv("S3FTP_SUMMARY")
 	if path == "" {
@@ -94,7 +95,11 @@ func summary(t *testing.T, transfers int, lost, leaks int64) {
 	if t.Failed() {
 		status = "fail"
 	}
-	fmt.Fprintf(f, "scenario=%s status=%s transfers=%d bytes_lost=%d leaks=%d\n", t.Name(), status, transfers, lost, leaks)
+	line := fmt.Sprintf("scenario=%s status=%s transfers=%d bytes_lost=%d leaks=%d", t.Name(), status, transfers, lost, leaks)
+	for _, e := range extra {
+		line += " " + e
+	}
+	fmt.Fprintln(f, line)
 }
 
 // proxy is an in-process toxiproxy between the daemon and MinIO.
@@ -146,6 +151,16 @@ var readyPID = regexp.MustCompile(`msg=ready .*pid=(\d+)`)
 // waits for it to return (it does once the mount serves requests).
 func startMount(t *testing.T, srv *miniotest.Server, endpoint, bucket string, args ...string) *mount {
 	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return startMountAt(t, srv, endpoint, bucket, dir, args...)
+}
+
+// startMountAt is startMount on an existing empty directory.
+func startMountAt(t *testing.T, srv *miniotest.Server, endpoint, bucket, dir string, args ...string) *mount {
+	t.Helper()
 	for _, dep := range []string{"/dev/fuse"} {
 		if _, err := os.Stat(dep); err != nil {
 			t.Fatalf("FUSE is needed for the fault tests: %v", err)
@@ -154,10 +169,7 @@ func startMount(t *testing.T, srv *miniotest.Server, endpoint, bucket string, ar
 	if _, err := exec.LookPath("fusermount3"); err != nil {
 		t.Fatalf("fusermount3 is needed for the fault tests (apt-get install fuse3): %v", err)
 	}
-	m := &mount{dir: filepath.Join(t.TempDir(), "mnt"), logFile: filepath.Join(t.TempDir(), "s3mount.log")}
-	if err := os.Mkdir(m.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	m := &mount{dir: dir, logFile: filepath.Join(t.TempDir(), "s3mount.log")}
 	all := append(append([]string{"--endpoint", endpoint, "--log-file", m.logFile}, args...), bucket, m.dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -142,8 +142,8 @@ func faultDuringUpload(t *testing.T, srv *miniotest.Server, px *proxy, f fault) 
 
 	f.clear(t)
 
-	if ups := waitNoUploads(t, client, 60*time.Second); len(ups) != 0 {
-		t.Errorf("multipart uploads left a minute after the failure was reported and S3 came back: %+v", ups)
+	if ups := waitNoUploads(t, client, 35*time.Second); len(ups) != 0 {
+		t.Errorf("multipart uploads left 35 s after the failure was reported and S3 came back: %+v", ups)
 		leaks += int64(len(ups))
 	}
 	transfers++
@@ -179,7 +179,7 @@ func TestSlowNetworkTransfersIntact(t *testing.T) {
 	px.add(t, `{"name":"slicer","type":"slicer","stream":"downstream","attributes":{"average_size":1024,"size_variation":512,"delay":10}}`)
 	m := startMount(t, srv, px.endpoint, bucket, smallLimits...)
 	var lost int64
-	size := pick[int64](24<<20, 160<<20)
+	size := pick[int64](16<<20, 160<<20)
 	defer func() { summary(t, 1, lost, 0) }()
 
 	path := filepath.Join(m.dir, "slow.bin")
