@@ -8,7 +8,15 @@
 // wins over the environment, which wins over the file (internal/flagenv).
 //
 // Exit codes: 0 clean shutdown; 2 usage (bad flag or value); 3 configuration (users file, certificate, audit
-// log); 4 a listener could not be bound; 5 the server stopped with an error.
+// log); 4 a listener (FTP, health or metrics) could not be bound; 5 the server stopped with an error.
+//
+// # Observability
+//
+// Logs go to stderr as text or JSON lines (--log-format), one line per event with its cause. The audit log
+// (--audit-log) is a separate JSON-lines record of logins and transfers. Prometheus metrics (sessions, logins by
+// result, bans, transfers and bytes by direction; names in package internal/metrics) are served at /metrics on
+// --metrics-addr and on --health-addr next to /healthz; both listeners are off unless set. The metrics are fed
+// by the audit events (internal/metrics/ftpmetrics), so they count exactly what the audit log records.
 package main
 
 import (
@@ -30,6 +38,8 @@ import (
 
 	"github.com/s3ftp/s3ftp/ftpfront"
 	"github.com/s3ftp/s3ftp/internal/flagenv"
+	"github.com/s3ftp/s3ftp/internal/metrics"
+	"github.com/s3ftp/s3ftp/internal/metrics/ftpmetrics"
 	"golang.org/x/term"
 )
 
@@ -65,6 +75,7 @@ type config struct {
 	users       string
 	auditLog    string
 	healthAddr  string
+	metricsAddr string
 	logFormat   string
 	logLevel    slog.Level
 	readyFile   string
@@ -106,7 +117,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.DurationVar(&c.access.FailDelay, "fail-delay", 2*time.Second, "delay before answering a failed login")
 	fs.StringVar(&c.refuseUsers, "refuse-users", "", "comma-separated login names always refused (default: a built-in list; \"none\" refuses none)")
 	fs.StringVar(&c.auditLog, "audit-log", "", "audit log file (JSON lines), \"-\" = stderr, empty = off")
-	fs.StringVar(&c.healthAddr, "health-addr", "", "HTTP address serving /healthz (off when empty)")
+	fs.StringVar(&c.healthAddr, "health-addr", "", "HTTP address serving /healthz and /metrics (off when empty)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "HTTP address serving Prometheus /metrics (off when empty)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.readyFile, "ready-file", "", "write the bound listen address to this file once listening")
@@ -190,6 +202,8 @@ func serve(c *config, stderr io.Writer) int {
 	}
 	access := ftpfront.NewAccess(db, c.access, log)
 	deps := ftpfront.Deps{Auth: access, Admit: access, Log: log}
+	reg := metrics.NewRegistry()
+	metrics.RegisterRuntime(reg)
 	if c.auditLog != "" {
 		var w io.Writer = stderr
 		if c.auditLog != "-" {
@@ -202,6 +216,8 @@ func serve(c *config, stderr io.Writer) int {
 		}
 		deps.Audit = ftpfront.NewAuditLog(w)
 	}
+	// The metrics see every audit event before the audit log does; without an audit log they are its only reader.
+	deps.Audit = ftpmetrics.Wire(reg, access, deps.Audit)
 	srv, err := ftpfront.NewServer(c.opts, deps)
 	if err != nil {
 		return fail(exitConfig, "invalid configuration", err)
@@ -219,10 +235,19 @@ func serve(c *config, stderr io.Writer) int {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/healthz", ftpfront.HealthHandler(c.root, 5*time.Second))
+		mux.Handle("/metrics", reg.Handler())
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ln)
 		defer hs.Close()
 		log.Info("health check listening", "addr", ln.Addr().String())
+	}
+	if c.metricsAddr != "" {
+		ms, err := metrics.Serve(c.metricsAddr, reg.Handler(), log)
+		if err != nil {
+			srv.Close()
+			return fail(exitListen, "cannot listen for metrics", err)
+		}
+		defer ms.Close()
 	}
 	if c.readyFile != "" {
 		if err := writeReady(c.readyFile, srv); err != nil {
