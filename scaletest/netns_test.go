@@ -138,7 +138,8 @@ func linkExists(name string) bool {
 
 // pidAlive reports whether a process with this pid exists.
 func pidAlive(pid int) bool {
-	return syscall.Kill(pid, 0) == nil || syscall.Kill(pid, 0) == syscall.EPERM
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
 }
 
 // stalePid extracts the pid from a name "<prefix><pid>..." and reports whether it belongs to a dead run.

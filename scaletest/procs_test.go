@@ -126,7 +126,7 @@ type relay struct {
 	target string
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{} // guarded by mu; open connections, closed by Close
+	conns  map[net.Conn]struct{} // guarded by mu; every connection relayed so far (few: SDK keep-alive), closed by Close
 	closed bool                  // guarded by mu
 }
 

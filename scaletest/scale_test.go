@@ -147,7 +147,7 @@ func deploy(t *testing.T) *deployment {
 
 	d.startHAProxy(t)
 	waitUntil(t, 30*time.Second, "both hosts UP in haproxy", d.haproxy, func() bool {
-		st := d.serverStatus(t)
+		st := d.serverStatus()
 		return st["a"] == "UP" && st["b"] == "UP"
 	})
 	return d
@@ -251,7 +251,7 @@ func (d *deployment) startHAProxy(t *testing.T) {
 }
 
 // serverStatus returns haproxy's view ("UP", "DOWN", ...) of each server of the ftp_control backend.
-func (d *deployment) serverStatus(t testing.TB) map[string]string {
+func (d *deployment) serverStatus() map[string]string {
 	c, err := net.Dial("unix", d.statsSock)
 	if err != nil {
 		return nil
@@ -288,7 +288,7 @@ type session struct {
 
 // dial logs in through the balancer's control port (ctl) over explicit TLS, with PASV (not EPSV), so the
 // announced --public-host is what the client connects to.
-func (d *deployment) dial(t testing.TB, ctl int) (*session, error) {
+func (d *deployment) dial(ctl int) (*session, error) {
 	s := &session{}
 	dialer := net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
 		if _, p, err := net.SplitHostPort(address); err == nil {
@@ -337,7 +337,7 @@ func (s *session) servedBy(t testing.TB) string {
 // upload stores data as name in a new session and returns the host that served it.
 func (d *deployment) upload(t testing.TB, name string, data []byte) string {
 	t.Helper()
-	s, err := d.dial(t, ctlPort)
+	s, err := d.dial(ctlPort)
 	if err != nil {
 		t.Fatalf("login through the balancer: %v", err)
 	}
@@ -351,7 +351,7 @@ func (d *deployment) upload(t testing.TB, name string, data []byte) string {
 // download reads name in a new session and returns its bytes and the host that served it.
 func (d *deployment) download(t testing.TB, name string) ([]byte, string) {
 	t.Helper()
-	s, err := d.dial(t, ctlPort)
+	s, err := d.dial(ctlPort)
 	if err != nil {
 		t.Fatalf("login through the balancer: %v", err)
 	}
@@ -445,7 +445,7 @@ func TestScaleOut(t *testing.T) {
 
 	// Uploads through the balancer land once: one object per upload with the uploaded bytes, nothing else
 	// under the prefix, no unfinished multipart upload; round-robin sent sessions to both hosts.
-	t.Run("UploadsLandOnce", func(t *testing.T) {
+	uploaded := t.Run("UploadsLandOnce", func(t *testing.T) {
 		served := map[string]int{}
 		for _, n := range names {
 			served[d.upload(t, n, files[n])]++
@@ -473,6 +473,9 @@ func TestScaleOut(t *testing.T) {
 
 	// Every host's mount shows every upload, whichever host took it, once the stat TTL has passed.
 	t.Run("VisibleOnEveryMount", func(t *testing.T) {
+		if !uploaded {
+			t.Fatal("needs the files of UploadsLandOnce, which failed")
+		}
 		for _, h := range []string{"a", "b"} {
 			for _, n := range names {
 				p := filepath.Join(d.hosts[h].mnt, n)
@@ -486,6 +489,9 @@ func TestScaleOut(t *testing.T) {
 
 	// Downloads through the balancer are byte-identical whichever host serves them.
 	t.Run("DownloadsFromEitherHost", func(t *testing.T) {
+		if !uploaded {
+			t.Fatal("needs the files of UploadsLandOnce, which failed")
+		}
 		for _, n := range names {
 			seen := map[string]bool{}
 			for i := 0; i < 6 && !(seen["a"] && seen["b"]); i++ {
@@ -504,7 +510,7 @@ func TestScaleOut(t *testing.T) {
 	// The balancer's data connections come from its data address, not from the address the control connection
 	// came from: without --passive-allow-cidr ftpfront refuses them (and says so), and the upload fails.
 	t.Run("PassiveAllowCIDRNeeded", func(t *testing.T) {
-		s, err := d.dial(t, noAllowCtlPort)
+		s, err := d.dial(noAllowCtlPort)
 		if err != nil {
 			t.Fatalf("login through the balancer to the ftpfront without --passive-allow-cidr: %v", err)
 		}
@@ -533,11 +539,11 @@ func TestScaleOut(t *testing.T) {
 	// host, where uploads still succeed and land in the bucket.
 	t.Run("HealthCheckDrain", func(t *testing.T) {
 		d.hosts["a"].s3mount.kill()
-		waitUntil(t, 20*time.Second, "host a DOWN in haproxy", d.haproxy, func() bool { return d.serverStatus(t)["a"] == "DOWN" })
+		waitUntil(t, 20*time.Second, "host a DOWN in haproxy", d.haproxy, func() bool { return d.serverStatus()["a"] == "DOWN" })
 		if code := d.healthz("a"); code != http.StatusServiceUnavailable {
 			t.Fatalf("host a /healthz answered %d with its mount dead; want 503", code)
 		}
-		if st := d.serverStatus(t); st["b"] != "UP" {
+		if st := d.serverStatus(); st["b"] != "UP" {
 			t.Fatalf("haproxy server states %v; want b UP", st)
 		}
 		for i := 0; i < 4; i++ {
