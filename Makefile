@@ -17,6 +17,11 @@ build:
 test:
 	scripts/test.sh
 
+# The reliability scenarios in their long form (S3FTP_SOAK=1): faults/ and ftpfront's hostile tests; prints
+# scenarios, transfers, bytes lost and leaks (RELIABILITY.md). SOAK_ROUNDS=N repeats them.
+soak:
+	scripts/soak.sh
+
 vet:
 	$(GO) vet ./...
 

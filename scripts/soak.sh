@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# soak.sh runs the reliability scenarios in their long form (S3FTP_SOAK=1) and prints a summary:
+#   - faults/: toxiproxy reset/timeout and a MinIO restart during large uploads, reads and listings; a slow
+#     network; SIGKILL of the daemon mid-upload; concurrent writers and readers (see RELIABILITY.md);
+#   - ftpfront/ TestHostile*: hostile clients and 200 concurrent FTPS sessions.
+# Each test appends "scenario=... status=... transfers=N bytes_lost=N leaks=N [orphan_uploads=N]" to the file
+# named by S3FTP_SUMMARY; this script totals the lines. It fails when a test failed, a byte was lost, a leak was
+# counted, or a FUSE mount was left behind.
+# Without -race: the long form measures the system; make test runs the short form with -race.
+# Environment: SOAK_ROUNDS=N repeats every scenario N times (default 1); SOAK_RUN overrides the test pattern.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "soak.sh: $*" >&2; }
+
+exec 9>/tmp/s3ftp-test.lock
+if ! flock -n 9; then
+	say "a test run holds /tmp/s3ftp-test.lock; waiting"
+	flock 9
+fi
+scripts/setup-test-deps.sh
+
+rounds=${SOAK_ROUNDS:-1}
+run=${SOAK_RUN:-'^(TestFaultDuringUpload|TestSlowNetworkTransfersIntact|TestKill9MidUpload|TestConcurrentWritersAndReaders|TestHostile.*)$'}
+run_tmp=$(mktemp -d /tmp/s3ftp-soak.XXXXXX)
+chmod 1777 "$run_tmp"
+summary_file="$run_tmp/summary.txt"
+log_dir=/tmp/s3ftp-test-logs
+mkdir -p "$log_dir"
+log="$log_dir/soak-$(date -u +%Y%m%dT%H%M%SZ).log"
+: >"$summary_file"
+
+left_mounts=0
+cleanup() {
+	local m
+	while IFS= read -r m; do
+		[ -n "$m" ] || continue
+		say "LEFTOVER MOUNT: $m (unmounting lazily)"
+		fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+		left_mounts=$((left_mounts + 1))
+	done < <(awk '$3 ~ /^fuse/ && $3 != "fusectl" { print $2 }' /proc/self/mounts | while IFS= read -r m; do
+		m=$(printf '%b' "$m")
+		case "$m" in "$run_tmp"/*) echo "$m" ;; esac
+	done | sort -r)
+}
+
+say "go test -count=$rounds -run '$run' ./faults ./ftpfront (S3FTP_SOAK=1; log: $log)"
+set +e
+S3FTP_SOAK=1 S3FTP_SUMMARY="$summary_file" TMPDIR="$run_tmp" \
+	go test -count="$rounds" -timeout 120m -v -run "$run" ./faults ./ftpfront >"$log" 2>&1
+rc=$?
+set -e
+grep -E '^(--- (PASS|FAIL)|ok |FAIL|panic:)|daemon peak RSS|multipart uploads left|wrote [0-9]+ MiB|sessions: goroutines|attempts over' "$log" || true
+cleanup
+
+set +e
+awk -v rc="$rc" -v mounts="$left_mounts" '
+{
+	for (i = 1; i <= NF; i++) {
+		split($i, kv, "=")
+		v[kv[1]] = kv[2]
+	}
+	scenarios++
+	if (v["status"] != "pass") failed++
+	transfers += v["transfers"]; lost += v["bytes_lost"]; leaks += v["leaks"]
+	if ("orphan_uploads" in v && v["orphan_uploads"] > 0) orphans += v["orphan_uploads"]
+	delete v
+}
+END {
+	leaks += mounts
+	printf "scenarios run: %d (failed: %d)\n", scenarios, failed
+	printf "transfers attempted: %d\n", transfers
+	printf "bytes lost = %d\n", lost
+	printf "leaks = %d (left-over multipart uploads, mounts, goroutines, descriptors)\n", leaks
+	printf "multipart uploads orphaned by SIGKILL = %d (removed by the bucket lifecycle rule, see RELIABILITY.md)\n", orphans
+	printf "go test exit status: %d\n", rc
+	exit (rc != 0 || failed > 0 || lost > 0 || leaks > 0 || scenarios == 0) ? 1 : 0
+}' "$summary_file"
+status=$?
+say "summary lines: $(wc -l <"$summary_file"); full output: $log"
+rm -rf --one-file-system "$run_tmp" 2>/dev/null || true
+exit $status
