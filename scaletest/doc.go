@@ -19,7 +19,7 @@
 //   - Uploads through the balancer are spread over both hosts and land once: one object per upload with the
 //     uploaded bytes, no stray objects, no unfinished multipart upload.
 //   - Each host's mount shows every upload once the stat TTL has passed, and downloads through the balancer
-//     are byte-identical whichever host serves them.
+//     are byte-identical whichever host serves them, with PASV (jlaffaye/ftp) and EPSV (curl).
 //   - ftpfront refuses data connections from the balancer's data address without --passive-allow-cidr, and
 //     logs the refusal naming that address.
 //   - When a host's mount dies its /healthz answers 503, haproxy marks it DOWN and every new session goes to
@@ -33,6 +33,7 @@
 //     deletes the namespaces and links, also when the test fails.
 //   - Daemons die with the test binary (Pdeathsig) and get an environment of PATH, HOME and the MinIO
 //     credentials only; no AWS_*, S3MOUNT_* or FTPFRONT_* setting of the caller reaches them.
-//   - A missing prerequisite (root, ip, nsenter, haproxy, fusermount3, /dev/fuse, minio) fails the test with
+//   - A missing prerequisite (root, ip, nsenter, haproxy, fusermount3, curl, /dev/fuse,
+//     minio) fails the test with
 //     what to install; nothing is skipped.
 package scaletest

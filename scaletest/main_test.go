@@ -12,6 +12,7 @@ import (
 var (
 	s3mountBin, ftpfrontBin string
 	nsenterBin, haproxyBin  string
+	curlBin                 string
 )
 
 // mountDirMarker starts the name of every temporary directory of this test, followed by the pid, so that
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 // requireTools fails the test, naming what is missing and how to get it, unless the test runs as root with
-// ip, nsenter, haproxy, fusermount3 and /dev/fuse available.
+// ip, nsenter, haproxy, fusermount3, curl and /dev/fuse available.
 func requireTools(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -67,6 +68,7 @@ func requireTools(t *testing.T) {
 	nsenterBin = look("nsenter", "util-linux")
 	haproxyBin = look("haproxy", "haproxy")
 	look("fusermount3", "fuse3")
+	curlBin = look("curl", "curl")
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		missing = append(missing, "/dev/fuse (load the fuse module or run the container with --device /dev/fuse)")
 	}

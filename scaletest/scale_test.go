@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -504,6 +505,20 @@ func TestScaleOut(t *testing.T) {
 			if !seen["a"] || !seen["b"] {
 				t.Fatalf("6 downloads of %s were served by %v only; round robin should reach both hosts", n, seen)
 			}
+		}
+		// curl uses EPSV: the data connection goes to the balancer's address of the control connection.
+		n := "scale-multi.bin"
+		out, err := exec.Command(curlBin, "--silent", "--show-error", "--ssl-reqd", "--insecure", "--max-time", "60",
+			"--user", user+":"+d.password, fmt.Sprintf("ftp://%s:%d/%s", d.tp.vip(), ctlPort, n)).Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("curl EPSV download of %s through the balancer: %v: %s", n, err, stderr)
+		}
+		if !bytes.Equal(out, files[n]) {
+			t.Fatalf("curl EPSV download of %s: %d bytes differing from the %d uploaded", n, len(out), len(files[n]))
 		}
 	})
 
