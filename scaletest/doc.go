@@ -33,7 +33,6 @@
 //     deletes the namespaces and links, also when the test fails.
 //   - Daemons die with the test binary (Pdeathsig) and get an environment of PATH, HOME and the MinIO
 //     credentials only; no AWS_*, S3MOUNT_* or FTPFRONT_* setting of the caller reaches them.
-//   - A missing prerequisite (root, ip, nsenter, haproxy, fusermount3, curl, /dev/fuse,
-//     minio) fails the test with
-//     what to install; nothing is skipped.
+//   - A missing prerequisite (root, ip, nsenter, haproxy, fusermount3, curl, /dev/fuse, minio) fails the test
+//     with what to install; nothing is skipped.
 package scaletest
