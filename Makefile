@@ -1,10 +1,8 @@
-# Thin entry points; the logic lives in scripts/ and the Go packages.
+# Thin entry points; the logic lives in scripts/.
 GO       ?= go
 FUZZTIME ?= 30s
-PREFIX   ?= /usr/local
-DESTDIR  ?=
 
-.PHONY: all build test vet fmt-check fuzz demo bench install clean
+.PHONY: all build test soak vet fmt-check fuzz bench demo install clean
 
 all: build
 
@@ -38,22 +36,36 @@ fuzz:
 		done; \
 	done
 
-# MinIO on loopback + s3mount + ftpfront with a demo user (scripts/demo); flags via DEMO_ARGS="--check".
-demo:
-	scripts/setup-test-deps.sh
-	$(GO) run ./scripts/demo $(DEMO_ARGS)
-
-# Compares the mount with the raw SDK, s3fs and rclone (bench/README.md); flags via BENCH_ARGS="--quick".
+# Benchmarks (bench/ is the whole-system comparison); pass flags with BENCH_ARGS="--quick".
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
 
-# Installs the binaries into $(PREFIX)/bin, the mount(8) helper as /sbin/mount.fuse.s3mount and the systemd
-# units into /etc/systemd/system (not enabled).
+# MinIO, s3mount and ftpfront on loopback with a demo user (scripts/demo); Ctrl-C stops everything and unmounts.
+# DEMO_ARGS="--check" runs the walk-through itself; DEMO_ARGS="--bucket NAME --region R" uses real S3.
+demo:
+	@mkdir -p bin
+	$(GO) build -o bin/s3ftp-demo ./scripts/demo
+	bin/s3ftp-demo $(DEMO_ARGS)
+
+# Installs the daemons, the mount helper (mount -t s3mount and -t fuse.s3mount), the systemd units and the example
+# configurations as *.example (real configuration files are never touched). DESTDIR stages the tree; the units'
+# paths follow BINDIR.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= /usr/sbin
+UNITDIR ?= /etc/systemd/system
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin $(DESTDIR)/etc/systemd/system
-	install -m 0755 bin/s3mount bin/ftpfront $(DESTDIR)$(PREFIX)/bin/
-	install -m 0755 scripts/mount.s3mount $(DESTDIR)/sbin/mount.fuse.s3mount
-	install -m 0644 scripts/systemd/s3mount@.service scripts/systemd/ftpfront.service $(DESTDIR)/etc/systemd/system/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/s3mount $(DESTDIR)/etc/ftpfront
+	install -m 0755 bin/s3mount bin/ftpfront $(DESTDIR)$(BINDIR)/
+	install -m 0755 scripts/mount.s3mount $(DESTDIR)$(SBINDIR)/mount.s3mount
+	ln -sf mount.s3mount $(DESTDIR)$(SBINDIR)/mount.fuse.s3mount
+	for u in s3mount@.service ftpfront.service; do \
+		sed 's|/usr/local/bin/|$(BINDIR)/|g' scripts/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 scripts/s3mount.conf.example $(DESTDIR)/etc/s3mount/s3mount.conf.example
+	install -m 0644 scripts/ftpfront.conf.example $(DESTDIR)/etc/ftpfront/ftpfront.conf.example
+	install -m 0644 scripts/ftpfront-users.example.yaml $(DESTDIR)/etc/ftpfront/users.yaml.example
+	@echo "installed; next: see the comments in $(UNITDIR)/ftpfront.service, then systemctl daemon-reload"
 
 clean:
 	rm -rf bin
