@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +30,8 @@ type config struct {
 	LogFormat  string // "text" or "json"
 	LogLevel   slog.Level
 	LogFile    string
+	// MetricsAddr is the HTTP address serving /metrics and /healthz; empty: none.
+	MetricsAddr string
 
 	// Ignored lists the -o options accepted for fstab compatibility without effect, for a debug log line.
 	Ignored []string
@@ -202,6 +205,16 @@ var options = []option{
 		}},
 	{name: "log-file", arg: "FILE", usage: "append logs to FILE (default: stderr in the foreground, syslog as a daemon)",
 		set: setString(func(c *config) *string { return &c.LogFile })},
+	{name: "metrics-addr", arg: "ADDR", usage: "HTTP address serving Prometheus /metrics and /healthz, e.g. 127.0.0.1:9101 (off when empty)",
+		set: func(c *config, v string) error {
+			if v != "" {
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return fmt.Errorf("metrics-addr %q: want HOST:PORT", v)
+				}
+			}
+			c.MetricsAddr = v
+			return nil
+		}},
 	{name: "debug", boolean: true, usage: "log every FUSE request (implies --log-level debug)",
 		set: func(c *config, v string) error {
 			b, err := parseBool(v)

@@ -7,7 +7,8 @@ const (
 	ExitOK = 0
 	// ExitInternal: an unexpected failure not covered by the other codes.
 	ExitInternal = 1
-	// ExitUsage: bad command line: unknown flag or -o option, malformed value, options that Validate rejects.
+	// ExitUsage: bad command line: unknown flag or -o option, malformed value, options that Validate rejects, a
+	// --metrics-addr that cannot be bound.
 	ExitUsage = 2
 	// ExitMount: the mount point is missing, not a directory, already a mount point, or FUSE refused the mount.
 	ExitMount = 3

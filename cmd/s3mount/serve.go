@@ -13,7 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/s3ftp/s3ftp/cache"
 	"github.com/s3ftp/s3ftp/internal/flagenv"
+	"github.com/s3ftp/s3ftp/internal/metrics"
+	"github.com/s3ftp/s3ftp/internal/metrics/s3metrics"
 	"github.com/s3ftp/s3ftp/s3mount"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
@@ -33,10 +36,25 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	}
 	s3cfg := c.S3
 	s3cfg.Logger = log.With("component", "s3")
-	client, err := s3client.New(ctx, s3cfg)
+	reg := metrics.NewRegistry()
+	metrics.RegisterRuntime(reg)
+	sm := s3metrics.Wire(reg, &s3cfg)
+	// The metrics listener is bound before the S3 checks, so a taken address fails the start before anything is
+	// mounted, and /metrics already counts the start-up requests.
+	var health *mountHealth
+	if c.MetricsAddr != "" {
+		health = newMountHealth(c.Mountpoint, log)
+		ms, err := metrics.Serve(c.MetricsAddr, reg.Handler(metrics.WithHealth(health)), log)
+		if err != nil {
+			return withCode(ExitUsage, fmt.Errorf("metrics address %s: %w", c.MetricsAddr, err))
+		}
+		defer ms.Close()
+	}
+	sdk, err := s3client.New(ctx, s3cfg)
 	if err != nil {
 		return withCode(ExitS3, fmt.Errorf("S3 client for bucket %q: %w", c.S3.Bucket, err))
 	}
+	client := s3metrics.Client(sdk, sm)
 	if err := checkBucket(ctx, c, client); err != nil {
 		return err
 	}
@@ -56,6 +74,8 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 		}
 		return withCode(ExitMount, fmt.Errorf("mounting %s: %w", c.Mountpoint, err))
 	}
+	watchMount(sm, m, log)
+	health.setState(stateServing)
 	log.Info("ready", "bucket", c.S3.Bucket, "mountpoint", c.Mountpoint, "pid", os.Getpid(),
 		"daemon", !c.Foreground)
 	ready()
@@ -100,6 +120,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 				aborted = true
 			default:
 				log.Info("unmounting", "signal", sig.String(), "mountpoint", c.Mountpoint)
+				health.setState(stateStopping)
 				if err := sdNotify("STOPPING=1"); err != nil {
 					log.Error("telling the service manager the mount stops failed", "err", err)
 				}
@@ -215,4 +236,27 @@ func logLimits(log *slog.Logger, c *config) {
 		"cache_dir_size", formatSize(o.CacheDirSize),
 		"peak_memory", "memory-budget + cache-size + runtime overhead",
 		"stat_ttl", o.StatTTL, "negative_ttl", o.NegativeTTL)
+}
+
+// budgetReporter and cacheReporter are the accessors the budget and cache metrics need from a mount. They are
+// optional: a *s3mount.Mounted without them still serves the S3 request and byte metrics, and the budget and
+// cache series read 0.
+type budgetReporter interface{ Budget() *upload.Budget }
+type cacheReporter interface{ CacheStats() cache.Stats }
+
+// watchMount makes the write budget and read cache metrics read the mount, when it exposes them.
+func watchMount(sm *metrics.S3Mount, m any, log *slog.Logger) {
+	if b, ok := m.(budgetReporter); ok {
+		sm.WatchBudget(b.Budget())
+	} else {
+		log.Debug("write budget metrics unavailable: the mount exposes no Budget()")
+	}
+	if cr, ok := m.(cacheReporter); ok {
+		sm.WatchCache(func() metrics.CacheStats {
+			st := cr.CacheStats()
+			return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Bytes: st.MemBytes}
+		})
+	} else {
+		log.Debug("read cache metrics unavailable: the mount exposes no CacheStats()")
+	}
 }
