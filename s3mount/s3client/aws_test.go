@@ -14,6 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
 	"github.com/s3ftp/s3ftp/internal/miniotest"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
@@ -426,6 +431,50 @@ func TestSDKRangesMatchFake(t *testing.T) {
 		real, fake := get(c, tc.key, tc.off, tc.n), get(f, tc.key, tc.off, tc.n)
 		if real != fake {
 			t.Errorf("GetObject(%s, %d, %d): minio %s, fake %s", tc.key, tc.off, tc.n, real, fake)
+		}
+	}
+}
+
+// TestSDKWriteDefaults checks that the configured storage class and canned ACL reach every kind of write.
+func TestSDKWriteDefaults(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	cfg := srv.Config(bucket)
+	cfg.StorageClass = "REDUCED_REDUNDANCY"
+	cfg.ACL = "private"
+	c, err := s3client.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, "put", []byte("p"), s3client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CopyObject(ctx, "put", "copy", s3client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.CreateMultipartUpload(ctx, "multi", s3client.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.UploadPart(ctx, "multi", id, 1, []byte("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, "multi", id, []s3client.Part{{Number: 1, ETag: p}}); err != nil {
+		t.Fatal(err)
+	}
+	raw := s3.New(s3.Options{
+		BaseEndpoint: aws.String(srv.Endpoint), Region: "us-east-1", UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+	})
+	for _, key := range []string{"put", "copy", "multi"} {
+		out, err := raw.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.StorageClass != types.StorageClassReducedRedundancy {
+			t.Errorf("%s: storage class %q", key, out.StorageClass)
 		}
 	}
 }
