@@ -86,7 +86,9 @@ type row struct {
 	// HostDiskPeak is the peak growth of the file system holding /tmp during the sessions (other processes on the
 	// machine add to it).
 	HostDiskPeak int64
-	Notes        []string
+	// HostDiskAfter is that file system's growth from the start to the end of the sessions (largest session).
+	HostDiskAfter int64
+	Notes         []string
 }
 
 // MarshalJSON writes NaN figures as null, which encoding/json refuses to encode.
@@ -114,6 +116,7 @@ func (r row) MarshalJSON() ([]byte, error) {
 	}
 	m["peak_rss_bytes"], m["scratch_peak_bytes"] = r.PeakRSS, r.ScratchPeak
 	m["scratch_after_bytes"], m["host_disk_peak_bytes"] = r.ScratchAfter, r.HostDiskPeak
+	m["host_disk_after_bytes"] = r.HostDiskAfter
 	if len(r.Notes) > 0 {
 		m["notes"] = r.Notes
 	}
@@ -262,7 +265,7 @@ func writeCSV(path string, rows []*row) error {
 	w := csv.NewWriter(&b)
 	w.Write([]string{"tool", "label", "workload", "unit", "median", "min", "max", "spread_pct", "n", "ratio_raw",
 		"ratio_peer", "peer", "peak_rss_bytes", "scratch_peak_bytes", "scratch_after_bytes", "host_disk_peak_bytes",
-		"values", "errors", "notes"})
+		"host_disk_after_bytes", "values", "errors", "notes"})
 	for _, r := range rows {
 		var vals []string
 		for _, v := range r.Values {
@@ -271,7 +274,8 @@ func writeCSV(path string, rows []*row) error {
 		w.Write([]string{r.Tool, toolLabels[r.Tool], r.Workload, r.Unit, fmtFloat(r.Median, 3), fmtFloat(r.Min, 3),
 			fmtFloat(r.Max, 3), fmtFloat(r.SpreadPct, 1), strconv.Itoa(r.N), fmtFloat(r.RatioRaw, 3),
 			fmtFloat(r.RatioPeer, 3), r.Peer, strconv.FormatInt(r.PeakRSS, 10), strconv.FormatInt(r.ScratchPeak, 10),
-			strconv.FormatInt(r.ScratchAfter, 10), strconv.FormatInt(r.HostDiskPeak, 10), strings.Join(vals, ";"),
+			strconv.FormatInt(r.ScratchAfter, 10), strconv.FormatInt(r.HostDiskPeak, 10),
+			strconv.FormatInt(r.HostDiskAfter, 10), strings.Join(vals, ";"),
 			strings.Join(r.Errors, ";"), strings.Join(r.Notes, ";")})
 	}
 	w.Flush()

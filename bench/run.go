@@ -70,7 +70,7 @@ func (r *runner) note(tool, wl, msg string) {
 }
 
 // resources merges a session's peak RSS and disk usage into the rows it served.
-func (r *runner) resources(tool string, wls []string, rss, scratchPeak, scratchAfter, hostPeak int64) {
+func (r *runner) resources(tool string, wls []string, rss, scratchPeak, scratchAfter, hostPeak, hostAfter int64) {
 	for _, wl := range wls {
 		x := r.row(tool, wl)
 		r.mu.Lock()
@@ -78,6 +78,7 @@ func (r *runner) resources(tool string, wls []string, rss, scratchPeak, scratchA
 		x.ScratchPeak = max(x.ScratchPeak, scratchPeak)
 		x.ScratchAfter = max(x.ScratchAfter, scratchAfter)
 		x.HostDiskPeak = max(x.HostDiskPeak, hostPeak)
+		x.HostDiskAfter = max(x.HostDiskAfter, hostAfter)
 		r.mu.Unlock()
 	}
 }
@@ -324,12 +325,6 @@ func (r *runner) cleanup(ctx context.Context, bucket string, prefixes ...string)
 	}
 }
 
-// sessionResult is what a mounted session measured about the daemon itself.
-type sessionResult struct {
-	rss                                 int64
-	scratchPeak, scratchAfter, hostPeak int64
-}
-
 // inSession mounts the tool with an empty scratch file system, runs body on the mount point under the
 // per-repetition time limit, and records the daemon's peak RSS and disk use against wls. A mount failure is
 // recorded as the error of every workload in wls; body records its own figures.
@@ -380,7 +375,7 @@ func (r *runner) inSession(ctx context.Context, t mountTool, bucket string, wls 
 	if serr != nil {
 		slog.Warn("disk usage sampling failed", "tool", t.name, "err", serr)
 	}
-	r.resources(t.name, wls, rss, peak[0], after[0], peak[1])
+	r.resources(t.name, wls, rss, peak[0], after[0], peak[1], after[1])
 	if timedOut.Load() {
 		for _, w := range wls {
 			r.note(t.name, w, fmt.Sprintf("a repetition exceeded --timeout %s and was killed", r.o.Timeout))
