@@ -143,6 +143,61 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// View is bytes of one cached block, lent without a copy: the block stays pinned (neither evicted nor its
+// buffer reused) until Release. Release must be called exactly once; a View is not for concurrent use.
+type View struct {
+	c    *Cache
+	b    *block
+	data []byte
+}
+
+// Bytes returns the viewed bytes. They are valid until Release and must not be modified.
+func (v *View) Bytes() []byte { return v.data }
+
+// Release unpins the block. Calls after the first do nothing.
+func (v *View) Release() {
+	if v.b == nil {
+		return
+	}
+	v.c.unpin(v.b)
+	v.b, v.data = nil, nil
+}
+
+// ReadView is ReadAt without the copy, for a read that lies within one block (the kernel's block-aligned
+// readahead requests do): it returns a View of the bytes [off, off+n), shorter only at the end of the object
+// (err io.EOF, as ReadAt). When the range spans two blocks it returns ok false and does nothing: use ReadAt.
+// A View pins one block only, and only once that block holds the range, so lending views never waits for
+// memory that other views hold.
+func (r *Reader) ReadView(ctx context.Context, off int64, n int) (v *View, ok bool, err error) {
+	bs := r.c.bs
+	if off < 0 || n <= 0 || off/bs != (off+int64(n)-1)/bs {
+		return nil, false, nil
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, true, errClosed
+	}
+	if off >= r.obj.Size {
+		r.mu.Unlock()
+		return &View{}, true, io.EOF
+	}
+	end := min(off+int64(n), r.obj.Size)
+	r.noteReadLocked(off, end)
+	r.mu.Unlock()
+
+	i := off / bs
+	b, err := r.pinBlock(ctx, i, end-i*bs)
+	if err != nil {
+		return nil, true, err
+	}
+	v = &View{c: r.c, b: b, data: b.buf[off-i*bs : end-i*bs]}
+	if end-off < int64(n) {
+		return v, true, io.EOF
+	}
+	return v, true, nil
+}
+
 // tolerance is how far a read may start from the previous read's end and still count as sequential: the
 // kernel's parallel readahead requests arrive slightly out of order.
 func (r *Reader) toleranceLocked() int64 {
@@ -215,47 +270,56 @@ func (r *Reader) startStreamLocked(first, limit int64) {
 
 // copyBlock copies bytes [a, e) of block i into dst, from the cache, the stream, or a fetch of its own.
 func (r *Reader) copyBlock(ctx context.Context, i int64, dst []byte, a, e int64) error {
+	b, err := r.pinBlock(ctx, i, e)
+	if err != nil {
+		return err
+	}
+	copy(dst, b.buf[a:e])
+	r.c.unpin(b)
+	return nil
+}
+
+// pinBlock returns block i pinned once and holding at least its first e bytes, from the cache, the stream, or
+// a fetch of its own. The caller must unpin it.
+func (r *Reader) pinBlock(ctx context.Context, i int64, e int64) (*block, error) {
 	k := blockKey{r.obj.Key, r.obj.ETag, i}
 	for attempt := 0; ; attempt++ {
 		b := r.c.lookup(k)
 		if b == nil {
 			wait, err := r.streamStatus(i)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if wait != nil {
 				select {
 				case <-wait:
 					continue
 				case <-ctx.Done():
-					return ctx.Err()
+					return nil, ctx.Err()
 				}
 			}
 			if b, err = r.fetch(ctx, k); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		err := r.c.waitFor(ctx, b, int(e))
 		if err == nil {
-			copy(dst, b.buf[a:e])
+			return b, nil
 		}
 		r.c.unpin(b)
-		if err == nil {
-			return nil
-		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		r.noteFailure(i)
 		// A fill canceled by another reader's Close or by a stream restart is not an S3 failure: fetch again.
 		if !isCanceled(err) || attempt >= maxCanceledRetries {
-			return err
+			return nil, err
 		}
 		r.mu.Lock()
 		closed := r.closed
 		r.mu.Unlock()
 		if closed {
-			return errClosed
+			return nil, errClosed
 		}
 	}
 }

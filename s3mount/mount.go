@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -23,6 +25,13 @@ const (
 	fuseMaxWrite     = 1 << 20
 	fuseMaxReadAhead = 1 << 20
 )
+
+// kernelReadahead is how far ahead of a sequential reader the kernel asks for data. The kernel caps a FUSE
+// mount's readahead at 128 KiB whatever MaxReadAhead says, so Mount raises the read_ahead_kb of the mount's
+// backing device itself: with 128 KiB only one small READ is in flight at a time and the stream stalls between
+// requests; with several MiB, several 1 MiB READs are in flight (up to MaxBackground) and each maps to one cache
+// block. It never exceeds Options.MaxReadahead.
+const kernelReadahead = 8 << 20
 
 // Mounted is a mounted bucket. Its methods are safe for concurrent use.
 type Mounted struct {
@@ -64,6 +73,9 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 			// Objects carry no extended attributes; answering ENOSYS once stops the kernel from asking
 			// for security.capability before every write.
 			DisableXAttrs: true,
+			// Replies never come from a file descriptor, so splicing cannot apply; left on, go-fuse would try
+			// it for every READ reply (pipe set-up and an extra write) and log a failure for each 1 MiB one.
+			DisableSplice: true,
 			// mount(2) directly when we may: no fusermount helper process is needed.
 			DirectMount: os.Geteuid() == 0,
 			Debug:       opts.Debug,
@@ -80,6 +92,9 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	server, err := fs.Mount(mountpoint, f.root, fopts)
 	if err != nil {
 		return nil, fmt.Errorf("s3mount: mount %s: %w", mountpoint, err)
+	}
+	if ra := min(opts.MaxReadahead, kernelReadahead); ra > 0 {
+		setKernelReadahead(mountpoint, ra, log)
 	}
 	m := &Mounted{fsys: f, server: server, mountpoint: mountpoint, done: make(chan struct{})}
 	go func() {
@@ -143,5 +158,24 @@ func checkError(what string, err error) error {
 		return fmt.Errorf("%s: S3 endpoint unreachable or failing: %w", what, err)
 	default:
 		return fmt.Errorf("%s: %w", what, err)
+	}
+}
+
+// setKernelReadahead sets the read_ahead_kb of the backing device of the FUSE mount at mountpoint to bytes.
+// Only root may; otherwise the kernel's 128 KiB stays, which costs speed, not correctness, so a failure is
+// logged and ignored.
+func setKernelReadahead(mountpoint string, bytes int64, log *slog.Logger) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(mountpoint, &st); err != nil {
+		log.Info("kernel readahead unchanged: cannot stat the mount point", "mountpoint", mountpoint, "err", err)
+		return
+	}
+	dev := uint64(st.Dev)
+	major := (dev>>8)&0xfff | (dev>>32)&^0xfff
+	minor := dev&0xff | (dev>>12)&^0xff
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", major, minor)
+	if err := os.WriteFile(path, []byte(strconv.FormatInt(bytes>>10, 10)), 0); err != nil {
+		log.Info("kernel readahead unchanged (needs root): sequential reads through the mount are slower",
+			"path", path, "err", err)
 	}
 }

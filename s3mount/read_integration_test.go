@@ -1,0 +1,119 @@
+package s3mount_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount/mounttest"
+)
+
+// readersMiB is the size of each file of TestMinioConcurrentReadersByteIdentical. The default keeps `make test`
+// short; the throughput target (8 readers of 256 MiB) is run with -args -s3mount.readers-mib=256.
+var readersMiB = flag.Int("s3mount.readers-mib", 32, "MiB per file in the concurrent readers test")
+
+// readInChunks reads the whole file with 1 MiB read(2)s, as the FTP server and the bench do.
+func readInChunks(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out bytes.Buffer
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := f.Read(buf)
+		out.Write(buf[:n])
+		if err == io.EOF {
+			return out.Bytes(), nil
+		}
+		if err != nil {
+			return out.Bytes(), err
+		}
+	}
+}
+
+// Eight readers of eight different objects at once, on a cache smaller than one of the files: every reader gets
+// exactly its object's bytes. Streams of different files evict each other's blocks and share the budget; a
+// block lent to a reply must never be reused for another object while the kernel copies it.
+func TestMinioConcurrentReadersByteIdentical(t *testing.T) {
+	const readers = 8
+	size := *readersMiB << 20
+	env := mounttest.Mount(t, mounttest.Options())
+	ctx := context.Background()
+	want := make([][]byte, readers)
+	for i := range want {
+		want[i] = pattern(size+i*4099, byte(40+i)) // sizes off block boundaries, distinct contents
+		if _, err := env.Client.PutObject(ctx, fmt.Sprintf("par/f%d.bin", i), want[i], s3PutOpts()); err != nil {
+			t.Fatalf("PutObject f%d: %v", i, err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, readers)
+	for i := range readers {
+		wg.Go(func() {
+			got, err := readInChunks(filepath.Join(env.Dir, "par", fmt.Sprintf("f%d.bin", i)))
+			switch {
+			case err != nil:
+				errs[i] = err
+			case !bytes.Equal(got, want[i]):
+				errs[i] = fmt.Errorf("read %d bytes, want %d; first difference at %d", len(got), len(want[i]),
+					firstDiff(got, want[i]))
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("reader %d: %v", i, err)
+		}
+	}
+}
+
+// firstDiff is the first offset at which a and b differ (the shorter length when one is a prefix).
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// An object replaced by another client (same size, new ETag) reads as the new version once the stat TTL has
+// passed: all new bytes, none of the old version's pages in the kernel or blocks in the cache.
+func TestMinioETagChangeAfterTTLReadsNewBytes(t *testing.T) {
+	o := mounttest.Options()
+	o.StatTTL, o.NegativeTTL = 200*time.Millisecond, 200*time.Millisecond
+	env := mounttest.Mount(t, o)
+	ctx := context.Background()
+	// Smaller than the cache (16 MiB): every block of the old version is still cached when the new one is read.
+	const size = 6<<20 + 123
+	v1, v2 := pattern(size, 1), pattern(size, 2)
+	if _, err := env.Client.PutObject(ctx, "v.bin", v1, s3PutOpts()); err != nil {
+		t.Fatalf("PutObject v1: %v", err)
+	}
+	fn := filepath.Join(env.Dir, "v.bin")
+	if got, err := readInChunks(fn); err != nil || !bytes.Equal(got, v1) {
+		t.Fatalf("first read: %v; equal to v1: %v", err, bytes.Equal(got, v1))
+	}
+	if _, err := env.Client.PutObject(ctx, "v.bin", v2, s3PutOpts()); err != nil {
+		t.Fatalf("PutObject v2: %v", err)
+	}
+	time.Sleep(3 * o.StatTTL)
+	got, err := readInChunks(fn)
+	if err != nil {
+		t.Fatalf("read after the change: %v", err)
+	}
+	if !bytes.Equal(got, v2) {
+		t.Fatalf("read after the change: %d bytes, not v2: first byte differing from v2 at %d (from v1 at %d)",
+			len(got), firstDiff(got, v2), firstDiff(got, v1))
+	}
+}
