@@ -1,0 +1,90 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+)
+
+// A view holds the requested bytes of one block, shorter only at the end of the object; a range over two blocks
+// is refused without side effects so that the caller falls back to ReadAt.
+func TestReadViewRanges(t *testing.T) {
+	const bs = 16
+	f := s3fake.New()
+	data, info := putObject(t, f, "a", 3*bs+5, 21)
+	c := newCache(t, Config{MaxBytes: 8 * bs, BlockSize: bs})
+	r := newReader(t, c, f, info, ReaderConfig{})
+	ctx := context.Background()
+
+	v, ok, err := r.ReadView(ctx, bs+3, 10)
+	if !ok || err != nil || !bytes.Equal(v.Bytes(), data[bs+3:bs+13]) {
+		t.Fatalf("inside block 1: ok=%v err=%v", ok, err)
+	}
+	v.Release()
+	v.Release() // a second Release does nothing
+
+	if v, ok, err := r.ReadView(ctx, bs-2, 4); ok || v != nil || err != nil {
+		t.Fatalf("range over blocks 0 and 1: ok=%v err=%v, want refused", ok, err)
+	}
+
+	v, ok, err = r.ReadView(ctx, 3*bs, bs)
+	if !ok || !errors.Is(err, io.EOF) || !bytes.Equal(v.Bytes(), data[3*bs:]) {
+		t.Fatalf("last block: ok=%v err=%v len=%d, want the 5 last bytes and io.EOF", ok, err, len(v.Bytes()))
+	}
+	v.Release()
+
+	v, ok, err = r.ReadView(ctx, int64(len(data)), 4)
+	if !ok || !errors.Is(err, io.EOF) || len(v.Bytes()) != 0 {
+		t.Fatalf("at the end: ok=%v err=%v len=%d, want empty and io.EOF", ok, err, len(v.Bytes()))
+	}
+	v.Release()
+
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := r.ReadView(ctx, 0, 4); !ok || err == nil {
+		t.Fatalf("after Close: ok=%v err=%v, want an error", ok, err)
+	}
+}
+
+// A lent block is neither evicted nor reused while its view is held, even when other reads need its memory;
+// after Release it becomes the most recently used block.
+func TestReadViewPinsBlock(t *testing.T) {
+	const bs = 16
+	f := s3fake.New()
+	data, info := putObject(t, f, "a", 30*bs, 22)
+	c := newCache(t, Config{MaxBytes: 2 * bs, BlockSize: bs})
+	r := newReader(t, c, f, info, ReaderConfig{})
+	ctx := context.Background()
+	lru := func() string { return strings.ReplaceAll(c.lruString(), "@"+info.ETag, "") }
+
+	v, ok, err := r.ReadView(ctx, 20*bs+1, 4)
+	if !ok || err != nil {
+		t.Fatalf("view: ok=%v err=%v", ok, err)
+	}
+	// Far apart, one block each: with two blocks of budget and one lent, every read must evict the other.
+	for _, blk := range []int64{2, 10, 25, 5} {
+		p := make([]byte, 3)
+		if _, err := r.ReadAt(ctx, p, blk*bs); err != nil || !bytes.Equal(p, data[blk*bs:blk*bs+3]) {
+			t.Fatalf("block %d: %v", blk, err)
+		}
+	}
+	if !bytes.Equal(v.Bytes(), data[20*bs+1:20*bs+5]) {
+		t.Fatalf("lent bytes changed while the view was held")
+	}
+	if got, want := lru(), "a#5"; got != want {
+		t.Fatalf("lru while lent %q, want %q (the lent block is not evictable)", got, want)
+	}
+	v.Release()
+	if got, want := lru(), "a#20 a#5"; got != want {
+		t.Fatalf("lru after Release %q, want %q", got, want)
+	}
+	if s := c.Stats(); s.Evictions != 3 || s.PeakBytes != 2*bs {
+		t.Errorf("stats %+v, want 3 evictions within 2 blocks", s)
+	}
+}
