@@ -355,6 +355,12 @@ func sameAs(path string, seed uint64, size int64) error {
 		return err
 	}
 	defer f.Close()
+	return sameContent(f, seed, size)
+}
+
+// sameContent reports whether reading f from its current offset to EOF gives exactly prng(seed, size).
+func sameContent(f *os.File, seed uint64, size int64) error {
+	path := f.Name()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
