@@ -21,8 +21,9 @@
 // # Eviction order
 //
 // Only ready, unpinned blocks are evictable; they sit in one LRU list whose front is the block most recently
-// released by a reader (or completed by a fill). Pinning a block (a reader copying from it, a fill, a disk
-// write, a stream passing a block it finds cached) takes it off the list; the last unpin puts it at the front.
+// released by a reader (or completed by a fill). Pinning a block (a reader copying from it, a View lent to a
+// caller, a fill, a disk write, a stream passing a block it finds cached) takes it off the list; the last unpin
+// puts it at the front.
 // A failed fill is removed at once, so the next lookup misses.
 //
 // # Sharing
@@ -50,6 +51,11 @@
 // (at most a quarter of MaxBytes). Other reads fetch exactly the blocks they touch, one ranged GET per block.
 // The stream and the fetches run on the Reader's context and end at Close; the context passed to ReadAt only
 // bounds the caller's wait, so an interrupted read leaves its fetch running for the retry.
+//
+// ReadView serves a read that lies within one block without copying: it lends a View of the block's bytes,
+// pinned until View.Release (s3mount hands it to go-fuse, which writes it to the kernel and then releases it).
+// A View pins one block, and only once the block holds the bytes asked for, so a View never waits for memory
+// while holding a pin; it only delays that block's eviction by one reply's write.
 //
 // Errors: a GET that fails or whose body ends early fails its block; the readers waiting for the block get
 // the error, and a read of a block after a stream's failure point gets the stream's error once, after which
