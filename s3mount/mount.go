@@ -16,6 +16,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/cache"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
 
 // Sizes of FUSE requests. The kernel's defaults (128 KiB) mean eight round trips through the FUSE queue per
@@ -42,6 +43,12 @@ type Mounted struct {
 
 	unmountMu sync.Mutex // serialises Unmount calls
 }
+
+// Budget returns the upload memory budget shared by the mount's write handles (for metrics).
+func (m *Mounted) Budget() *upload.Budget { return m.fsys.budget }
+
+// CacheStats returns a snapshot of the read cache's counters (for metrics).
+func (m *Mounted) CacheStats() cache.Stats { return m.fsys.cache.Stats() }
 
 // Mount mounts the bucket (through client) at mountpoint and returns once the kernel serves it. opts is
 // validated first; log receives one line per error (nil discards them). ctx bounds the start-up only.

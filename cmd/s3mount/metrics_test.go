@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
@@ -155,16 +154,11 @@ func TestMetricsAndHealth(t *testing.T) {
 	if n := s[`s3mount_s3_requests_total{op="GetObject",status="200"}`] + s[`s3mount_s3_requests_total{op="GetObject",status="206"}`]; n < 1 {
 		t.Errorf("no successful GetObject counted after reading remote.bin")
 	}
-	// The budget and cache series are fed once s3mount.Mounted exposes Budget() and CacheStats() (watchMount).
-	if _, ok := any((*s3mount.Mounted)(nil)).(budgetReporter); ok {
-		if v := s["s3mount_write_budget_bytes_max"]; v != 32<<20 {
-			t.Errorf("s3mount_write_budget_bytes_max = %v, want the 32 MiB budget", v)
-		}
+	if v := s["s3mount_write_budget_bytes_max"]; v != 32<<20 {
+		t.Errorf("s3mount_write_budget_bytes_max = %v, want the 32 MiB budget", v)
 	}
-	if _, ok := any((*s3mount.Mounted)(nil)).(cacheReporter); ok {
-		if v := s["s3mount_cache_misses_total"]; v < 1 {
-			t.Errorf("s3mount_cache_misses_total = %v after reading an uncached object, want at least 1", v)
-		}
+	if v := s["s3mount_cache_misses_total"]; v < 1 {
+		t.Errorf("s3mount_cache_misses_total = %v after reading an uncached object, want at least 1", v)
 	}
 	if v := s["s3mount_parts_in_flight"]; v != 0 {
 		t.Errorf("s3mount_parts_in_flight = %v after the close completed the upload, want 0", v)

@@ -74,7 +74,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 		}
 		return withCode(ExitMount, fmt.Errorf("mounting %s: %w", c.Mountpoint, err))
 	}
-	watchMount(sm, m, log)
+	watchMount(sm, m)
 	health.setState(stateServing)
 	log.Info("ready", "bucket", c.S3.Bucket, "mountpoint", c.Mountpoint, "pid", os.Getpid(),
 		"daemon", !c.Foreground)
@@ -238,25 +238,17 @@ func logLimits(log *slog.Logger, c *config) {
 		"stat_ttl", o.StatTTL, "negative_ttl", o.NegativeTTL)
 }
 
-// budgetReporter and cacheReporter are the accessors the budget and cache metrics need from a mount. They are
-// optional: a *s3mount.Mounted without them still serves the S3 request and byte metrics, and the budget and
-// cache series read 0.
-type budgetReporter interface{ Budget() *upload.Budget }
-type cacheReporter interface{ CacheStats() cache.Stats }
+// mountStats is what the write budget and read cache metrics read from a mount (*s3mount.Mounted).
+type mountStats interface {
+	Budget() *upload.Budget
+	CacheStats() cache.Stats
+}
 
-// watchMount makes the write budget and read cache metrics read the mount, when it exposes them.
-func watchMount(sm *metrics.S3Mount, m any, log *slog.Logger) {
-	if b, ok := m.(budgetReporter); ok {
-		sm.WatchBudget(b.Budget())
-	} else {
-		log.Debug("write budget metrics unavailable: the mount exposes no Budget()")
-	}
-	if cr, ok := m.(cacheReporter); ok {
-		sm.WatchCache(func() metrics.CacheStats {
-			st := cr.CacheStats()
-			return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Bytes: st.MemBytes}
-		})
-	} else {
-		log.Debug("read cache metrics unavailable: the mount exposes no CacheStats()")
-	}
+// watchMount makes the write budget and read cache metrics read the mount.
+func watchMount(sm *metrics.S3Mount, m mountStats) {
+	sm.WatchBudget(m.Budget())
+	sm.WatchCache(func() metrics.CacheStats {
+		st := m.CacheStats()
+		return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Bytes: st.MemBytes}
+	})
 }
