@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"sync"
+	"sync/atomic"
 
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
@@ -64,6 +65,9 @@ type Cache struct {
 	max  int64
 	log  *slog.Logger
 	disk *diskTier // nil without Config.DiskDir
+
+	// readers counts the open Readers; their prefetch windows share half of max (Reader.windowCapLocked).
+	readers atomic.Int64
 
 	mu sync.Mutex
 	// guarded by mu:

@@ -48,7 +48,9 @@
 // order), or the first read near offset 0, is sequential: it is served by the Reader's stream, one open-ended
 // GET that fills blocks up to the prefetch window past the last read. The window starts at
 // ReaderConfig.InitialWindow and doubles on each read that reaches a new block, up to ReaderConfig.MaxWindow
-// (at most a quarter of MaxBytes). Other reads fetch exactly the blocks they touch, one ranged GET per block.
+// (at most a quarter of MaxBytes) and to an equal share of half of MaxBytes among the open Readers (at least one
+// block): concurrent streams together never prefetch more than half the cache, so none evicts blocks another
+// prefetched before they are read. Other reads fetch exactly the blocks they touch, one ranged GET per block.
 // The stream and the fetches run on the Reader's context and end at Close; the context passed to ReadAt only
 // bounds the caller's wait, so an interrupted read leaves its fetch running for the retry.
 //

@@ -23,7 +23,8 @@ type ReaderConfig struct {
 	// DefaultInitialWindow). Whole blocks are fetched, so the first window is at least the rest of a block.
 	InitialWindow int64
 	// MaxWindow is the largest prefetch window (default DefaultMaxWindow); it is capped at a quarter of the
-	// cache's MaxBytes so that a stream cannot evict the blocks it prefetched before they are read.
+	// cache's MaxBytes so that a stream cannot evict the blocks it prefetched before they are read, and while
+	// several Readers are open at an equal share of half of MaxBytes, so that they cannot evict each other's.
 	MaxWindow int64
 }
 
@@ -85,6 +86,7 @@ func (c *Cache) NewReader(g Getter, obj s3client.ObjectInfo, rc ReaderConfig) *R
 		rc.MaxWindow = DefaultMaxWindow
 	}
 	maxWin := min(rc.MaxWindow, c.max/4)
+	c.readers.Add(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Reader{
 		c:        c,
@@ -216,13 +218,15 @@ func (r *Reader) noteReadLocked(off, end int64) {
 	if !seq {
 		return
 	}
+	wcap := r.windowCapLocked()
 	last := (end - 1) / bs
 	if last > r.maxBlock {
 		if r.maxBlock >= 0 {
-			r.window = min(2*r.window, r.maxWin)
+			r.window = 2 * r.window
 		}
 		r.maxBlock = last
 	}
+	r.window = min(r.window, wcap)
 	first := off / bs
 	st := r.st
 	failed := st != nil && st.done && st.err != nil
@@ -235,7 +239,7 @@ func (r *Reader) noteReadLocked(off, end int64) {
 		first*bs > st.limit+tol || // far ahead of the stream
 		(first+1)*bs+tol < st.start*bs { // far behind it
 		if st != nil { // a new run starts small again
-			r.window = r.initWin
+			r.window = min(r.initWin, wcap)
 			r.maxBlock = last
 		}
 		r.startStreamLocked(first, end+r.window)
@@ -248,6 +252,14 @@ func (r *Reader) noteReadLocked(off, end int64) {
 		default:
 		}
 	}
+}
+
+// windowCapLocked is the largest window the Reader may use now: MaxWindow, and at most an equal share of half
+// the cache among the open Readers, but at least one block. Without the share, concurrent streams would
+// prefetch more than the cache holds and evict each other's blocks before they are read, fetching them twice.
+func (r *Reader) windowCapLocked() int64 {
+	n := max(r.c.readers.Load(), 1)
+	return max(min(r.maxWin, r.c.max/(2*n)), r.c.bs)
 }
 
 func (r *Reader) startStreamLocked(first, limit int64) {
@@ -364,8 +376,14 @@ func (r *Reader) streamStatus(i int64) (<-chan struct{}, error) {
 func (r *Reader) fetch(ctx context.Context, k blockKey) (*block, error) {
 	n := r.c.blockLen(r.obj.Size, k.idx)
 	b, created, err := r.c.acquire(ctx, k, n)
-	if err != nil || !created {
-		return b, err
+	if err != nil {
+		return nil, err
+	}
+	if !created { // another reader created it since our lookup: served from memory all the same
+		r.c.mu.Lock()
+		r.c.stats.Hits++
+		r.c.mu.Unlock()
+		return b, nil
 	}
 	r.c.mu.Lock()
 	r.c.pinLocked(b) // the caller's pin; acquire's belongs to the fill
@@ -531,6 +549,7 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.c.readers.Add(-1)
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()

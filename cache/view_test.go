@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -86,5 +87,45 @@ func TestReadViewPinsBlock(t *testing.T) {
 	}
 	if s := c.Stats(); s.Evictions != 3 || s.PeakBytes != 2*bs {
 		t.Errorf("stats %+v, want 3 evictions within 2 blocks", s)
+	}
+}
+
+// Open Readers share half the cache for their windows: with 4 open on a 4 MiB cache each grows to 512 KiB at
+// most, below its MaxWindow (a quarter of the cache); once the others close, the survivor grows to MaxWindow.
+func TestWindowSharedAmongReaders(t *testing.T) {
+	const bs = 64 << 10
+	f := s3fake.New()
+	_, info := putObject(t, f, "big", 4<<20, 3)
+	c := newCache(t, Config{MaxBytes: 4 << 20, BlockSize: bs})
+	rc := ReaderConfig{InitialWindow: 128 << 10, MaxWindow: 8 << 20}
+	r := newReader(t, c, f, info, rc)
+	var others []*Reader
+	for range 3 {
+		others = append(others, newReader(t, c, f, info, rc))
+	}
+	var windows []int64
+	buf := make([]byte, bs)
+	read := func(from, to int64) {
+		t.Helper()
+		for off := from * bs; off < to*bs; off += bs {
+			if _, err := r.ReadAt(context.Background(), buf, off); err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			windows = append(windows, r.window)
+			r.mu.Unlock()
+		}
+	}
+	read(0, 5)
+	for _, o := range others {
+		if err := o.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read(5, 8)
+	got := fmt.Sprint(windows)
+	want := "[131072 262144 524288 524288 524288 1048576 1048576 1048576]"
+	if got != want {
+		t.Errorf("windows %s, want %s", got, want)
 	}
 }
