@@ -61,13 +61,18 @@
 // does not cancel an upload. Retrying is the SDK's job; a request that still fails fails the writer: the error
 // is sticky (every later WriteAt and Close return it, so a caller that ignores close() still sees it on the
 // next write), one line naming the key and the cause is logged, the other parts are cancelled, and once they
-// ended the multipart upload is aborted on a fresh context with a timeout.
+// ended the multipart upload's abort is handed to an Aborts (Config.Aborts, else the shared DefaultAborts()).
+// The abort runs in the background, retried with backoff (1 s doubling to 15 s) until S3 accepts it or reports
+// the upload gone, for at most 5 minutes: an abort tried once inside the outage that failed the writer would
+// fail too and leave the parts stored. Close and Abort return the writer's own error without waiting for it;
+// an unmount waits a bounded time with Aborts.Wait.
 //
 // # What Close guarantees
 //
 // Close returns nil only after S3 confirmed the whole object (PutObject or CompleteMultipartUpload); the
 // returned ObjectInfo has the key, size, ETag and options. On any failure no object version is created by this
-// writer and the multipart upload is aborted (an abort that itself fails is logged with the upload ID). Close is
+// writer and the multipart upload is aborted in the background (an abort given up after its bound is logged with
+// the upload ID; s3mount --abort-uploads-older-than removes such leftovers at the next start). Close is
 // idempotent; a Close whose ctx is cancelled returns early while the completion continues, and the next Close
 // returns its result. Options changed with SetOptions after the multipart upload was created are applied by
 // copying the object onto itself (objects up to 5 GiB).

@@ -107,6 +107,7 @@ func TestExistingChangedFails(t *testing.T) {
 		if !errors.Is(cerr, s3client.ErrPrecondition) {
 			t.Fatalf("keep %d: Close = %v (WriteAt %v), want ErrPrecondition", keep, cerr, werr)
 		}
+		settle(t, w)
 		if got, _ := f.Object("k"); !bytes.Equal(got, changed) {
 			t.Errorf("keep %d: the object was modified", keep)
 		}

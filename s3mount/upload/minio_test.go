@@ -94,6 +94,7 @@ func TestMinIOAbortLeavesNothing(t *testing.T) {
 	if _, err := c.HeadObject(context.Background(), "aborted"); !errors.Is(err, s3client.ErrNotFound) {
 		t.Fatalf("HeadObject after Abort = %v, want ErrNotFound", err)
 	}
+	settle(t, w)
 	noUploadsLeft(t, c)
 }
 

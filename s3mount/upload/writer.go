@@ -52,8 +52,8 @@ var (
 // until the gap is filled; Close fills a remaining gap with zeros, as a write past the end of a file does.
 const MaxReorder = 1 << 20
 
-// abortTimeout bounds AbortMultipartUpload, which runs on a fresh context: the request's may be cancelled
-// already, and a leftover upload costs storage until a lifecycle rule removes it.
+// abortTimeout bounds one AbortMultipartUpload attempt (see Aborts), which runs on a fresh context: the
+// request's may be cancelled already, and a leftover upload costs storage until a lifecycle rule removes it.
 const abortTimeout = 30 * time.Second
 
 // Config configures a Writer.
@@ -64,6 +64,9 @@ type Config struct {
 	// (Concurrency+1) × PartSize (at least 10 MiB).
 	Budget *Budget
 	Log    *slog.Logger // nil means slog.Default()
+	// Aborts runs the writer's AbortMultipartUpload in the background, retried (see Aborts). nil means the
+	// package's shared DefaultAborts().
+	Aborts *Aborts
 }
 
 // Writer streams one object to S3 while it is being written: parts upload concurrently as they fill, under the
@@ -74,6 +77,7 @@ type Writer struct {
 	base   int64 // first part size
 	limit  int64 // largest part size
 	budget *Budget
+	aborts *Aborts
 	log    *slog.Logger
 
 	// ctx carries every S3 request of the writer. It belongs to the writer, not to any caller, and is cancelled
@@ -113,7 +117,6 @@ type Writer struct {
 	info       s3client.ObjectInfo
 	result     error
 	abortOnce  sync.Once
-	abortErr   error
 }
 
 type byteRange struct{ off, len int64 }
@@ -136,8 +139,13 @@ func New(c Client, key string, opts s3client.PutOptions, cfg Config) *Writer {
 	if log == nil {
 		log = slog.Default()
 	}
+	aborts := cfg.Aborts
+	if aborts == nil {
+		aborts = defaultAborts
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Writer{
+		aborts: aborts,
 		c:      c,
 		key:    key,
 		base:   base,
@@ -492,8 +500,9 @@ func (w *Writer) Close(ctx context.Context) (s3client.ObjectInfo, error) {
 }
 
 // Abort discards the upload: parts in flight are cancelled, the multipart upload is aborted, nothing is stored
-// and Close returns ErrAborted. It returns the AbortMultipartUpload error, if any. After a Close that succeeded
-// Abort does nothing: the object stays. Cancelling ctx only stops the wait.
+// and Close returns ErrAborted. Abort returns once the parts in flight ended; AbortMultipartUpload then runs in
+// the background, retried by Config.Aborts, so an S3 outage does not block the caller (wait with Aborts.Wait).
+// After a Close that succeeded Abort does nothing: the object stays. Cancelling ctx only stops the wait.
 func (w *Writer) Abort(ctx context.Context) error {
 	select {
 	case <-w.done:
@@ -511,12 +520,10 @@ func (w *Writer) Abort(ctx context.Context) error {
 	w.finishOnce.Do(func() { go w.finish() })
 	select {
 	case <-w.done:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.abortErr
 }
 
 // finish runs once: it completes or discards the upload, then publishes the result and closes done.
@@ -645,24 +652,15 @@ func (w *Writer) fail(err error, op string, part int32) {
 	}()
 }
 
-// abortUpload aborts the multipart upload once, on a fresh context, after every part upload ended.
+// abortUpload hands the abort of the multipart upload, if one was created, to w.aborts once; call it after
+// every part upload ended, so that no part lands after the abort.
 func (w *Writer) abortUpload() {
 	w.abortOnce.Do(func() {
 		w.mu.Lock()
 		id := w.uploadID
 		w.mu.Unlock()
-		if id == "" {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), abortTimeout)
-		defer cancel()
-		err := w.c.AbortMultipartUpload(ctx, w.key, id)
-		if err != nil && !errors.Is(err, s3client.ErrNoSuchUpload) {
-			w.log.Error("upload: aborting the multipart upload failed; it stays until a lifecycle rule removes it",
-				"key", w.key, "upload_id", id, "err", err)
-			w.mu.Lock()
-			w.abortErr = err
-			w.mu.Unlock()
+		if id != "" {
+			w.aborts.start(w.c, w.key, id, w.log)
 		}
 	})
 }

@@ -68,7 +68,16 @@ func testConfig(t *testing.T, budget *Budget, concurrency int) (Config, *logBuff
 		Concurrency: concurrency,
 		Budget:      budget,
 		Log:         slog.New(slog.NewTextHandler(lb, nil)),
+		Aborts:      &Aborts{},
 	}, lb
+}
+
+// settle waits until the background aborts of w ended, so that the fake's state is final.
+func settle(t *testing.T, w *Writer) {
+	t.Helper()
+	if err := w.aborts.Wait(t.Context()); err != nil {
+		t.Fatalf("waiting for the aborts: %v", err)
+	}
 }
 
 // writeAll writes data sequentially in chunks of chunk bytes.
@@ -227,6 +236,7 @@ func TestThirdPartFails(t *testing.T) {
 	if _, err := w.Close(context.Background()); !errors.Is(err, s3client.ErrUnavailable) {
 		t.Fatalf("second Close = %v, want ErrUnavailable", err)
 	}
+	settle(t, w)
 	if n := f.Calls("AbortMultipartUpload"); n != 1 {
 		t.Errorf("AbortMultipartUpload calls = %d, want 1", n)
 	}
@@ -267,6 +277,7 @@ func TestFailuresAbortAndLeaveNothing(t *testing.T) {
 			if _, err := w.Close(context.Background()); !errors.Is(err, s3client.ErrAccessDenied) {
 				t.Fatalf("Close = %v, want ErrAccessDenied", err)
 			}
+			settle(t, w)
 			if s := f.String(); s != "" {
 				t.Errorf("bucket not empty:\n%s", s)
 			}
@@ -450,6 +461,8 @@ func TestBlockedWriterReleasedByAbort(t *testing.T) {
 	if err := a.Abort(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, a)
+	settle(t, b)
 	if s := f.String(); s != "" {
 		t.Errorf("bucket not empty:\n%s", s)
 	}

@@ -1,0 +1,143 @@
+package upload
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// Defaults of Aborts' zero fields.
+const (
+	// DefaultAbortBound is how long an abort is retried in total before the upload is left to a lifecycle rule
+	// (or to s3mount --abort-uploads-older-than at the next start).
+	DefaultAbortBound = 5 * time.Minute
+	// DefaultAbortMinDelay is the first wait between two attempts; it doubles up to DefaultAbortMaxDelay.
+	DefaultAbortMinDelay = time.Second
+	// DefaultAbortMaxDelay caps the wait between two attempts.
+	DefaultAbortMaxDelay = 15 * time.Second
+)
+
+// Aborts runs the AbortMultipartUpload calls of failed or aborted writers in the background and lets an
+// unmount wait for them. A failure usually comes from an S3 outage, and an abort tried once inside that outage
+// fails too and leaves the upload (and the storage of its parts) behind. So each abort is retried with
+// exponential backoff (MinDelay doubling up to MaxDelay) until S3 accepts it or says the upload no longer
+// exists, for at most Bound in total. A writer hands its abort over and returns its own error at once.
+//
+// Each abort logs one line when it is first retried (not when the first attempt succeeds) and one when it
+// ends after retries or gives up. Set the fields before the first use; the zero value uses the defaults. One
+// Aborts is shared by the writers of a mount; a writer without one gets a private Aborts.
+type Aborts struct {
+	Bound    time.Duration // total time an abort is retried (<= 0: DefaultAbortBound)
+	MinDelay time.Duration // first wait between attempts (<= 0: DefaultAbortMinDelay)
+	MaxDelay time.Duration // largest wait between attempts (<= 0: DefaultAbortMaxDelay)
+	// AttemptTimeout bounds one AbortMultipartUpload call (<= 0: 30 s, capped by what is left of Bound).
+	AttemptTimeout time.Duration
+
+	wg sync.WaitGroup
+
+	mu      sync.Mutex // guards the fields below
+	pending int
+	failed  int // aborts given up since creation
+}
+
+// defaultAborts serves writers whose Config has no Aborts.
+var defaultAborts = &Aborts{}
+
+// DefaultAborts returns the Aborts shared by the writers whose Config.Aborts is nil (s3mount's), so that an
+// unmount can wait for their aborts.
+func DefaultAborts() *Aborts { return defaultAborts }
+
+// Pending returns the number of aborts still running.
+func (a *Aborts) Pending() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pending
+}
+
+// Failed returns the number of aborts given up after Bound since the Aborts was created.
+func (a *Aborts) Failed() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.failed
+}
+
+// Wait blocks until no abort is running or ctx ends, in which case it returns ctx's error. Aborts still
+// running keep running.
+func (a *Aborts) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// start aborts upload id of key in a new goroutine.
+func (a *Aborts) start(c Client, key, id string, log *slog.Logger) {
+	a.mu.Lock()
+	a.pending++
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ok := a.run(c, key, id, log)
+		a.mu.Lock()
+		a.pending--
+		if !ok {
+			a.failed++
+		}
+		a.mu.Unlock()
+	}()
+}
+
+// run retries the abort until it succeeds, the upload is gone, or the bound passed; it reports whether the
+// upload is known to be gone.
+func (a *Aborts) run(c Client, key, id string, log *slog.Logger) bool {
+	bound := orDefault(a.Bound, DefaultAbortBound)
+	delay := orDefault(a.MinDelay, DefaultAbortMinDelay)
+	maxDelay := max(orDefault(a.MaxDelay, DefaultAbortMaxDelay), delay)
+	perTry := orDefault(a.AttemptTimeout, abortTimeout)
+	begin := time.Now()
+	deadline := begin.Add(bound)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), min(perTry, max(time.Until(deadline), time.Millisecond)))
+		err := c.AbortMultipartUpload(ctx, key, id)
+		cancel()
+		gone := err == nil || errors.Is(err, s3client.ErrNoSuchUpload) || errors.Is(err, s3client.ErrNotFound)
+		if gone {
+			if attempt > 1 {
+				log.Info("upload: multipart upload aborted after retries", "key", key, "upload_id", id,
+					"attempts", attempt, "after", time.Since(begin).Round(time.Millisecond))
+			}
+			return true
+		}
+		if attempt == 1 {
+			log.Warn("upload: aborting the multipart upload failed; retrying in the background", "key", key,
+				"upload_id", id, "bound", bound, "err", err)
+		}
+		if time.Now().Add(delay).After(deadline) {
+			log.Error("upload: giving up aborting the multipart upload; it stays until a lifecycle rule or "+
+				"s3mount --abort-uploads-older-than removes it", "key", key, "upload_id", id,
+				"attempts", attempt, "after", time.Since(begin).Round(time.Millisecond), "err", err)
+			return false
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, maxDelay)
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
