@@ -34,6 +34,11 @@ const (
 // block. It never exceeds Options.MaxReadahead.
 const kernelReadahead = 8 << 20
 
+// unmountAbortWait bounds how long the end of a mount waits for the background aborts of failed uploads (see
+// upload.Aborts), so that an unmount right after an S3 outage still removes their multipart uploads without
+// hanging on an S3 that stays away.
+const unmountAbortWait = 30 * time.Second
+
 // Mounted is a mounted bucket. Its methods are safe for concurrent use.
 type Mounted struct {
 	fsys       *fsys
@@ -107,6 +112,7 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	go func() {
 		server.Wait()
 		f.abortUploads("unmounted")
+		f.waitAborts(unmountAbortWait)
 		close(m.done)
 	}()
 	log.Info("mounted", "mountpoint", mountpoint, "prefix", opts.Prefix, "read_only", opts.ReadOnly,
@@ -114,12 +120,13 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	return m, nil
 }
 
-// Wait blocks until the file system is unmounted, by Unmount or from outside (fusermount -u, umount).
+// Wait blocks until the file system is unmounted, by Unmount or from outside (fusermount -u, umount), and the
+// aborts of failed uploads ended (at most 30 s more).
 func (m *Mounted) Wait() { <-m.done }
 
 // Unmount unmounts the file system and waits until its server stopped. It fails (and changes nothing) while
 // the mount is busy; it may be called again. Uploads still open after the unmount are aborted, each with a log
-// line: nothing is flushed silently.
+// line: nothing is flushed silently. It waits at most 30 s for the background aborts of failed uploads.
 func (m *Mounted) Unmount() error {
 	m.unmountMu.Lock()
 	defer m.unmountMu.Unlock()
@@ -138,6 +145,16 @@ func (m *Mounted) Unmount() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("s3mount: unmount %s: %w", m.mountpoint, err)
+}
+
+// waitAborts waits up to d for the background aborts of failed uploads and logs what it left running.
+func (f *fsys) waitAborts(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := f.aborts.Wait(ctx); err != nil {
+		f.log.Warn("unmounted with multipart upload aborts still being retried; they end with the process",
+			"pending", f.aborts.Pending(), "waited", d)
+	}
 }
 
 // Check verifies, before the mount is started or daemonized, that the bucket exists and that the credentials

@@ -27,6 +27,7 @@ type fsys struct {
 	meta      *statCache
 	cache     *cache.Cache
 	budget    *upload.Budget
+	aborts    *upload.Aborts // background aborts of failed uploads (upload.DefaultAborts()); unmount waits for them
 	mountTime time.Time
 
 	// uploadsMu guards uploads. Lock order: a handle's lock, then a fileNode's mu, then uploadsMu.
@@ -42,6 +43,7 @@ func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Ca
 		meta:      newStatCache(opts.StatTTL, opts.NegativeTTL),
 		cache:     c,
 		budget:    upload.NewBudget(opts.MemoryBudget),
+		aborts:    upload.DefaultAborts(),
 		mountTime: time.Now(),
 		uploads:   make(map[*writeHandle]struct{}),
 	}
