@@ -53,6 +53,9 @@ func New(ctx context.Context, c Config) (*SDK, error) {
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = retry.DefaultMaxBackoff
 	}
+	if c.ResponseHeaderTimeout == 0 {
+		c.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
 	httpClient := awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) {
 			d.Timeout = 10 * time.Second
@@ -63,6 +66,7 @@ func New(ctx context.Context, c Config) (*SDK, error) {
 			t.MaxIdleConns = 256
 			t.MaxIdleConnsPerHost = 128
 			t.IdleConnTimeout = 90 * time.Second
+			t.ResponseHeaderTimeout = c.ResponseHeaderTimeout
 			// HTTP/1.1 only: one stream per connection keeps large transfers from sharing a window.
 			t.ForceAttemptHTTP2 = false
 			t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}

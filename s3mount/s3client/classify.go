@@ -94,8 +94,18 @@ func classify(op, key string, err error) *Error {
 	}
 	var canceled *smithy.CanceledError
 	var reqCanceled *aws.RequestCanceledError
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.As(err, &canceled) || errors.As(err, &reqCanceled) {
+	var send *smithyhttp.RequestSendError
+	switch {
+	case errors.As(err, &canceled) || errors.As(err, &reqCanceled):
+		e.Kind = ErrCanceled
+		return e
+	case e.Status == 0 && errors.As(err, &send):
+		// The SDK reports a done request context as a CanceledError (above), so a send error is the
+		// transport's own, even one that matches context.DeadlineExceeded: net/http's "timeout awaiting
+		// response headers" (Config.ResponseHeaderTimeout) from a silent server.
+		e.Kind = ErrUnavailable
+		return e
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		e.Kind = ErrCanceled
 		return e
 	}

@@ -46,6 +46,8 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), ErrUnavailable},
 		{&smithy.OperationError{Err: context.Canceled}, ErrCanceled},
 		{&smithy.CanceledError{Err: context.DeadlineExceeded}, ErrCanceled},
+		// net/http's response header timeout matches context.DeadlineExceeded but is the server's silence.
+		{&smithyhttp.RequestSendError{Err: fmt.Errorf("net/http: timeout awaiting response headers: %w", context.DeadlineExceeded)}, ErrUnavailable},
 		{&smithy.InvalidParamsError{Context: "X"}, ErrOther},
 	} {
 		e := classify("Op", "k", tc.err)

@@ -35,6 +35,12 @@ type Config struct {
 	MaxAttempts int
 	// MaxBackoff bounds the delay between attempts. 0 means 20s.
 	MaxBackoff time.Duration
+	// ResponseHeaderTimeout bounds the wait for a response's headers once the request was sent. An S3 that
+	// accepts connections but stays silent then fails the attempt, which is retried like any transport error,
+	// instead of hanging a FUSE request for minutes. S3 answers slow operations (CopyObject,
+	// CompleteMultipartUpload) with early headers, so the bound does not limit their duration. 0 means
+	// DefaultResponseHeaderTimeout.
+	ResponseHeaderTimeout time.Duration
 
 	// SSE is the server-side encryption applied to every write: "", "AES256" or "aws:kms".
 	SSE string
@@ -54,6 +60,9 @@ type Config struct {
 	Observer func(op string, status int, bytes int64, err error)
 }
 
+// DefaultResponseHeaderTimeout is the ResponseHeaderTimeout of a Config that leaves it 0.
+const DefaultResponseHeaderTimeout = 30 * time.Second
+
 // DefaultConfig returns a Config for bucket with the recommended defaults.
 func DefaultConfig(bucket string) Config {
 	return Config{
@@ -61,6 +70,8 @@ func DefaultConfig(bucket string) Config {
 		ChecksumWhenRequired: true,
 		MaxAttempts:          3,
 		MaxBackoff:           20 * time.Second,
+		// The SDK's default transport has none: a silent server holds a request until the OS gives up.
+		ResponseHeaderTimeout: DefaultResponseHeaderTimeout,
 	}
 }
 
@@ -86,8 +97,8 @@ func (c *Config) Validate() error {
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		return errors.New("s3client: static credentials need both an access key and a secret key")
 	}
-	if c.MaxAttempts < 0 || c.MaxBackoff < 0 {
-		return errors.New("s3client: max attempts and max backoff must not be negative")
+	if c.MaxAttempts < 0 || c.MaxBackoff < 0 || c.ResponseHeaderTimeout < 0 {
+		return errors.New("s3client: max attempts, max backoff and the response header timeout must not be negative")
 	}
 	return nil
 }
@@ -122,7 +133,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("access_key", c.AccessKey), slog.String("secret_key", redact(c.SecretKey)),
 		slog.String("session_token", redact(c.SessionToken)),
 		slog.Bool("checksum_when_required", c.ChecksumWhenRequired), slog.Int("max_attempts", c.MaxAttempts),
-		slog.Duration("max_backoff", c.MaxBackoff), slog.String("sse", c.SSE), slog.String("sse_kms_key_id", c.SSEKMSKeyID),
+		slog.Duration("max_backoff", c.MaxBackoff),
+		slog.Duration("response_header_timeout", c.ResponseHeaderTimeout), slog.String("sse", c.SSE), slog.String("sse_kms_key_id", c.SSEKMSKeyID),
 		slog.String("storage_class", c.StorageClass), slog.String("acl", c.ACL),
 	)
 }
