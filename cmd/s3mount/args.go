@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/s3ftp/s3ftp/internal/flagenv"
 	"github.com/s3ftp/s3ftp/s3mount"
@@ -32,6 +33,9 @@ type config struct {
 	LogFile    string
 	// MetricsAddr is the HTTP address serving /metrics and /healthz; empty: none.
 	MetricsAddr string
+	// AbortUploadsOlderThan, when positive, makes the start abort the unfinished multipart uploads under the
+	// prefix initiated more than this long ago (leftovers of a killed daemon); 0: none are touched.
+	AbortUploadsOlderThan time.Duration
 
 	// Ignored lists the -o options accepted for fstab compatibility without effect, for a debug log line.
 	Ignored []string
@@ -215,6 +219,8 @@ var options = []option{
 			c.MetricsAddr = v
 			return nil
 		}},
+	{name: "abort-uploads-older-than", arg: "DURATION", usage: "at start, abort unfinished multipart uploads under the prefix older than DURATION (left by a killed daemon; 0: off)",
+		set: setDur(func(c *config) *int64 { return (*int64)(&c.AbortUploadsOlderThan) })},
 	{name: "debug", boolean: true, usage: "log every FUSE request (implies --log-level debug)",
 		set: func(c *config, v string) error {
 			b, err := parseBool(v)

@@ -53,5 +53,20 @@
 // At start-up the daemon logs its effective limits: the memory budget of upload part buffers, the read cache
 // size, the largest object one file can become (from --part-size and half the memory budget, see
 // upload.MaxObjectSize), and the read-ahead window. Peak memory is about memory-budget + cache-size plus the Go
-// runtime's fixed overhead; written data never touches local disk.
+// runtime's fixed overhead; written data never touches local disk. The daemon sets the Go runtime's soft memory
+// limit (debug.SetMemoryLimit) to memory-budget + cache-size + 64 MiB and logs it, so the garbage collector
+// works harder as the heap nears that sum instead of letting the resident size overshoot; GOMEMLIMIT in the
+// environment takes precedence.
+//
+// # Leftover multipart uploads
+//
+// A failed or abandoned upload is aborted by package upload, retried in the background through an S3 outage
+// for up to 5 minutes; an unmount waits up to 30 s for those aborts. A daemon killed with SIGKILL (or a crash,
+// or a power loss) aborts nothing: its unfinished multipart uploads keep their parts, which are stored and
+// billed, until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them. With
+// --abort-uploads-older-than DURATION the next start lists the unfinished uploads under the mount's prefix and
+// aborts those initiated more than DURATION ago, one log line each, before the mount is ready; a failure is
+// logged and does not stop the start. Other writers of the same prefix (another s3mount, an import job) may have
+// uploads in progress, so DURATION must exceed the longest upload any of them makes; 0 (the default) leaves
+// every upload alone.
 package main

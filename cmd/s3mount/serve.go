@@ -61,6 +61,12 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 
 	logLayered(log, c)
 	logLimits(log, c)
+	setMemoryLimit(log, c.Opts.MemoryBudget, c.Opts.CacheSize)
+	if c.AbortUploadsOlderThan > 0 {
+		actx, cancel := context.WithTimeout(ctx, startupTimeout)
+		abortStaleUploads(actx, log, client, c.Opts.Prefix, c.AbortUploadsOlderThan)
+		cancel()
+	}
 	// From the mount on, a signal must unmount instead of killing the process and leaving a dead mount; one
 	// that arrives during the mount is handled as soon as it is up.
 	sigs := make(chan os.Signal, 2)
