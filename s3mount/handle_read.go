@@ -2,7 +2,6 @@ package s3mount
 
 import (
 	"context"
-	"errors"
 	"io"
 	"syscall"
 
@@ -21,14 +20,16 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if h.released {
 		return nil, syscall.EBADF
 	}
+	// The reader returns io.EOF itself at the end of the object. A failed GET may wrap io.EOF too (a dropped
+	// connection), so only the sentinel means "end": anything else is an error, never a short read.
 	if v, ok, err := h.r.ReadView(ctx, off, len(dest)); ok {
-		if err != nil && !errors.Is(err, io.EOF) {
+		if err != nil && err != io.EOF {
 			return nil, h.readErrno(ctx, err)
 		}
 		return &viewResult{v: v}, 0
 	}
 	n, err := h.r.ReadAt(ctx, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
+	if err != nil && err != io.EOF {
 		return nil, h.readErrno(ctx, err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
