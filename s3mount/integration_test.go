@@ -204,13 +204,14 @@ func TestMinioCheck(t *testing.T) {
 }
 
 // The subset of go-fuse's posixtest suite that an S3 mount can pass. Left out, because S3 has no such thing or
-// the mount refuses it on purpose: symlinks, hard links, xattrs, locks, fallocate, lseek holes, O_APPEND to
-// existing data, in-place writes and truncation to other sizes (TruncateFile, TruncateNoFile, ParallelFileOpen),
-// unlink of open files (NlinkZero, FstatDeleted), O_DIRECT.
+// the mount refuses it on purpose: symlinks, hard links, xattrs, locks, fallocate, lseek holes, several handles
+// writing one file (ParallelFileOpen), unlink of open files (NlinkZero, FstatDeleted), O_DIRECT. AppendWrite,
+// TruncateFile and TruncateNoFile pass: appends and truncation keep the existing bytes by server-side copy.
 func TestMinioPosixSubset(t *testing.T) {
 	for _, name := range []string{
 		"FileBasic", "FileLarge", "FdLeak", "MkdirRmdir", "ReadDirBasic", "ReadDirConsistency",
 		"RenameOverwriteDestNoExist", "RenameOverwriteDestExist", "DirSeek", "RenameOpenDir", "OpenAt",
+		"AppendWrite", "TruncateFile", "TruncateNoFile",
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := mounttest.Options()

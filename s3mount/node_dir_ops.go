@@ -54,7 +54,7 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 				continue
 			}
 			kinds[name] = syscall.S_IFREG
-			d.f.meta.put(dk+name, statEntry{info: o})
+			d.f.meta.putListed(dk+name, o)
 		}
 		if page.NextToken == "" {
 			break

@@ -23,6 +23,9 @@ func (f *fsys) stat(ctx context.Context, key string) (statEntry, syscall.Errno) 
 	}
 	info, err := f.client.HeadObject(ctx, key)
 	if err == nil {
+		if info.Metadata == nil {
+			info.Metadata = map[string]string{} // known to have no headers
+		}
 		e := statEntry{info: info}
 		f.meta.put(key, e)
 		return e, 0
@@ -96,13 +99,17 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 	return 0
 }
 
-// writingAttr fills out for a file being written and reports whether it is: size is the bytes written so far,
-// times are now.
+// writingAttr fills out for a file being written and reports whether it is: size is the file's size so far,
+// mode, owner and modification time those set while writing, otherwise the defaults and now.
 func (n *fileNode) writingAttr(out *fuse.Attr) bool {
 	h := n.activeWriter()
 	if h == nil {
 		return false
 	}
-	n.f.fileAttr(s3client.ObjectInfo{Size: h.size.Load(), LastModified: time.Now()}, out)
+	info := s3client.ObjectInfo{Size: h.size.Load(), LastModified: time.Now()}
+	if m := h.attrs.Load(); m != nil {
+		info.Metadata = *m
+	}
+	n.f.fileAttr(info, out)
 	return true
 }

@@ -18,8 +18,9 @@ import (
 // written through this mount (its object is incomplete). Reads never wait for a writer.
 //
 // O_WRONLY / O_RDWR: EROFS on a read-only mount; EBUSY while another handle writes the file (one writer per
-// file); ENOTSUP for O_APPEND on a non-empty object (appending needs a copy of the object, not supported yet).
-// With O_TRUNC, or on an empty object, the handle is armed at once; otherwise it waits for ftruncate(0).
+// file). With O_TRUNC, or on an empty object, the handle is armed at once for a new object; otherwise it is
+// armed by its first truncation or write, which decide what of the existing object is kept (see writeHandle):
+// O_APPEND and FTP's APPE and REST+STOR keep the bytes before the first write without downloading them.
 //
 // The kernel's page cache is not kept across opens (no FOPEN_KEEP_CACHE): every open sees the current object.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
@@ -73,8 +74,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 			return nil, 0, syscall.EISDIR
 		case e.info.Size == 0:
 			armed = true
-		case flags&syscall.O_APPEND != 0:
-			return nil, 0, n.f.refuse("open", key, syscall.ENOTSUP, "appending to a non-empty object is not supported")
 		}
 	}
 	h := n.f.newWriteHandle(n, key, name, armed)

@@ -2,6 +2,7 @@ package s3mount
 
 import (
 	"context"
+	"maps"
 	"syscall"
 	"time"
 
@@ -9,12 +10,20 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
 
-// Setattr of a file. Size: through a write handle (or on a file being written, or to 0 on a file with a write
-// handle waiting for a truncation), see writeHandle.truncate; otherwise truncate to 0 stores an empty object and truncate to the current size does nothing; other
-// sizes are ENOTSUP. Mode, owner and times are accepted and not stored (objects keep what they were written
-// with). EROFS on a read-only mount.
+// Setattr of a file. EROFS on a read-only mount.
+//
+// Size: through a write handle (the one passed, the file's writer, or, for a truncation to 0, the newest
+// handle waiting to be armed), see writeHandle.truncate. Without one: 0 stores an empty object, a smaller
+// size stores the object's first bytes (server-side copy), the current size does nothing, and growing is
+// ENOTSUP.
+//
+// Mode, owner and modification time are stored as s3fs's headers (x-amz-meta-mode, -uid, -gid, -mtime): on a
+// file being written they go with the new version (see writeHandle.setAttrs); otherwise the object is copied
+// onto itself with the new headers (CopyObject, or a multipart copy above 5 GiB), unless they are already
+// what the object has. Access and change times are accepted and not stored.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if n.f.opts.ReadOnly {
 		return syscall.EROFS
@@ -23,6 +32,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	if errno != 0 {
 		return errno
 	}
+	h, _ := fh.(*writeHandle)
 	if size, ok := in.GetSize(); ok {
 		current := func() (uint64, syscall.Errno) {
 			e, errno := n.f.stat(ctx, key)
@@ -34,20 +44,31 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			}
 			return uint64(e.info.Size), 0
 		}
-		h, _ := fh.(*writeHandle)
-		if h == nil {
-			h = n.activeWriter()
+		th := h
+		if th == nil {
+			th = n.activeWriter()
 		}
-		if h == nil && size == 0 {
+		if th == nil && size == 0 {
 			// open(O_TRUNC) of an existing file: OPEN without O_TRUNC, then this SETATTR without a handle.
-			h = n.newestUnarmed()
+			th = n.newestUnarmed()
 		}
-		if h != nil {
-			if errno := h.truncate(size, current); errno != 0 {
+		if th != nil {
+			if errno := th.truncate(ctx, size, current); errno != 0 {
 				return errno
 			}
 		} else if errno := n.truncateObject(ctx, key, size, current); errno != 0 {
 			return errno
+		}
+	}
+	if meta, ok := attrHeaders(in); ok {
+		folded := h != nil && h.setAttrs(meta)
+		if w := n.activeWriter(); !folded && w != nil && w != h {
+			folded = w.setAttrs(meta)
+		}
+		if !folded {
+			if errno := n.f.setObjectAttrs(ctx, key, meta); errno != 0 {
+				return errno
+			}
 		}
 	}
 	return n.Getattr(ctx, fh, out)
@@ -62,23 +83,72 @@ func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64, 
 	switch {
 	case size == cur:
 		return 0
-	case size != 0:
-		return n.f.refuse("truncate", key, syscall.ENOTSUP, "only truncation to 0 or to the current size is supported")
+	case size > cur:
+		return n.f.refuse("truncate", key, syscall.ENOTSUP, "a file cannot be extended by truncate")
 	}
 	name, _ := n.Parent()
-	opts := n.f.putOptions(name)
-	etag, err := n.f.client.PutObject(detached(ctx), key, nil, opts)
+	mctx := detached(ctx)
+	if size == 0 {
+		opts := n.f.putOptions(name, nil)
+		etag, err := n.f.client.PutObject(mctx, key, nil, opts)
+		if err != nil {
+			return n.f.errno("PutObject", key, err)
+		}
+		n.f.cache.Invalidate(key)
+		n.f.meta.put(key, statEntry{info: s3client.ObjectInfo{Key: key, ETag: etag, ContentType: opts.ContentType,
+			LastModified: time.Now(), Metadata: map[string]string{}}})
+		return 0
+	}
+	// Shorten: a new version made of the first size bytes, copied server-side (fetched when under 5 MiB).
+	src, err := n.f.client.HeadObject(ctx, key)
 	if err != nil {
-		return n.f.errno("PutObject", key, err)
+		return n.f.errno("HeadObject", key, err)
+	}
+	src.Key = key
+	w := upload.NewFromExisting(n.f.client, key, src, int64(size), n.f.putOptions(name, keptAttrs(src.Metadata)),
+		upload.Config{PartSize: n.f.opts.PartSize, Concurrency: n.f.opts.UploadConcurrency, Budget: n.f.budget, Log: n.f.log})
+	info, err := w.Close(mctx)
+	if err != nil {
+		return n.f.errno("truncate", key, err)
 	}
 	n.f.cache.Invalidate(key)
-	n.f.meta.put(key, statEntry{info: s3client.ObjectInfo{Key: key, ETag: etag, ContentType: opts.ContentType,
-		LastModified: time.Now()}})
+	n.f.meta.put(key, statEntry{info: info})
+	return 0
+}
+
+// setObjectAttrs stores attribute headers on the object key, which nobody writes through this mount: a HEAD
+// for its current headers, then, when meta changes them, a copy of the object onto itself that replaces its
+// metadata (content type kept).
+func (f *fsys) setObjectAttrs(ctx context.Context, key string, meta map[string]string) syscall.Errno {
+	info, err := f.client.HeadObject(ctx, key)
+	if err != nil {
+		return f.errno("HeadObject", key, err)
+	}
+	info.Key = key
+	merged := maps.Clone(info.Metadata)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, meta)
+	if maps.Equal(merged, info.Metadata) {
+		f.meta.put(key, statEntry{info: info})
+		return 0
+	}
+	opts := s3client.PutOptions{ContentType: info.ContentType, Metadata: merged, ReplaceMetadata: true}
+	etag, err := f.replaceMetadata(detached(ctx), info, opts)
+	if err != nil {
+		return f.errno("CopyObject", key, err)
+	}
+	info.ETag = etag
+	info.Metadata = merged
+	info.LastModified = time.Now()
+	f.cache.Invalidate(key)
+	f.meta.put(key, statEntry{info: info})
 	return 0
 }
 
 // Setattr of a directory accepts mode, owner and time changes without storing them: directories have no
-// metadata of their own. EROFS on a read-only mount.
+// object of their own to carry headers (a marker may not even exist). EROFS on a read-only mount.
 func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if d.f.opts.ReadOnly {
 		return syscall.EROFS

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -143,25 +144,46 @@ func (f *fsys) copyObject(ctx context.Context, src s3client.ObjectInfo, dst stri
 	return f.copyMultipart(ctx, src, dst, copyPartLen(src.Size))
 }
 
-// copyMultipart copies src to dst with UploadPartCopy parts of partLen bytes.
+// copyMultipart copies src to dst with UploadPartCopy parts of partLen bytes, keeping its content type and
+// metadata.
 func (f *fsys) copyMultipart(ctx context.Context, src s3client.ObjectInfo, dst string, partLen int64) error {
 	// The destination of a multipart copy gets new metadata: carry the source's over.
 	opts := s3client.PutOptions{ContentType: src.ContentType, Metadata: src.Metadata}
+	_, err := f.copyMultipartWith(ctx, src, dst, opts, partLen)
+	return err
+}
+
+// copyMultipartWith copies src to dst (which may be src itself) with UploadPartCopy parts of partLen bytes,
+// conditional on src's ETag, and stores it with opts' content type and metadata. It returns the new ETag; on
+// failure the multipart upload is aborted.
+func (f *fsys) copyMultipartWith(ctx context.Context, src s3client.ObjectInfo, dst string, opts s3client.PutOptions, partLen int64) (string, error) {
+	opts.ReplaceMetadata = false
 	id, err := f.client.CreateMultipartUpload(ctx, dst, opts)
 	if err != nil {
-		return err
+		return "", err
 	}
+	var etag string
 	parts, err := f.copyParts(ctx, src, dst, id, partLen)
 	if err == nil {
-		_, err = f.client.CompleteMultipartUpload(ctx, dst, id, parts)
+		etag, err = f.client.CompleteMultipartUpload(ctx, dst, id, parts)
 	}
 	if err != nil {
 		if aerr := f.client.AbortMultipartUpload(ctx, dst, id); aerr != nil {
 			f.log.Error("abort of failed multipart copy failed", "key", dst, "upload_id", id, "err", aerr)
 		}
-		return err
+		return "", err
 	}
-	return nil
+	return etag, nil
+}
+
+// replaceMetadata copies the object src onto itself with opts' content type and metadata: one CopyObject up
+// to MaxCopySize, a multipart copy above it. It returns the object's new ETag.
+func (f *fsys) replaceMetadata(ctx context.Context, src s3client.ObjectInfo, opts s3client.PutOptions) (string, error) {
+	if src.Size <= s3client.MaxCopySize {
+		opts.ReplaceMetadata = true
+		return f.client.CopyObject(ctx, src.Key, src.Key, opts)
+	}
+	return f.copyMultipartWith(ctx, src, src.Key, opts, copyPartLen(src.Size))
 }
 
 func (f *fsys) copyParts(ctx context.Context, src s3client.ObjectInfo, dst, id string, ps int64) ([]s3client.Part, error) {
@@ -187,13 +209,50 @@ func copyPartLen(size int64) int64 {
 	return ps
 }
 
+// dirRenameConcurrency is how many copies, and then deletes, a directory rename runs at once.
+const dirRenameConcurrency = 8
+
+// forEachBounded calls fn(i) for every i in [0, n), at most limit at a time. After the first error no further
+// call starts; it waits for the calls running and returns that error.
+func forEachBounded(n, limit int, fn func(i int) error) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	sem := make(chan struct{}, limit)
+	for i := 0; i < n; i++ {
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
 // maxDirRenameKeys bounds the objects a directory rename copies: beyond it the rename is refused with EXDEV
 // (mv(1) then copies file by file, showing progress, instead of one request blocking for minutes).
 const maxDirRenameKeys = 10000
 
 // renameDir moves the directory whose key prefix is src+"/" to dst+"/": every object below it (its marker
-// included) is copied server-side, then the sources are deleted. If a copy fails, the copies made so far are
-// deleted again and the source is untouched. Errnos: EBUSY while a file below is being written; ENOTDIR when
+// included) is copied server-side, dirRenameConcurrency at a time, then the sources are deleted, as many at a
+// time. If a copy fails, the copies made so far are deleted again and the source is untouched. If a delete
+// fails, the target is complete and the sources not yet deleted remain; the rename reports EIO. Errnos: EBUSY while a file below is being written; ENOTDIR when
 // the target is a file; ENOTEMPTY when the target is a non-empty directory (an empty one is replaced); EEXIST
 // with RENAME_NOREPLACE; EXDEV above maxDirRenameKeys objects.
 func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, np *dirNode, newName string, flags uint32) syscall.Errno {
@@ -235,18 +294,25 @@ func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, n
 		return d.f.refuse("rename", src+"/", syscall.EXDEV, fmt.Sprintf("more than %d objects to copy", maxDirRenameKeys))
 	}
 	mctx := detached(ctx)
-	var copied []string
-	for _, o := range objs {
-		to := dst + "/" + strings.TrimPrefix(o.Key, src+"/")
-		if err := d.f.copyObject(mctx, o, to); err != nil {
-			for _, k := range copied {
-				if derr := d.f.client.DeleteObject(mctx, k); derr != nil {
-					d.f.log.Error("undoing a failed directory rename failed", "key", k, "err", derr)
-				}
-			}
-			return d.f.errno("copy", o.Key+" -> "+to, err)
+	copied := make([]string, len(objs)) // "" where no copy was made
+	err := forEachBounded(len(objs), dirRenameConcurrency, func(i int) error {
+		to := dst + "/" + strings.TrimPrefix(objs[i].Key, src+"/")
+		if err := d.f.copyObject(mctx, objs[i], to); err != nil {
+			return fmt.Errorf("copy %s -> %s: %w", objs[i].Key, to, err)
 		}
-		copied = append(copied, to)
+		copied[i] = to
+		return nil
+	})
+	copied = slices.DeleteFunc(copied, func(k string) bool { return k == "" })
+	if err != nil {
+		// Undo: the source is complete, so the partial copy goes and the rename fails as a whole.
+		_ = forEachBounded(len(copied), dirRenameConcurrency, func(i int) error {
+			if derr := d.f.client.DeleteObject(mctx, copied[i]); derr != nil {
+				d.f.log.Error("undoing a failed directory rename failed: the copy stays", "key", copied[i], "err", derr)
+			}
+			return nil
+		})
+		return d.f.errno("rename", src+"/ -> "+dst+"/", err)
 	}
 	// An empty target directory is replaced: its marker goes unless the source brought one of its own.
 	for _, k := range dstKeys {
@@ -256,12 +322,28 @@ func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, n
 			}
 		}
 	}
-	for _, o := range objs {
-		if err := d.f.client.DeleteObject(mctx, o.Key); err != nil {
-			return d.f.errno("DeleteObject", o.Key, err)
+	// The target is complete from here on; a source that cannot be deleted stays (logged) and the rename
+	// reports the failure.
+	var delMu sync.Mutex
+	var delErr error
+	_ = forEachBounded(len(objs), dirRenameConcurrency, func(i int) error {
+		if err := d.f.client.DeleteObject(mctx, objs[i].Key); err != nil {
+			d.f.log.Error("rename: the copy is complete but a source could not be deleted: it stays",
+				"key", objs[i].Key, "target", dst+"/", "err", err)
+			delMu.Lock()
+			if delErr == nil {
+				delErr = err
+			}
+			delMu.Unlock()
+			return nil
 		}
-		d.f.meta.putNegative(strings.TrimSuffix(o.Key, "/"))
-		d.f.cache.Invalidate(o.Key)
+		d.f.meta.putNegative(strings.TrimSuffix(objs[i].Key, "/"))
+		d.f.cache.Invalidate(objs[i].Key)
+		return nil
+	})
+	if delErr != nil {
+		d.f.meta.forget(src)
+		return d.f.errno("rename (deleting the sources after a complete copy)", src+"/", delErr)
 	}
 	for _, k := range copied {
 		d.f.meta.forget(strings.TrimSuffix(k, "/"))

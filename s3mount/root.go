@@ -2,10 +2,13 @@ package s3mount
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
 	"mime"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -97,15 +100,81 @@ func (f *fsys) relPath(in *fs.Inode) (string, bool) {
 	return path.Join(segs...), true
 }
 
-// putOptions returns the upload settings of a new object named name.
-func (f *fsys) putOptions(name string) s3client.PutOptions {
+// putOptions returns the upload settings of a new object named name with the attribute headers meta (nil
+// for none).
+func (f *fsys) putOptions(name string, meta map[string]string) s3client.PutOptions {
 	ct := "application/octet-stream"
 	if f.opts.ContentTypeFromExt {
+		// mime reads the system's tables (/etc/mime.types and friends) besides its built-in one.
 		if t := mime.TypeByExtension(path.Ext(name)); t != "" {
 			ct = t
 		}
 	}
-	return s3client.PutOptions{ContentType: ct}
+	o := s3client.PutOptions{ContentType: ct}
+	if len(meta) > 0 {
+		o.Metadata = maps.Clone(meta)
+	}
+	return o
+}
+
+// The attribute headers, as s3fs writes them (x-amz-meta-<name>): mode is the decimal st_mode (file type bits
+// included), uid and gid are decimal, mtime is unix seconds with an optional ".nnnnnnnnn" fraction.
+const (
+	metaMode  = "mode"
+	metaUID   = "uid"
+	metaGID   = "gid"
+	metaMtime = "mtime"
+)
+
+// attrHeaders returns the attribute headers for the changes in in (mode, owner, modification time) and false
+// when in changes none of them. Access and change times are not stored.
+func attrHeaders(in *fuse.SetAttrIn) (map[string]string, bool) {
+	m := map[string]string{}
+	if mode, ok := in.GetMode(); ok {
+		m[metaMode] = strconv.FormatUint(uint64(syscall.S_IFREG|mode&0o7777), 10)
+	}
+	if uid, ok := in.GetUID(); ok {
+		m[metaUID] = strconv.FormatUint(uint64(uid), 10)
+	}
+	if gid, ok := in.GetGID(); ok {
+		m[metaGID] = strconv.FormatUint(uint64(gid), 10)
+	}
+	if t, ok := in.GetMTime(); ok {
+		m[metaMtime] = formatMtime(t)
+	}
+	return m, len(m) > 0
+}
+
+// formatMtime formats t as s3fs's x-amz-meta-mtime: seconds, and nanoseconds only when there are any.
+func formatMtime(t time.Time) string {
+	if t.Nanosecond() == 0 {
+		return strconv.FormatInt(t.Unix(), 10)
+	}
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+}
+
+// parseMtime parses x-amz-meta-mtime ("sec" or "sec.fraction"); false when it is malformed or not positive.
+func parseMtime(v string) (time.Time, bool) {
+	secStr, frac, hasFrac := strings.Cut(v, ".")
+	sec, err := strconv.ParseInt(secStr, 10, 64)
+	if err != nil || sec <= 0 {
+		return time.Time{}, false
+	}
+	var nsec int64
+	if hasFrac {
+		if frac == "" || len(frac) > 9 {
+			return time.Time{}, false
+		}
+		n, err := strconv.ParseUint(frac, 10, 32)
+		if err != nil {
+			return time.Time{}, false
+		}
+		nsec = int64(n)
+		for i := len(frac); i < 9; i++ {
+			nsec *= 10
+		}
+	}
+	return time.Unix(sec, nsec), true
 }
 
 // perm returns the permission bits of an entry without x-amz-meta-mode.
@@ -127,25 +196,24 @@ func (f *fsys) fileAttr(info s3client.ObjectInfo, out *fuse.Attr) {
 	out.Nlink = 1
 	out.Owner = fuse.Owner{Uid: f.opts.UID, Gid: f.opts.GID}
 	mtime := info.LastModified
-	if v, ok := info.Metadata["mode"]; ok {
+	if v, ok := info.Metadata[metaMode]; ok {
 		if m, err := strconv.ParseUint(v, 10, 32); err == nil {
 			out.Mode = syscall.S_IFREG | uint32(m)&0o7777
 		}
 	}
-	if v, ok := info.Metadata["uid"]; ok {
+	if v, ok := info.Metadata[metaUID]; ok {
 		if id, err := strconv.ParseUint(v, 10, 32); err == nil {
 			out.Uid = uint32(id)
 		}
 	}
-	if v, ok := info.Metadata["gid"]; ok {
+	if v, ok := info.Metadata[metaGID]; ok {
 		if id, err := strconv.ParseUint(v, 10, 32); err == nil {
 			out.Gid = uint32(id)
 		}
 	}
-	if v, ok := info.Metadata["mtime"]; ok {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-			sec := int64(s)
-			mtime = time.Unix(sec, int64((s-float64(sec))*1e9))
+	if v, ok := info.Metadata[metaMtime]; ok {
+		if t, ok := parseMtime(v); ok {
+			mtime = t
 		}
 	}
 	if mtime.IsZero() {

@@ -17,6 +17,11 @@ type statEntry struct {
 // entry: listings and HEADs fill it, changes made through the mount update it. Positive entries live ttl,
 // negative ones (the key names nothing) negTTL. A zero TTL disables that half. Expired entries are swept every
 // sweepEvery puts, which bounds the map by the entries inserted within one TTL.
+//
+// Listings carry no user metadata, so the cache also remembers, beyond the TTL, the attribute headers
+// (x-amz-meta-mode, -uid, -gid, -mtime) last seen for a key with a HEAD or written through the mount, with the
+// ETag and size they belong to: a listed object with the same ETag and size shows them (putListed). At most
+// maxKnownAttrs keys are remembered; beyond that an arbitrary one is forgotten.
 type statCache struct {
 	ttl, negTTL time.Duration
 	now         func() time.Time
@@ -25,7 +30,18 @@ type statCache struct {
 	entries  map[string]timedStat
 	negative map[string]time.Time // key → expiry
 	puts     int
+	known    map[string]knownAttrs // key → headers last seen, kept beyond the TTL
 }
+
+// knownAttrs are the user metadata of one version of an object.
+type knownAttrs struct {
+	etag string
+	size int64
+	meta map[string]string
+}
+
+// maxKnownAttrs bounds statCache.known (about 200 bytes per entry).
+const maxKnownAttrs = 1 << 16
 
 type timedStat struct {
 	statEntry
@@ -36,7 +52,7 @@ const sweepEvery = 4096
 
 func newStatCache(ttl, negTTL time.Duration) *statCache {
 	return &statCache{ttl: ttl, negTTL: negTTL, now: time.Now,
-		entries: make(map[string]timedStat), negative: make(map[string]time.Time)}
+		entries: make(map[string]timedStat), negative: make(map[string]time.Time), known: make(map[string]knownAttrs)}
 }
 
 // get returns the entry of key while it is fresh. negative reports a fresh "names nothing" entry.
@@ -59,8 +75,20 @@ func (c *statCache) get(key string) (e statEntry, hit, negative bool) {
 	return statEntry{}, false, false
 }
 
-// put records that key names e.
+// put records that key names e. A file's non-nil Metadata (from a HEAD or a write: empty when the object has
+// no headers) is remembered for listings.
 func (c *statCache) put(key string, e statEntry) {
+	if !e.dir && e.info.Metadata != nil {
+		c.mu.Lock()
+		if _, ok := c.known[key]; !ok && len(c.known) >= maxKnownAttrs {
+			for k := range c.known {
+				delete(c.known, k)
+				break
+			}
+		}
+		c.known[key] = knownAttrs{etag: e.info.ETag, size: e.info.Size, meta: e.info.Metadata}
+		c.mu.Unlock()
+	}
 	if c.ttl <= 0 {
 		c.forget(key)
 		return
@@ -72,11 +100,23 @@ func (c *statCache) put(key string, e statEntry) {
 	c.sweepLocked()
 }
 
+// putListed records a file seen in a listing, with the attribute headers remembered for the same ETag and
+// size (listings carry none).
+func (c *statCache) putListed(key string, info s3client.ObjectInfo) {
+	c.mu.Lock()
+	if k, ok := c.known[key]; ok && k.etag == info.ETag && k.size == info.Size && info.ETag != "" {
+		info.Metadata = k.meta
+	}
+	c.mu.Unlock()
+	c.put(key, statEntry{info: info})
+}
+
 // putNegative records that key names nothing.
 func (c *statCache) putNegative(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, key)
+	delete(c.known, key)
 	if c.negTTL <= 0 {
 		delete(c.negative, key)
 		return
