@@ -1,0 +1,317 @@
+package s3mount_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/jlaffaye/ftp"
+	"golang.org/x/sys/unix"
+
+	"github.com/s3ftp/s3ftp/ftpfront"
+	"github.com/s3ftp/s3ftp/s3mount"
+	"github.com/s3ftp/s3ftp/s3mount/mounttest"
+)
+
+// vsftpdMountOptions are the options of a mount served by vsftpd, which runs anonymous sessions as the user
+// ftp: the mount lets other users in (AllowOther). Its root stays owned by root with mode 0755, because vsftpd
+// refuses to chroot into a directory its session user may write; the mount does not check permissions
+// (no default_permissions), so the session can still create and write files.
+func vsftpdMountOptions() s3mount.Options {
+	o := mounttest.Options()
+	o.AllowOther = true
+	o.UID, o.GID = 0, 0
+	return o
+}
+
+// ftpDial logs into the FTP server at addr in binary mode; MDTM with a time sets the modification time when
+// the server does not offer MFMT.
+func ftpDial(t *testing.T, addr, name, password string) *ftp.ServerConn {
+	t.Helper()
+	c, err := ftp.Dial(addr, ftp.DialWithTimeout(60*time.Second), ftp.DialWithWritingMDTM(true))
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = c.Quit() })
+	if err := c.Login(name, password); err != nil {
+		t.Fatalf("login %s: %v", name, err)
+	}
+	if err := c.Type(ftp.TransferTypeBinary); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// ftpRetr downloads name.
+func ftpRetr(t *testing.T, c *ftp.ServerConn, name string) []byte {
+	t.Helper()
+	r, err := c.Retr(name)
+	if err != nil {
+		t.Fatalf("RETR %s: %v", name, err)
+	}
+	b, err := io.ReadAll(r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("RETR %s: %v", name, err)
+	}
+	return b
+}
+
+// checkSame fails unless the file name holds want when read through FTP, through the mount and from S3.
+func checkSame(t *testing.T, env *mounttest.Env, c *ftp.ServerConn, step, name string, want []byte) {
+	t.Helper()
+	if got := ftpRetr(t, c, name); !bytes.Equal(got, want) {
+		t.Errorf("%s: RETR %s: %d bytes, want %d (equal=false)", step, name, len(got), len(want))
+	}
+	got, err := os.ReadFile(filepath.Join(env.Dir, name))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s: %s through the mount: %v, %d bytes, want %d", step, name, err, len(got), len(want))
+	}
+	if got := readObject(t, env, name); !bytes.Equal(got, want) {
+		t.Errorf("%s: object %s: %d bytes, want %d (equal=false)", step, name, len(got), len(want))
+	}
+}
+
+// runFTPFileSemantics drives the FTP upload commands a legacy server depends on through c and checks every
+// result byte for byte through FTP, the mount and S3: STOR of a new file (multipart), STOR over it (shorter),
+// APPE with a kept prefix under 5 MiB (fetched) and over 5 MiB (server-side copy), REST+STOR in the middle
+// (the tail after the written range stays, as on a local disk) and at the end (resume), and setting the
+// modification time (MFMT, or MDTM with a time), which survives in the object's x-amz-meta-mtime.
+func runFTPFileSemantics(t *testing.T, env *mounttest.Env, c *ftp.ServerConn) {
+	const name = "up/a.bin"
+	if err := c.MakeDir("up"); err != nil {
+		t.Fatalf("MKD: %v", err)
+	}
+	want := pattern(7<<20+5, 1)
+	if err := c.Stor(name, bytes.NewReader(want)); err != nil {
+		t.Fatalf("STOR new: %v", err)
+	}
+	checkSame(t, env, c, "STOR new", name, want)
+
+	want = pattern(3<<20+7, 2)
+	if err := c.Stor(name, bytes.NewReader(want)); err != nil {
+		t.Fatalf("STOR over an existing file: %v", err)
+	}
+	checkSame(t, env, c, "STOR over", name, want)
+
+	more := pattern(3<<20, 3)
+	if err := c.Append(name, bytes.NewReader(more)); err != nil {
+		t.Fatalf("APPE (3 MiB kept): %v", err)
+	}
+	want = append(want, more...)
+	checkSame(t, env, c, "APPE small prefix", name, want)
+
+	more = pattern(100<<10+1, 4)
+	if err := c.Append(name, bytes.NewReader(more)); err != nil {
+		t.Fatalf("APPE (6 MiB kept): %v", err)
+	}
+	want = append(want, more...)
+	checkSame(t, env, c, "APPE large prefix", name, want)
+
+	mid := pattern(512<<10, 5)
+	off := 1 << 20
+	if err := c.StorFrom(name, bytes.NewReader(mid), uint64(off)); err != nil {
+		t.Fatalf("REST %d + STOR: %v", off, err)
+	}
+	want = append(append(append([]byte{}, want[:off]...), mid...), want[off+len(mid):]...)
+	checkSame(t, env, c, "REST+STOR in the middle", name, want)
+
+	tail := pattern(2<<20+3, 6)
+	if err := c.StorFrom(name, bytes.NewReader(tail), uint64(len(want))); err != nil {
+		t.Fatalf("REST %d + STOR: %v", len(want), err)
+	}
+	want = append(want, tail...)
+	checkSame(t, env, c, "REST+STOR resume", name, want)
+
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := c.SetTime(name, mtime); err != nil {
+		t.Fatalf("setting the modification time: %v", err)
+	}
+	if got, err := c.GetTime(name); err != nil || !got.Equal(mtime) {
+		t.Errorf("MDTM after setting it: %v, %v; want %v", got, err, mtime)
+	}
+	if fi, err := os.Stat(filepath.Join(env.Dir, name)); err != nil || !fi.ModTime().Equal(mtime) {
+		t.Errorf("mtime through the mount: %v, %v; want %v", fi, err, mtime)
+	}
+	info, err := env.Client.HeadObject(context.Background(), name)
+	if err != nil || info.Metadata["mtime"] != strconv.FormatInt(mtime.Unix(), 10) {
+		t.Errorf("object metadata after setting the time: %v, %v; want mtime=%d", info.Metadata, err, mtime.Unix())
+	}
+	checkSame(t, env, c, "after setting the time", name, want)
+}
+
+// Debian's vsftpd serving the mount: STOR (vsftpd opens O_WRONLY without O_TRUNC and ftruncates), STOR over a
+// file, APPE, REST+STOR and MDTM-set all succeed with byte-identical results through FTP, the mount and S3.
+func TestMinioVsftpdFileSemantics(t *testing.T) {
+	if _, err := user.Lookup("ftp"); err != nil {
+		t.Fatalf("vsftpd runs anonymous sessions as the system user ftp, which is missing: %v", err)
+	}
+	env := mounttest.Mount(t, vsftpdMountOptions())
+	srv := mounttest.StartVsftpd(t, env.Dir)
+	c := ftpDial(t, srv.Addr, "anonymous", "")
+	runFTPFileSemantics(t, env, c)
+}
+
+// ftpfrontAuth lets one name and password in, jailed to home.
+type ftpfrontAuth struct{ name, password, home string }
+
+func (a ftpfrontAuth) Login(_ context.Context, _ netip.Addr, name, password string) (*ftpfront.User, error) {
+	if name == a.name && password == a.password {
+		return &ftpfront.User{Name: name, Home: a.home}, nil
+	}
+	return nil, errors.New("login incorrect")
+}
+
+// startFtpfront serves home with ftpfront (plain FTP on 127.0.0.1, any passive port) until the test ends and
+// returns its address.
+func startFtpfront(t *testing.T, home string) string {
+	t.Helper()
+	o := ftpfront.DefaultOptions()
+	o.Listen = "127.0.0.1:0"
+	o.AllowPlain = true
+	o.PassivePortMin, o.PassivePortMax = 0, 0
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := ftpfront.NewServer(o, ftpfront.Deps{Auth: ftpfrontAuth{"u", "p", home}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+		<-done
+	})
+	return srv.Addr().String()
+}
+
+// ftpfront serving the mount: the same commands as with vsftpd (MFMT for the time) give the same results;
+// its jail cannot be left through the mount: symlinks and hard links cannot be created there, and ".." and
+// absolute paths stay inside the home.
+func TestMinioFtpfrontFileSemantics(t *testing.T) {
+	env := mounttest.Mount(t, mounttest.Options())
+	c := ftpDial(t, startFtpfront(t, env.Dir), "u", "p")
+	runFTPFileSemantics(t, env, c)
+
+	target := filepath.Join(env.Dir, "up", "a.bin")
+	for _, op := range []struct {
+		name string
+		err  error
+	}{
+		{"symlink", os.Symlink("/etc", filepath.Join(env.Dir, "etc"))},
+		{"symlink inside", os.Symlink(target, filepath.Join(env.Dir, "inside"))},
+		{"link", os.Link(target, filepath.Join(env.Dir, "hard"))},
+	} {
+		if !errors.Is(op.err, syscall.EPERM) && !errors.Is(op.err, syscall.ENOTSUP) && !errors.Is(op.err, syscall.ENOSYS) {
+			t.Errorf("%s on the mount: %v, want EPERM, ENOTSUP or ENOSYS", op.name, op.err)
+		}
+	}
+	if err := c.ChangeDir("/../../.."); err != nil {
+		t.Fatalf("CWD /../../..: %v", err)
+	}
+	if dir, err := c.CurrentDir(); err != nil || dir != "/" {
+		t.Errorf("PWD after CWD /../../..: %q, %v; want /", dir, err)
+	}
+	if r, err := c.Retr("../../../../etc/passwd"); err == nil {
+		b, _ := io.ReadAll(r)
+		r.Close()
+		t.Errorf("RETR ../../../../etc/passwd succeeded: %d bytes", len(b))
+	}
+	names, err := c.NameList("/..")
+	if err != nil {
+		t.Fatalf("NLST /..: %v", err)
+	}
+	if strings.Join(names, " ") != "up" && strings.Join(names, " ") != "/up" {
+		t.Errorf("NLST /.. = %q, want the home's own entries (up)", names)
+	}
+}
+
+// inotify on the mount sees a file uploaded through ftpfront: IN_CREATE when the upload starts and
+// IN_CLOSE_WRITE when ftpfront closes it (the moment the object is complete in S3).
+func TestMinioFtpfrontInotify(t *testing.T) {
+	env := mounttest.Mount(t, mounttest.Options())
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatalf("inotify_init1: %v", err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, env.Dir, unix.IN_CREATE|unix.IN_CLOSE_WRITE); err != nil {
+		t.Fatalf("inotify_add_watch %s: %v", env.Dir, err)
+	}
+	c := ftpDial(t, startFtpfront(t, env.Dir), "u", "p")
+	data := pattern(6<<20+1, 7)
+	if err := c.Stor("watched.bin", bytes.NewReader(data)); err != nil {
+		t.Fatalf("STOR: %v", err)
+	}
+	if got := readObject(t, env, "watched.bin"); !bytes.Equal(got, data) {
+		t.Fatalf("object after STOR: %d bytes, want %d", len(got), len(data))
+	}
+	var seen []string
+	deadline := time.Now().Add(30 * time.Second)
+	for !(contains(seen, "CREATE watched.bin") && contains(seen, "CLOSE_WRITE watched.bin")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("inotify events after the upload: %q; want CREATE and CLOSE_WRITE of watched.bin", seen)
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, 1000); err != nil && !errors.Is(err, unix.EINTR) {
+			t.Fatal(err)
+		}
+		seen = append(seen, readInotify(t, fd)...)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// readInotify returns the pending events as "KIND name" strings.
+func readInotify(t *testing.T, fd int) []string {
+	t.Helper()
+	var out []string
+	buf := make([]byte, 64<<10)
+	n, err := unix.Read(fd, buf)
+	if errors.Is(err, unix.EAGAIN) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("reading inotify events: %v", err)
+	}
+	for off := 0; off+unix.SizeofInotifyEvent <= n; {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		name := string(bytes.TrimRight(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)], "\x00"))
+		off += unix.SizeofInotifyEvent + int(ev.Len)
+		for _, k := range []struct {
+			mask uint32
+			name string
+		}{{unix.IN_CREATE, "CREATE"}, {unix.IN_CLOSE_WRITE, "CLOSE_WRITE"}} {
+			if ev.Mask&k.mask != 0 {
+				out = append(out, fmt.Sprintf("%s %s", k.name, name))
+			}
+		}
+	}
+	return out
+}
