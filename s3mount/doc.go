@@ -30,23 +30,37 @@
 // (Options.MemoryBudget): no local disk, parts upload while the file is written. A file has at most one writer
 // (a second gets EBUSY) and is not readable while written (open for reading gets EBUSY): its object is
 // incomplete; a handle open for writing (O_RDWR included) cannot read (EBADF). Getattr of a file being
-// written reports the bytes written so far. The first Flush (close) or Fsync
-// after writes completes the upload and reports a failure as EIO with a log line naming the key and the cause;
-// a failed part also fails the next write. Release aborts an upload no Flush completed, and Unmount aborts the
-// uploads still open; each abort is logged. Writes must be sequential (small reordering is tolerated by the
-// writer); any other write gets EINVAL and aborts the upload, so no object with a hole is ever stored.
-// Writing into an existing non-empty object needs O_TRUNC or ftruncate(0) first (vsftpd's order); otherwise
-// writes get ENOTSUP, and O_APPEND on a non-empty object is refused at open with ENOTSUP.
+// written reports its size so far and the attributes set meanwhile. The first Flush (close) or Fsync after
+// writes completes the upload and reports a failure as EIO with a log line naming the key and the cause; a
+// failed part also fails the next write. Release aborts an upload no Flush completed, and Unmount aborts the
+// uploads still open; each abort is logged.
+//
+// What the new version starts with is decided when the handle is armed (writeHandle): from scratch after
+// creation, O_TRUNC or a truncation to 0; with the first n bytes of the old version after a truncation to n;
+// with the old bytes before the first write's offset, and after the last written byte, when the first write
+// arms it (O_APPEND, FTP's APPE and REST+STOR). Kept bytes are copied server-side (UploadPartCopy from 5 MiB,
+// one ranged GET below) conditional on the old ETag; kept bytes after the written range are read and uploaded
+// again. After the first write, writes must be sequential (small reordering is tolerated by the writer); any
+// other write gets EINVAL and aborts the upload, so no object with a hole or a mix is ever stored.
+//
+// # Attributes
+//
+// chmod, chown and utimens store s3fs's headers (x-amz-meta-mode, -uid, -gid, -mtime; attrHeaders). On a file
+// being written they go with its upload (Writer.SetOptions); otherwise the object is copied onto itself with
+// the headers replaced (CopyObject, multipart above 5 GiB), unless they are unchanged. Objects without headers
+// show LastModified and the mount's UID, GID and modes. Listings carry no metadata: the stat cache remembers
+// the headers seen per key, ETag and size (statCache.known) so listed entries keep them.
 //
 // # Other operations
 //
-// Rename moves a file with a server-side copy (UploadPartCopy parts above 5 GiB) and a delete, and a directory by
-// copying every object below it (up to 10,000; beyond, EXDEV, so mv copies instead) and deleting the sources;
-// neither is atomic. Unlink deletes the object (EBUSY while the
-// file is being written). Rmdir deletes the marker (ENOTEMPTY while anything else is below it). Setattr of
-// mode, owner and times is accepted and not stored; truncate works to 0 and to the current size only
-// (ENOTSUP otherwise). Statfs reports large constant numbers. No symlinks, hard links, device nodes, xattrs
-// or locks (see node_api_check.go). A read-only mount answers EROFS to every change.
+// Rename moves a file with a server-side copy (UploadPartCopy parts above 5 GiB) and a delete; a directory by
+// copying every object below it, then deleting the sources, dirRenameConcurrency at a time (renameDir states
+// the rule on failure). Neither is atomic. RENAME_NOREPLACE gives EEXIST. Unlink deletes the object (EBUSY
+// while the file is being written). Rmdir deletes the marker (ENOTEMPTY while anything else is below it).
+// Truncate shortens server-side and cannot extend (ENOTSUP). Statfs reports large constant numbers. No
+// symlinks, hard links, device nodes, xattrs or locks (see node_api_check.go): nothing on the mount can point
+// outside it. A read-only mount answers EROFS to every change. SEMANTICS.md at the repository root lists every
+// rule with the test that proves it.
 //
 // # Errnos
 //

@@ -31,7 +31,8 @@ var (
 // Deliberately not implemented (go-fuse's default answer in parentheses):
 //
 //   - NodeSymlinker, NodeReadlinker, NodeLinker, NodeMknoder (ENOTSUP): objects are plain files; S3 has no
-//     links or device nodes.
+//     links or device nodes. Refusing them also means nothing on the mount points outside it, so an FTP
+//     server's jail over the mount cannot be left through a link (TestFakeNoLinks).
 //   - NodeGetxattrer, NodeSetxattrer, NodeListxattrer, NodeRemovexattrer: extended attributes are disabled at
 //     mount (fuse.MountOptions.DisableXAttrs), so the kernel stops asking.
 //   - NodeAllocater, NodeCopyFileRanger, NodeLseeker (ENOTSUP / kernel default): no sparse files or in-place
