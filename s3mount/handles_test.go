@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/s3ftp/s3ftp/cache"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
@@ -70,6 +71,16 @@ func writeN(t *testing.T, h *writeHandle, total int) {
 	}
 }
 
+// waitAborts waits for the multipart aborts the upload package runs in the background (upload.Aborts).
+func waitAborts(t *testing.T, f *fsys) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := f.aborts.Wait(ctx); err != nil {
+		t.Fatalf("background aborts still running after a minute: %v", err)
+	}
+}
+
 // Release without a Flush (the kernel lost the close, or the process died) aborts the upload: no object, no
 // multipart upload left, one log line.
 func TestReleaseWithoutFlushAborts(t *testing.T) {
@@ -80,6 +91,7 @@ func TestReleaseWithoutFlushAborts(t *testing.T) {
 		t.Fatalf("uploads before release = %v, want one multipart upload in progress", fake.Uploads())
 	}
 	h.Release(context.Background())
+	waitAborts(t, f)
 	if ups := fake.Uploads(); len(ups) != 0 {
 		t.Errorf("uploads after release = %v", ups)
 	}
@@ -101,6 +113,7 @@ func TestAbortUploadsOnUnmount(t *testing.T) {
 	writeN(t, a, 6<<20)
 	writeN(t, b, 1<<20)
 	f.abortUploads("unmounted")
+	waitAborts(t, f)
 	if ups := fake.Uploads(); len(ups) != 0 {
 		t.Errorf("uploads after abort = %v", ups)
 	}
