@@ -255,6 +255,7 @@ func watchMount(sm *metrics.S3Mount, m mountStats) {
 	sm.WatchBudget(m.Budget())
 	sm.WatchCache(func() metrics.CacheStats {
 		st := m.CacheStats()
-		return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Bytes: st.MemBytes}
+		// Every block fetched from S3 is a miss, whether a read or the prefetch stream asked for it.
+		return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses + st.Prefetched, Bytes: st.MemBytes}
 	})
 }

@@ -68,7 +68,7 @@ func NewS3Mount(r *Registry) *S3Mount {
 	}
 	r.CounterFunc("s3mount_cache_hits_total", "Block lookups served from the read cache.",
 		func() uint64 { return uint64(max(0, cache(func(s CacheStats) int64 { return s.Hits })())) })
-	r.CounterFunc("s3mount_cache_misses_total", "Blocks fetched from S3 on a read cache miss.",
+	r.CounterFunc("s3mount_cache_misses_total", "Blocks fetched from S3 into the read cache (by a read or by prefetch).",
 		func() uint64 { return uint64(max(0, cache(func(s CacheStats) int64 { return s.Misses })())) })
 	r.GaugeFunc("s3mount_cache_bytes", "Bytes of read cache buffers held.", cache(func(s CacheStats) int64 { return s.Bytes }))
 	return m

@@ -33,7 +33,7 @@
 //	s3mount_write_budget_bytes_in_use     gauge    bytes of upload part buffers held (upload.Budget.InUse)
 //	s3mount_write_budget_bytes_max        gauge    the memory budget (upload.Budget.Max)
 //	s3mount_cache_hits_total              counter  block lookups served from the read cache
-//	s3mount_cache_misses_total            counter  blocks fetched from S3 on a miss
+//	s3mount_cache_misses_total            counter  blocks fetched from S3 (by a read or by prefetch)
 //	s3mount_cache_bytes                   gauge    bytes of read cache buffers held
 //
 // ftpfront (NewFTPFront):
