@@ -24,6 +24,8 @@ type benchEnv struct {
 	endpoint             string
 	accessKey, secretKey string
 	raw                  *rawClient
+	// proxy is the emulated link every tool's endpoint goes through (nil without --link).
+	proxy *linkProxy
 
 	// s3mountBin and ftpfrontBin are empty when the binary could not be built; binErr says why.
 	s3mountBin, ftpfrontBin string
@@ -61,6 +63,14 @@ func setupEnv(ctx context.Context, o options) (e *benchEnv, err error) {
 		return e, err
 	}
 	e.endpoint, e.accessKey, e.secretKey = e.minio.endpoint, e.minio.accessKey, e.minio.secretKey
+	if o.Link.on() {
+		// Every client, the set-up's seeding and the durability polls included, uses e.endpoint, so every
+		// tool sees the same link.
+		if e.proxy, err = startLinkProxy(e.minio.endpoint, o.Link); err != nil {
+			return e, err
+		}
+		e.endpoint = e.proxy.endpoint
+	}
 	e.raw = newRawClient(e.endpoint, e.accessKey, e.secretKey)
 
 	e.s3fsPasswd = filepath.Join(e.work, "s3fs-passwd")
@@ -169,6 +179,9 @@ func (e *benchEnv) childEnv(tmp string) []string {
 // close unmounts every mount, stops MinIO, unmounts the tmpfses and removes the work directory (unless --keep).
 func (e *benchEnv) close() {
 	e.mounts.abortAll()
+	if e.proxy != nil {
+		e.proxy.stop()
+	}
 	if e.minio != nil {
 		e.minio.stop()
 	}

@@ -73,6 +73,7 @@ func run(args []string) int {
 	computeRatios(rows)
 	fmt.Printf("s3ftp bench %s on %s; %s\n\n", started.Format("2006-01-02 15:04 UTC"), machineLine(),
 		optionsLine(o))
+	fmt.Printf("link: %s\n\n", o.Link)
 	fmt.Print(formatTable(rows))
 
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
@@ -94,7 +95,7 @@ func run(args []string) int {
 			return writeChart(o.Out, rows, o.Tools)
 		}},
 		{"table.txt", func() error {
-			return os.WriteFile(filepath.Join(o.Out, "table.txt"), []byte(formatTable(rows)), 0o644)
+			return os.WriteFile(filepath.Join(o.Out, "table.txt"), []byte("link: "+o.Link.String()+"\n\n"+formatTable(rows)), 0o644)
 		}},
 	} {
 		if err := w.fn(); err != nil {
@@ -156,5 +157,6 @@ func optionsMap(o options) map[string]any {
 	return map[string]any{"quick": o.Quick, "size_bytes": o.Size, "reps": o.Reps, "tools": o.Tools,
 		"par_writers": o.ParWriters, "par_size_bytes": o.ParSize, "files": o.Files, "file_size_bytes": o.FileSize,
 		"part_size_bytes": o.PartSize, "concurrency": o.Concurrency, "memory_budget_bytes": o.MemoryBudget,
-		"cache_size_bytes": o.CacheSize, "timeout": o.Timeout.String()}
+		"cache_size_bytes": o.CacheSize, "timeout": o.Timeout.String(), "link": o.Link.String(),
+		"link_rate_bytes_per_s": o.Link.Rate, "link_latency_ms": o.Link.Latency.Milliseconds()}
 }

@@ -34,6 +34,8 @@ type options struct {
 	MinioBin, S3mountBin, FtpfrontBin string
 	Keep                              bool // keep the work directory (logs) after the run
 	Chart                             bool // draw throughput.png with gnuplot
+	// Link, when on, puts an emulated network link between every tool and MinIO (--link).
+	Link link
 }
 
 // allTools lists every tool in the order of the report.
@@ -52,7 +54,7 @@ const (
 func parseOptions(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	var size, parSize, fileSize, partSize, budget, cacheSize, tools string
+	var size, parSize, fileSize, partSize, budget, cacheSize, tools, linkS string
 	fs.BoolVar(&o.Quick, "quick", false, "a 128MiB sequential file and 2 repetitions unless given (under 10 minutes on 2 cores)")
 	fs.StringVar(&size, "size", "512MiB", "size of the sequential file (plain number = MiB; K/M/G and KiB/MiB/GiB suffixes)")
 	fs.IntVar(&o.Reps, "reps", 3, "repetitions of each workload")
@@ -73,6 +75,8 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.FtpfrontBin, "ftpfront", "", "ftpfront binary (default: go build ./cmd/ftpfront)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory with the daemons' logs")
 	fs.BoolVar(&o.Chart, "chart", true, "draw throughput.png with gnuplot (--chart=false where gnuplot is missing)")
+	fs.StringVar(&linkS, "link", "", "emulate a network link RATE[,LATENCY] (e.g. 100MiB/s,2ms) between every tool and MinIO "+
+		"with an in-process toxiproxy: RATE per connection each way, LATENCY added each way")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -111,6 +115,9 @@ func parseOptions(args []string) (options, error) {
 	}
 	if o.PartSize < 5<<20 {
 		return o, errors.New("--part-size: S3 parts are at least 5 MiB")
+	}
+	if o.Link, err = parseLink(linkS); err != nil {
+		return o, fmt.Errorf("--link: %w", err)
 	}
 	o.Tools, err = parseTools(tools)
 	return o, err
