@@ -80,7 +80,7 @@ func (s *session) list(p string, format listFormat) bool {
 		return true
 	}
 	s.startTransfer("LIST", p, func(ctx context.Context, t *transfer, d dataOpener) {
-		conn, ok := s.openData(ctx, t, d, p)
+		conn, ok := s.openData(ctx, t, d, p, nil)
 		if !ok {
 			return
 		}

@@ -79,9 +79,10 @@ func cmdRETR(s *session, cmd Command, st cmdState) bool {
 	ascii := s.ascii
 	s.startTransfer("RETR", p, func(ctx context.Context, t *transfer, d dataOpener) {
 		defer f.Close()
-		conn, ok := s.openData(ctx, t, d, p)
-		if !ok {
+		conn, ok := s.openData(ctx, t, d, p, func() {
 			s.audit(Event{Event: "download", Path: p, Duration: time.Since(t.started), Result: "no data connection"})
+		})
+		if !ok {
 			return
 		}
 		var dst io.Writer = conn
@@ -172,10 +173,11 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 			}
 			s.audit(Event{Event: "upload", Path: p, Bytes: t.bytes.Load(), Duration: time.Since(t.started), Result: result})
 		}
-		conn, ok := s.openData(ctx, t, d, p)
-		if !ok {
+		conn, ok := s.openData(ctx, t, d, p, func() {
 			f.Close()
 			fail("no data connection")
+		})
+		if !ok {
 			return
 		}
 		var dst io.Writer = f

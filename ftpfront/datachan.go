@@ -357,8 +357,10 @@ func (s *session) abortTransfer() bool {
 }
 
 // openData sends the 150 preliminary reply, then connects the data channel and, under PROT P, runs the TLS
-// handshake on it with the session's TLS configuration. On failure it has replied 425 (or 426 when aborted).
-func (s *session) openData(ctx context.Context, t *transfer, d dataOpener, what string) (net.Conn, bool) {
+// handshake on it with the session's TLS configuration. On failure it runs cleanup (when not nil: removing a
+// partial upload, the audit record) and only then replies 425 (or 426 when aborted), so a client that reads the
+// failure reply never sees the transfer's leftovers.
+func (s *session) openData(ctx context.Context, t *transfer, d dataOpener, what string, cleanup func()) (net.Conn, bool) {
 	mode := "BINARY"
 	if s.ascii {
 		mode = "ASCII"
@@ -366,6 +368,9 @@ func (s *session) openData(ctx context.Context, t *transfer, d dataOpener, what 
 	s.reply(150, fmt.Sprintf("Opening %s mode data connection for %s", mode, what))
 	c, err := d.open(ctx)
 	if err != nil {
+		if cleanup != nil {
+			cleanup()
+		}
 		if t.aborted.Load() {
 			s.reply(426, "Connection closed; transfer aborted")
 		} else {
@@ -383,6 +388,9 @@ func (s *session) openData(ctx context.Context, t *transfer, d dataOpener, what 
 	tc.SetDeadline(time.Now().Add(s.srv.opts.DataTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		tc.Close()
+		if cleanup != nil {
+			cleanup()
+		}
 		if t.aborted.Load() {
 			s.reply(426, "Connection closed; transfer aborted")
 		} else {
