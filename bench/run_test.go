@@ -13,8 +13,15 @@ import (
 // TestRunRawAndS3mount runs the whole program with tiny sizes against a real MinIO and a real s3mount mount, and
 // checks that every row of both tools has a figure and no error, and that the result files are written (the
 // gnuplot chart aside: gnuplot is a bench dependency, not a test one). It needs root (drop_caches, tmpfs), FUSE
-// and a minio binary, and fails when one is missing.
+// and a minio binary, and fails when one is missing. It runs once over loopback and once through --link, whose
+// heading table.txt must state.
 func TestRunRawAndS3mount(t *testing.T) {
+	for name, extra := range map[string][]string{"loopback": nil, "link": {"--link", "256MiB/s,1ms"}} {
+		t.Run(name, func(t *testing.T) { runRawAndS3mount(t, extra) })
+	}
+}
+
+func runRawAndS3mount(t *testing.T, extra []string) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root: the bench drops the page cache and mounts tmpfs and FUSE file systems")
 	}
@@ -25,8 +32,8 @@ func TestRunRawAndS3mount(t *testing.T) {
 		t.Fatalf("no minio binary (scripts/setup-test-deps.sh builds it): %v", err)
 	}
 	out := t.TempDir()
-	code := run([]string{"--tools", "raw-sdk,s3mount", "--size", "8MiB", "--reps", "1", "--par-writers", "2",
-		"--par-size", "6MiB", "--files", "10", "--chart=false", "--out", out})
+	code := run(append([]string{"--tools", "raw-sdk,s3mount", "--size", "8MiB", "--reps", "1", "--par-writers", "2",
+		"--par-size", "6MiB", "--files", "10", "--chart=false", "--out", out}, extra...))
 	if code != exitOK {
 		t.Fatalf("bench exited %d", code)
 	}
@@ -67,6 +74,10 @@ func TestRunRawAndS3mount(t *testing.T) {
 	}
 	for k := range want {
 		t.Errorf("missing row %s", k)
+	}
+	tbl, _ := os.ReadFile(filepath.Join(out, "table.txt"))
+	if wantLink := len(extra) > 0; strings.Contains(string(tbl), "link: 256MiB/s per connection") != wantLink {
+		t.Errorf("table.txt heading does not state the link (--link given: %v):\n%s", wantLink, tbl)
 	}
 	for _, f := range []string{"results.csv", "table.txt"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
