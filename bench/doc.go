@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	go run ./bench [--quick] [--size N] [--reps N] [--out DIR] [--tools LIST]
+//	go run ./bench [--quick] [--size N] [--reps N] [--out DIR] [--tools LIST] [--link RATE[,LATENCY]]
 //
 // The run starts its own MinIO on loopback (internal/miniolocal), one bucket per tool, and for each tool runs the
 // same workloads through a mount point: sequential write timed to close(), cold and warm sequential read,
@@ -17,6 +17,9 @@
 //     sync and drop_caches; "warm" is a second read in the same mount.
 //   - Each daemon gets its own scratch file system (a tmpfs mounted by the run) as TMPDIR and cache directory, so
 //     the local-disk figure is the bytes that tool itself put on disk; MinIO's data lives on another tmpfs.
+//   - With --link, every client (the raw SDK, its set-up and polls included, and every daemon) reaches MinIO
+//     only through one in-process toxiproxy that limits each connection to RATE per direction and adds LATENCY
+//     per direction, so all tools see the same emulated link; the table heading states it.
 //   - Every mount, daemon and MinIO process started by the run is unmounted or stopped before it exits, also on
 //     failure and on SIGINT/SIGTERM (fusermount3 -uz, then SIGKILL).
 //
