@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
@@ -78,8 +79,8 @@ func TestKill9MidUpload(t *testing.T) {
 	if stillMounted {
 		if out, err := exec.Command("fusermount3", "-u", m.dir).CombinedOutput(); err != nil {
 			t.Logf("fusermount3 -u: %v: %s; unmounting lazily", err, out)
-			if out, err := exec.Command("fusermount3", "-u", "-z", m.dir).CombinedOutput(); err != nil {
-				t.Fatalf("fusermount3 -u -z %s: %v: %s", m.dir, err, out)
+			if err := mountinfo.LazyUnmount(m.dir); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
@@ -201,7 +202,9 @@ func (m *mount) unmount(t *testing.T) {
 		}
 		if err != nil {
 			t.Errorf("fusermount3 -u %s: %v: %s; unmounting lazily", m.dir, err, out)
-			exec.Command("fusermount3", "-u", "-z", m.dir).Run()
+			if err := mountinfo.LazyUnmount(m.dir); err != nil {
+				t.Log(err)
+			}
 		}
 	}
 	if m.pid != 0 && !waitExit(m.pid, time.Minute) {
@@ -213,35 +216,10 @@ func (m *mount) unmount(t *testing.T) {
 	}
 }
 
-// mounted reports whether dir is a mount point (field 5 of /proc/self/mountinfo).
+// mounted reports whether dir is a mount point; an unreadable mount table counts as no.
 func mounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMount(f[4]) == dir {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMount decodes the \ooo escapes of mountinfo paths.
-func unescapeMount(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	ok, _ := mountinfo.IsMounted(dir)
+	return ok
 }
 
 // alive reports whether pid runs (a zombie counts as exited).

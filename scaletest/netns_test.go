@@ -1,7 +1,6 @@
 package scaletest
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 )
 
 // Names of everything this file creates carry the test process's pid, so a later run can tell its own objects
@@ -159,22 +160,16 @@ func stalePid(name, prefix string) bool {
 // removeStale removes mounts, namespaces and links that a run which no longer exists left behind.
 func removeStale(t testing.TB) {
 	// FUSE mounts of dead runs live under their temp dirs, whose names carry mountDirMarker and the pid.
-	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) <= 4 {
-				continue
-			}
+	if entries, err := mountinfo.Read(); err == nil {
+		for _, e := range entries {
 			// Mount points are <tmp>/s3ftp-scale-<pid>-*/mnt-<host>.
-			if mp := unescapeMountinfo(fields[4]); stalePid(filepath.Base(filepath.Dir(mp)), mountDirMarker) {
+			if mp := e.MountPoint; stalePid(filepath.Base(filepath.Dir(mp)), mountDirMarker) {
 				t.Logf("removing stale mount %s", mp)
 				if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
 					t.Logf("unmount %s: %v", mp, err)
 				}
 			}
 		}
-		f.Close()
 	}
 	if entries, err := os.ReadDir("/run/netns"); err == nil {
 		for _, e := range entries {
@@ -224,35 +219,8 @@ func removeTestDir(t testing.TB, dir string) {
 	}
 }
 
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of /proc/self/mountinfo paths.
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// isMounted reports whether dir is a mount point in this mount namespace.
+// isMounted reports whether dir is a mount point in this mount namespace; an unreadable table counts as no.
 func isMounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == dir {
-			return true
-		}
-	}
-	return false
+	ok, _ := mountinfo.IsMounted(dir)
+	return ok
 }

@@ -1,15 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 )
 
 // fuseConnID returns the name of dir's FUSE connection in the fusectl file system: the decimal device number
@@ -55,20 +55,14 @@ func abortFUSEConnection(id string) error {
 
 // fusectlDir returns where the fusectl file system is mounted, "" when it is not.
 func fusectlDir() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	entries, err := mountinfo.Read()
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		// "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS"
-		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields, types := strings.Fields(pre), strings.Fields(post)
-		if ok && len(fields) >= 5 && len(types) >= 1 && types[0] == "fusectl" {
-			return unescapeMountinfo(fields[4]), nil
+	for _, e := range entries {
+		if e.FSType == "fusectl" {
+			return e.MountPoint, nil
 		}
 	}
-	return "", s.Err()
+	return "", nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 )
 
 // daemonMount is an s3mount started in daemon mode by a test; it is unmounted in t.Cleanup.
@@ -99,7 +100,9 @@ func (d *daemonMount) unmount(t *testing.T) {
 		}
 		if err != nil {
 			t.Errorf("fusermount3 -u %s: %v: %s; unmounting lazily", d.dir, err, out)
-			exec.Command("fusermount3", "-u", "-z", d.dir).Run()
+			if err := mountinfo.LazyUnmount(d.dir); err != nil {
+				t.Log(err)
+			}
 		}
 	}
 	if d.pid != 0 && !waitExit(d.pid, time.Minute) {
@@ -114,12 +117,7 @@ func (d *daemonMount) unmount(t *testing.T) {
 // isMounted reports whether dir is a mount point in this process's mount table.
 func isMounted(t *testing.T, dir string) bool {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ok, err := isMountpoint(f, dir)
+	ok, err := mountinfo.IsMounted(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

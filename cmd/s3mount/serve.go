@@ -7,9 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/s3ftp/s3ftp/internal/flagenv"
 	"github.com/s3ftp/s3ftp/internal/metrics"
 	"github.com/s3ftp/s3ftp/internal/metrics/s3metrics"
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 	"github.com/s3ftp/s3ftp/s3mount"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
@@ -154,11 +153,7 @@ func detach(dir string) error {
 	if os.Geteuid() == 0 {
 		return syscall.Unmount(dir, syscall.MNT_DETACH)
 	}
-	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("fusermount3 -u -z %s: %w: %s", dir, err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return mountinfo.LazyUnmount(dir)
 }
 
 // checkBucket asks S3 for the bucket and a listing under the prefix (s3mount.Check), translating failures into

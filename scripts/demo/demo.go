@@ -16,6 +16,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/ftpfront"
 	"github.com/s3ftp/s3ftp/internal/miniolocal"
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
@@ -120,7 +121,7 @@ func (d *demo) unmountLeftover() error {
 		return nil
 	}
 	d.say("%s is still mounted from an earlier run; unmounting it", d.mnt)
-	return lazyUnmount(d.mnt)
+	return mountinfo.LazyUnmount(d.mnt)
 }
 
 // startS3 starts MinIO and creates the bucket, or configures the external bucket.
@@ -342,7 +343,7 @@ func (d *demo) teardown() error {
 	}
 	if d.mnt != "" && mounted(d.mnt) {
 		d.say("%s is still mounted; detaching it with fusermount3 -u -z", d.mnt)
-		if err := lazyUnmount(d.mnt); err != nil {
+		if err := mountinfo.LazyUnmount(d.mnt); err != nil {
 			errs = append(errs, err)
 		}
 	}

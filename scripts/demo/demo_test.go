@@ -113,22 +113,6 @@ func TestRandomPassword(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/srv/ftp`:             "/srv/ftp",
-		`/mnt/a\040b`:          "/mnt/a b",
-		`/x\134y`:              `/x\y`,
-		`/t\011ab\012`:         "/t\tab\n",
-		`/bad\09`:              `/bad\09`,
-		`/end\04`:              `/end\04`,
-		`/tmp/demo\040run/mnt`: "/tmp/demo run/mnt",
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestWithoutDaemonSettings(t *testing.T) {
 	got := withoutDaemonSettings([]string{"PATH=/bin", "S3MOUNT_CONFIG=/etc/x", "FTPFRONT_ALLOW_PLAIN=true", "AWS_REGION=r", "XS3MOUNT_A=1"})
 	if strings.Join(got, " ") != "PATH=/bin AWS_REGION=r XS3MOUNT_A=1" {

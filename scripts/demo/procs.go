@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 )
 
 // child is a daemon the demo started. Its stdout and stderr go to logPath; done closes when it exits.
@@ -179,45 +179,8 @@ func (n *notifySocket) waitReady(ctx context.Context, c *child, timeout time.Dur
 	}
 }
 
-// mounted reports whether dir is a mount point in this process's mount table.
+// mounted reports whether dir is a mount point in this process's mount table; an unreadable table counts as no.
 func mounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 5 && unescapeMountinfo(fields[4]) == dir {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space) in mountinfo paths.
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// lazyUnmount detaches dir with fusermount3 -u -z (works for a mount whose daemon died).
-func lazyUnmount(dir string) error {
-	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("fusermount3 -u -z %s: %v: %s", dir, err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	ok, _ := mountinfo.IsMounted(dir)
+	return ok
 }
