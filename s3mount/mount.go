@@ -43,6 +43,7 @@ const unmountAbortWait = 30 * time.Second
 type Mounted struct {
 	fsys       *fsys
 	server     *fuse.Server
+	raw        *recoveringFS
 	mountpoint string
 	done       chan struct{}
 
@@ -54,6 +55,10 @@ func (m *Mounted) Budget() *upload.Budget { return m.fsys.budget }
 
 // CacheStats returns a snapshot of the read cache's counters (for metrics).
 func (m *Mounted) CacheStats() cache.Stats { return m.fsys.cache.Stats() }
+
+// Panics returns how many panics inside file system operations were recovered (each failed its request with
+// EIO and was logged with its stack), for metrics.
+func (m *Mounted) Panics() int64 { return m.raw.panics.Load() }
 
 // Mount mounts the bucket (through client) at mountpoint and returns once the kernel serves it. opts is
 // validated first; log receives one line per error (nil discards them). ctx bounds the start-up only.
@@ -101,14 +106,14 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	if opts.ReadOnly {
 		fopts.MountOptions.Options = append(fopts.MountOptions.Options, "ro")
 	}
-	server, err := fs.Mount(mountpoint, f.root, fopts)
+	server, raw, err := mountRaw(mountpoint, f.root, fopts, log)
 	if err != nil {
 		return nil, fmt.Errorf("s3mount: mount %s: %w", mountpoint, err)
 	}
 	if ra := min(opts.MaxReadahead, kernelReadahead); ra > 0 {
 		setKernelReadahead(mountpoint, ra, log)
 	}
-	m := &Mounted{fsys: f, server: server, mountpoint: mountpoint, done: make(chan struct{})}
+	m := &Mounted{fsys: f, server: server, raw: raw, mountpoint: mountpoint, done: make(chan struct{})}
 	go func() {
 		server.Wait()
 		f.abortUploads("unmounted")
