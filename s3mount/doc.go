@@ -19,7 +19,12 @@
 //     costs one LIST per 1000 entries and no HEAD per entry. Changes made through the mount update it.
 //   - The kernel caches attributes and directory entries for StatTTL (fs.Options AttrTimeout/EntryTimeout) and
 //     failed lookups for NegativeTTL. After these TTLs, an object changed by another client is seen with its new
-//     size and ETag. File contents are not kept in the page cache across opens (no FOPEN_KEEP_CACHE).
+//     size and ETag. The page cache is kept per version: an inode stands for one ETag (inodes.go), a lookup
+//     or open that finds another ETag gives the path a new inode, and opens of the version an inode stands for
+//     keep its page cache (FOPEN_KEEP_CACHE). Handles opened on an older version keep the older inode and its
+//     pages, so a reader never sees pages of a newer version. An open that finds the inode's version replaced
+//     answers ESTALE, which the kernel retries once with a revalidating lookup (the new inode); an inode with
+//     write state is rebound instead and opened without FOPEN_KEEP_CACHE.
 //   - File data is cached by the cache package's block cache, keyed by (key, ETag, block), within
 //     Options.CacheSize bytes. A read handle is bound to the ETag seen at open: when the object changes under it,
 //     reads fail with ESTALE instead of mixing two versions.

@@ -16,8 +16,9 @@ import (
 // readHandle reads one object version: the ETag seen at open. Reads run concurrently under mu's read side;
 // Release takes the write side, so no read uses the cache.Reader after it was closed.
 type readHandle struct {
-	f   *fsys
-	key string
+	f    *fsys
+	key  string
+	info s3client.ObjectInfo // the version read, as seen at open; immutable
 
 	mu       sync.RWMutex
 	released bool          // guarded by mu

@@ -22,8 +22,12 @@ type fileNode struct {
 	fs.Inode
 	f *fsys
 
-	mu     sync.Mutex   // guards writer and unarmed; acquired after a handle's lock, before fsys.uploadsMu
+	mu     sync.Mutex   // guards writer, unarmed and etag; acquired after a handle's lock, before fsys.uploadsMu
 	writer *writeHandle // the one handle writing this file, nil when none (readers-or-one-writer)
+	// etag is the version of the object this inode stands for, and so the version of the bytes the kernel's
+	// page cache holds for it: set when the inode is made for a listed or HEADed object, or by the first open
+	// for reading of an inode made without one (created through the mount). "" until then.
+	etag string
 	// unarmed are the open write handles waiting for a truncation to 0, oldest first. The kernel turns
 	// open(O_TRUNC) of an existing file into OPEN without O_TRUNC followed by SETATTR(size 0) without a file
 	// handle; that SETATTR arms the newest of them.
@@ -103,11 +107,38 @@ func (n *fileNode) dropWriter(h *writeHandle) {
 	}
 }
 
+// bindETag makes etag the version n stands for when n has none yet, and reports whether n stands for etag.
+func (n *fileNode) bindETag(etag string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.etag == "" {
+		n.etag = etag
+	}
+	return n.etag == etag
+}
+
+// rebindETag makes etag the version n stands for, whatever it stood for before.
+func (n *fileNode) rebindETag(etag string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.etag = etag
+}
+
+// replaceableFor reports whether n must give way to a new inode to stand for version etag: it stands for
+// another known version and holds no write state (a writer or handles waiting for a truncation), which must
+// stay with the name.
+func (n *fileNode) replaceableFor(etag string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return etag != "" && n.etag != "" && n.etag != etag && n.writer == nil && len(n.unarmed) == 0
+}
+
 // childInode returns the inode of d's child name described by e, and fills out. Inode numbers are allocated
-// by go-fuse. The inode the tree already holds for name is reused while its type matches, so a file's write
-// state stays with its name; a changed type (a file replaced by a directory) gets a new inode, which the
-// kernel sees as a different file. A changed ETag keeps the inode: opens never keep the kernel's page cache
-// (no FOPEN_KEEP_CACHE), and readers are bound to the ETag they opened.
+// by go-fuse. The inode the tree already holds for name is reused while its type matches and, for a file,
+// while it stands for the same ETag (or holds write state, which stays with the name). A changed type or a
+// changed ETag gets a new inode, which the kernel sees as a different file: the kernel's page cache belongs to
+// the inode, so handles opened on the old version keep the old inode and its pages, and opens of the new
+// version start with an empty page cache. That is what lets Open keep the page cache (FOPEN_KEEP_CACHE).
 func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out *fuse.EntryOut) *fs.Inode {
 	if e.dir {
 		d.f.dirAttr(&out.Attr)
@@ -115,13 +146,14 @@ func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out 
 		d.f.fileAttr(e.info, &out.Attr)
 	}
 	if ch := d.GetChild(name); ch != nil {
-		switch ch.Operations().(type) {
+		switch n := ch.Operations().(type) {
 		case *dirNode:
 			if e.dir {
 				return ch
 			}
 		case *fileNode:
-			if !e.dir {
+			if !e.dir && !n.replaceableFor(e.info.ETag) {
+				n.bindETag(e.info.ETag)
 				return ch
 			}
 		}
@@ -129,5 +161,5 @@ func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out 
 	if e.dir {
 		return d.NewInode(ctx, &dirNode{f: d.f}, fs.StableAttr{Mode: syscall.S_IFDIR})
 	}
-	return d.NewInode(ctx, &fileNode{f: d.f}, fs.StableAttr{Mode: syscall.S_IFREG})
+	return d.NewInode(ctx, &fileNode{f: d.f, etag: e.info.ETag}, fs.StableAttr{Mode: syscall.S_IFREG})
 }

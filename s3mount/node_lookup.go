@@ -79,13 +79,19 @@ func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrO
 }
 
 // Getattr of a file being written reports the bytes written so far; otherwise the object's attributes from the
-// stat cache or a HEAD. ENOENT when the object is gone or became a directory.
+// stat cache or a HEAD. ENOENT when the object is gone or became a directory. An inode the name no longer
+// leads to (it stood for a version since replaced) answers a getattr through a read handle (fstat, and the
+// kernel's size checks while reading) with the version that handle reads.
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if n.writingAttr(&out.Attr) {
 		return 0
 	}
 	key, errno := n.key()
 	if errno != 0 {
+		if rh, ok := fh.(*readHandle); ok {
+			n.f.fileAttr(rh.info, &out.Attr)
+			return 0
+		}
 		return errno
 	}
 	e, errno := n.f.stat(ctx, key)

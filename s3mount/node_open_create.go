@@ -22,7 +22,14 @@ import (
 // armed by its first truncation or write, which decide what of the existing object is kept (see writeHandle):
 // O_APPEND and FTP's APPE and REST+STOR keep the bytes before the first write without downloading them.
 //
-// The kernel's page cache is not kept across opens (no FOPEN_KEEP_CACHE): every open sees the current object.
+// Page cache: an inode stands for one ETag (childInode), so an open for reading of the version the inode
+// stands for keeps the kernel's page cache (FOPEN_KEEP_CACHE): warm re-reads cost no request. When the object
+// changed since the inode was made (the stat cache or a HEAD now gives another ETag, as after a write through
+// the mount or a replacement seen before the kernel looked the name up again), the open answers ESTALE: the
+// kernel's path walk retries such an open once with a revalidating LOOKUP, which gives the name a new inode for
+// the new version, so handles still reading the old version keep their pages. An inode holding write state
+// cannot be replaced: it is rebound to the new version and opened without FOPEN_KEEP_CACHE, which empties its
+// page cache.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	key, errno := n.key()
 	if errno != 0 {
@@ -48,12 +55,23 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 			e.info = info
 			n.f.meta.put(key, e)
 		}
+		var fuseFlags uint32
+		switch {
+		case n.bindETag(e.info.ETag):
+			fuseFlags = fuse.FOPEN_KEEP_CACHE
+		case n.replaceableFor(e.info.ETag):
+			n.f.log.Debug("open: the object changed since lookup; the kernel looks the name up again",
+				"key", key, "etag", e.info.ETag)
+			return nil, 0, syscall.ESTALE
+		default:
+			n.rebindETag(e.info.ETag)
+		}
 		e.info.Key = key
 		r := n.f.cache.NewReader(n.f.client, e.info, cache.ReaderConfig{
 			InitialWindow: min(n.f.opts.MaxReadahead, 1<<20),
 			MaxWindow:     n.f.opts.MaxReadahead,
 		})
-		return &readHandle{f: n.f, key: key, r: r}, 0, 0
+		return &readHandle{f: n.f, key: key, info: e.info, r: r}, fuseFlags, 0
 	}
 	if n.f.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
