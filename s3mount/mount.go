@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,7 +45,7 @@ const unmountAbortWait = 30 * time.Second
 type Mounted struct {
 	fsys       *fsys
 	server     *fuse.Server
-	raw        *recoveringFS
+	panics     *atomic.Int64 // requests that panicked (recovered by go-fuse, see panicHandler)
 	mountpoint string
 	done       chan struct{}
 
@@ -58,7 +60,7 @@ func (m *Mounted) CacheStats() cache.Stats { return m.fsys.cache.Stats() }
 
 // Panics returns how many panics inside file system operations were recovered (each failed its request with
 // EIO and was logged with its stack), for metrics.
-func (m *Mounted) Panics() int64 { return m.raw.panics.Load() }
+func (m *Mounted) Panics() int64 { return m.panics.Load() }
 
 // Mount mounts the bucket (through client) at mountpoint and returns once the kernel serves it. opts is
 // validated first; log receives one line per error (nil discards them). ctx bounds the start-up only.
@@ -80,6 +82,7 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	f := newFsys(client, opts, log, c)
 
 	statTTL, negTTL := opts.StatTTL, opts.NegativeTTL
+	panics := new(atomic.Int64)
 	fopts := &fs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:   opts.AllowOther,
@@ -96,6 +99,9 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 			// mount(2) directly when we may: no fusermount helper process is needed.
 			DirectMount: os.Geteuid() == 0,
 			Debug:       opts.Debug,
+			// go-fuse recovers a panic of any request (the request fails, the mount keeps serving); the
+			// handler puts it in our log with its stack and counts it.
+			PanicHandler: panicHandler(log, panics),
 		},
 		EntryTimeout:    &statTTL,
 		AttrTimeout:     &statTTL,
@@ -106,14 +112,14 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	if opts.ReadOnly {
 		fopts.MountOptions.Options = append(fopts.MountOptions.Options, "ro")
 	}
-	server, raw, err := mountRaw(mountpoint, f.root, fopts, log)
+	server, err := fs.Mount(mountpoint, f.root, fopts)
 	if err != nil {
 		return nil, fmt.Errorf("s3mount: mount %s: %w", mountpoint, err)
 	}
 	if ra := min(opts.MaxReadahead, kernelReadahead); ra > 0 {
 		setKernelReadahead(mountpoint, ra, log)
 	}
-	m := &Mounted{fsys: f, server: server, raw: raw, mountpoint: mountpoint, done: make(chan struct{})}
+	m := &Mounted{fsys: f, server: server, panics: panics, mountpoint: mountpoint, done: make(chan struct{})}
 	go func() {
 		server.Wait()
 		f.abortUploads("unmounted")
@@ -206,5 +212,17 @@ func setKernelReadahead(mountpoint string, bytes int64, log *slog.Logger) {
 	if err := os.WriteFile(path, []byte(strconv.FormatInt(bytes>>10, 10)), 0); err != nil {
 		log.Info("kernel readahead unchanged (needs root): sequential reads through the mount are slower",
 			"path", path, "err", err)
+	}
+}
+
+// panicHandler returns go-fuse's MountOptions.PanicHandler: it runs in the deferred recover of the request that
+// panicked, so the stack it logs still shows the operation and the code that panicked. The request fails with
+// EIO. Panics in goroutines outside a request (uploads, prefetch streams) are not covered and end the process.
+func panicHandler(log *slog.Logger, n *atomic.Int64) func(any) fuse.Status {
+	return func(v any) fuse.Status {
+		n.Add(1)
+		log.Error("panic in a file system request; it fails with EIO, the mount keeps serving",
+			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		return fuse.EIO
 	}
 }
