@@ -11,13 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jlaffaye/ftp"
 	"github.com/s3ftp/s3ftp/ftpfront"
+	"github.com/s3ftp/s3ftp/internal/metrics"
 )
 
 // scrape GETs http://addr/metrics and returns its samples keyed by `name{labels}` as written.
@@ -28,21 +28,13 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 		t.Fatalf("scraping %s: %v", addr, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("/metrics on %s: %d %q %v\n%s", addr, resp.StatusCode, resp.Header.Get("Content-Type"), err, body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("/metrics on %s: %d %q\n%s", addr, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	samples := map[string]float64{}
-	for _, l := range strings.Split(string(body), "\n") {
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(l, ' ')
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("malformed sample line %q", l)
-		}
-		samples[l[:i]] = v
+	samples, err := metrics.ParseText(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics on %s: %v", addr, err)
 	}
 	return samples
 }

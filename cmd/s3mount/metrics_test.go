@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3ftp/s3ftp/internal/metrics"
 	"github.com/s3ftp/s3ftp/internal/miniotest"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
@@ -27,21 +28,13 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 		t.Fatalf("scraping %s: %v", addr, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics on %s: %d %v\n%s", addr, resp.StatusCode, err, body)
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("/metrics on %s: %d\n%s", addr, resp.StatusCode, body)
 	}
-	samples := map[string]float64{}
-	for _, l := range strings.Split(string(body), "\n") {
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(l, ' ')
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("malformed sample line %q", l)
-		}
-		samples[l[:i]] = v
+	samples, err := metrics.ParseText(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics on %s: %v", addr, err)
 	}
 	return samples
 }

@@ -18,6 +18,7 @@
 // Families are written sorted by name, each with its # HELP and # TYPE lines, and the series of a vector sorted
 // by label values, so the output is stable and diffable. Handler serves it at /metrics with Content-Type
 // "text/plain; version=0.0.4; charset=utf-8"; WithHealth adds a /healthz handler on the same listener.
+// ParseText reads such a scrape back into samples keyed by series; the daemons' tests use it on /metrics.
 //
 // # Metric names
 //
