@@ -234,12 +234,6 @@ func TestFirstError(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/tmp/a\040b\011c\134d`); got != "/tmp/a b\tc\\d" {
-		t.Errorf("got %q", got)
-	}
-}
-
 // BenchmarkVerify measures the bench's own cost of checking every byte read, which every read figure includes;
 // it must stay far above the rates measured (GiB/s against hundreds of MiB/s).
 func BenchmarkVerify(b *testing.B) {

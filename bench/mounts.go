@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 )
 
 // mountTool knows how to run one FUSE daemon over a bucket in the foreground.
@@ -221,7 +222,7 @@ func (e *benchEnv) stopSession(s *session) error {
 // kill lazily unmounts the mount point and kills the daemon's process group; it waits for the daemon to exit.
 func (s *session) kill() {
 	s.stopOnce.Do(func() {
-		exec.Command("fusermount3", "-uz", s.mp).Run()
+		mountinfo.LazyUnmount(s.mp)
 		if s.cmd.Process != nil {
 			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		}
@@ -233,40 +234,10 @@ func (s *session) kill() {
 	}
 }
 
-// mounted reports whether dir is a mount point, from /proc/self/mountinfo.
+// mounted reports whether dir is a mount point now (an unreadable table counts as not mounted).
 func mounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == dir {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for space) of /proc/self/mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	ok, err := mountinfo.IsMounted(dir)
+	return ok && err == nil
 }
 
 // tailFile returns the last lines of a log file, for error messages.
