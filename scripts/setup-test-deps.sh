@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup-test-deps.sh installs what the test suite needs and is missing: fuse3, curl, lftp, python3, vsftpd,
-# inotify-tools (Debian packages) and a minio binary (built with go install). Present tools are reused.
+# inotify-tools, haproxy, iproute2, util-linux (Debian packages) and a minio binary (built with go install). Present tools are reused.
 # Any failure stops the script with a message; nothing is skipped silently.
 set -euo pipefail
 
@@ -19,6 +19,8 @@ declare -A pkgs=(
 	[flock]=util-linux
 	[gcc]=gcc # the race detector links with cgo
 	[haproxy]=haproxy # scaletest: the TCP load balancer in front of two hosts
+	[ip]=iproute2     # scaletest: network namespaces and veth links
+	[nsenter]=util-linux
 )
 missing=()
 for bin in "${!pkgs[@]}"; do
