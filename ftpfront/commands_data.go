@@ -87,27 +87,19 @@ func cmdEPSV(s *session, cmd Command, _ cmdState) bool {
 	return true
 }
 
-func cmdPORT(s *session, cmd Command, _ cmdState) bool {
-	if !s.srv.opts.AllowActive {
-		s.reply(502, "Active mode is disabled, use PASV or EPSV")
-		return true
-	}
-	target, err := parsePORT(cmd.Arg)
-	if err != nil {
-		s.reply(501, "Bad PORT argument")
-		return true
-	}
-	return s.armActive(target)
-}
+func cmdPORT(s *session, cmd Command, _ cmdState) bool { return s.cmdActive(cmd, parsePORT) }
 
-func cmdEPRT(s *session, cmd Command, _ cmdState) bool {
+func cmdEPRT(s *session, cmd Command, _ cmdState) bool { return s.cmdActive(cmd, parseEPRT) }
+
+// cmdActive arms an active-mode data connection to the address parse reads from the argument of PORT or EPRT.
+func (s *session) cmdActive(cmd Command, parse func(string) (netip.AddrPort, error)) bool {
 	if !s.srv.opts.AllowActive {
 		s.reply(502, "Active mode is disabled, use PASV or EPSV")
 		return true
 	}
-	target, err := parseEPRT(cmd.Arg)
+	target, err := parse(cmd.Arg)
 	if err != nil {
-		s.reply(501, "Bad EPRT argument")
+		s.reply(501, "Bad "+cmd.Verb+" argument")
 		return true
 	}
 	return s.armActive(target)

@@ -421,12 +421,9 @@ func (f *Fake) UploadPart(ctx context.Context, key, uploadID string, number int3
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u, err := f.uploadLocked(op, key, uploadID)
+	u, err := f.partUploadLocked(op, key, uploadID, number)
 	if err != nil {
 		return "", err
-	}
-	if number < 1 || number > s3client.MaxParts {
-		return "", newErr(op, key, s3client.ErrOther, http.StatusBadRequest, "InvalidArgument")
 	}
 	if len(body) > s3client.MaxPartSize {
 		return "", newErr(op, key, s3client.ErrTooLarge, http.StatusBadRequest, "EntityTooLarge")
@@ -445,12 +442,9 @@ func (f *Fake) UploadPartCopy(ctx context.Context, key, uploadID string, number 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u, err := f.uploadLocked(op, key, uploadID)
+	u, err := f.partUploadLocked(op, key, uploadID, number)
 	if err != nil {
 		return "", err
-	}
-	if number < 1 || number > s3client.MaxParts {
-		return "", newErr(op, key, s3client.ErrOther, http.StatusBadRequest, "InvalidArgument")
 	}
 	o, ok := f.objects[src]
 	if !ok {
@@ -592,6 +586,18 @@ func (f *Fake) uploadLocked(op, key, uploadID string) (*upload, error) {
 	u, ok := f.uploads[uploadID]
 	if !ok || u.key != key {
 		return nil, newErr(op, key, s3client.ErrNoSuchUpload, http.StatusNotFound, "NoSuchUpload")
+	}
+	return u, nil
+}
+
+// partUploadLocked is uploadLocked for an operation on part number, which must be a valid part number.
+func (f *Fake) partUploadLocked(op, key, uploadID string, number int32) (*upload, error) {
+	u, err := f.uploadLocked(op, key, uploadID)
+	if err != nil {
+		return nil, err
+	}
+	if number < 1 || number > s3client.MaxParts {
+		return nil, newErr(op, key, s3client.ErrOther, http.StatusBadRequest, "InvalidArgument")
 	}
 	return u, nil
 }
