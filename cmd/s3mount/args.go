@@ -407,7 +407,7 @@ func (c *config) finish(source, mountpoint string) error {
 		return err
 	}
 	if c.StateDir == "" {
-		if c.StateDir, err = defaultStateDir(); err != nil {
+		if c.StateDir, err = defaultStateDir(os.Geteuid()); err != nil {
 			return err
 		}
 	}
@@ -429,10 +429,11 @@ func (c *config) finish(source, mountpoint string) error {
 	return c.Opts.Validate()
 }
 
-// defaultStateDir is where the upload journal lives without --state-dir: /var/lib/s3mount for root, otherwise
-// $XDG_STATE_HOME/s3mount, or ~/.local/state/s3mount when that variable is unset.
-func defaultStateDir() (string, error) {
-	if os.Geteuid() == 0 {
+// defaultStateDir is where the upload journal of a process running as euid lives without --state-dir:
+// /var/lib/s3mount for root, otherwise $XDG_STATE_HOME/s3mount, or ~/.local/state/s3mount when that variable
+// is unset.
+func defaultStateDir(euid int) (string, error) {
+	if euid == 0 {
 		return "/var/lib/s3mount", nil
 	}
 	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {

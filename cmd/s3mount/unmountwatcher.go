@@ -181,7 +181,6 @@ func (u *unmountWatcher) stop(log *slog.Logger) {
 
 // runUnmountWatcher is the watcher process (args after watcherArg); it returns the exit code.
 func runUnmountWatcher(args []string) int {
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	fs := flag.NewFlagSet("s3mount "+watcherArg, flag.ContinueOnError)
 	var id mountIdentity
 	var dev uint64
@@ -200,6 +199,7 @@ func runUnmountWatcher(args []string) int {
 		return ExitUsage
 	}
 	id.Dev, id.Path = dev, fs.Arg(0)
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 
 	c := &config{LogFormat: logFormat}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
