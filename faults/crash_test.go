@@ -3,6 +3,7 @@ package faults
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -332,9 +333,9 @@ func TestWatcherLeavesNewMount(t *testing.T) {
 	checkMountWorks(t, m2, "new-mount-2.bin", 22)
 }
 
-// TestCleanStopLeavesNoWatcher: an unmount (fusermount3 -u) ends the daemon and its watcher together, the
-// watcher logs nothing, and the journal of a mount with no upload left is removed. With -o noauto_unmount no
-// watcher is started.
+// TestCleanStopLeavesNoWatcher: the watcher ignores SIGTERM, SIGINT and SIGHUP; an unmount (fusermount3 -u)
+// ends the daemon and its watcher together, the watcher logs nothing, and the journal of a mount with no upload
+// left is removed. With -o noauto_unmount no watcher is started.
 func TestCleanStopLeavesNoWatcher(t *testing.T) {
 	srv := miniotest.Shared(t)
 	bucket := srv.NewBucket(t)
@@ -344,7 +345,16 @@ func TestCleanStopLeavesNoWatcher(t *testing.T) {
 	if names, _ := filepath.Glob(filepath.Join(state, "uploads-*.journal")); len(names) != 1 {
 		t.Errorf("journals in the state directory while mounted: %v; want one", names)
 	}
+	// A service manager stopping the unit signals every process of it: the watcher must stay for its job.
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		if err := syscall.Kill(watcher, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
 	checkMountWorks(t, m, "clean.bin", 31)
+	if !alive(watcher) {
+		t.Fatalf("the unmount watcher %d ended on SIGTERM, SIGINT or SIGHUP", watcher)
+	}
 	pid := m.pid
 	m.unmount(t) // fusermount3 -u, then waits for the daemon to exit
 	m.pid = 0
@@ -366,3 +376,59 @@ func TestCleanStopLeavesNoWatcher(t *testing.T) {
 		t.Errorf("-o noauto_unmount: daemon %d has unmount watchers %v", off.pid, ws)
 	}
 }
+
+// TestSecondDaemonWaitsForJournal: while a daemon still serves a lazily detached mount (SIGTERM with a file
+// open), a new daemon of the same mount on the same directory is refused with exit 3 naming the cause, because
+// it would abort the first one's uploads in progress; once the first has ended, it starts.
+func TestSecondDaemonWaitsForJournal(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	args := append([]string{"--state-dir", t.TempDir()}, smallLimits...)
+	m := startMount(t, srv, srv.Endpoint, bucket, args...)
+	f, err := os.Create(filepath.Join(m.dir, "open.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("kept open")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(m.pid, syscall.SIGTERM); err != nil { // busy: detached, still serving f
+		t.Fatal(err)
+	}
+	if _, ok := waitUnmounted(m.dir, time.Now(), autoUnmountBound); !ok {
+		t.Fatalf("%s still mounted after SIGTERM with a file open; want it detached", m.dir)
+	}
+	if !alive(m.pid) {
+		t.Fatalf("the daemon ended with a file open on its detached mount")
+	}
+
+	all := append(append([]string{"--endpoint", srv.Endpoint, "--log-file", filepath.Join(t.TempDir(), "second.log")}, args...), bucket, m.dir)
+	cmd := exec.Command(binary, all...)
+	cmd.Env = append(os.Environ(), srv.Env()...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "another s3mount") {
+		if err == nil {
+			exec.Command("fusermount3", "-u", m.dir).Run()
+		}
+		t.Fatalf("second daemon of the same mount: %v, output %q; want exit 3 naming the running daemon", err, out)
+	}
+	t.Logf("second daemon refused: %s", strings.TrimSpace(string(out)))
+
+	if err := f.Close(); err != nil {
+		t.Fatalf("close of the file on the detached mount: %v", err)
+	}
+	if !waitExit(m.pid, time.Minute) {
+		t.Fatalf("daemon %d still runs after its last file was closed", m.pid)
+	}
+	m.pid = 0
+	m2 := startMountAt(t, srv, srv.Endpoint, bucket, m.dir, args...)
+	checkMountWorks(t, m2, "after.bin", 41)
+	lost := checkObjects(t, srv.Client(t, bucket), expected{"open.bin": sumOf("kept open"), "after.bin": sum(41, 6<<20)})
+	if lost != 0 {
+		t.Errorf("%d bytes lost", lost)
+	}
+}
+
+// sumOf is the SHA-256 of s.
+func sumOf(s string) [32]byte { return sha256.Sum256([]byte(s)) }
