@@ -28,8 +28,8 @@ import (
 // Once the mount is up, serve starts "s3mount --unmount-watcher ..." (this executable again, through
 // /proc/self/exe) in its own session. The watcher holds the read end of a pipe whose write end only the daemon
 // holds (close-on-exec, so no other child inherits it), ignores SIGINT, SIGTERM and SIGHUP (a service manager
-// stopping the daemon's control group must not stop the watcher before it has done its job) and blocks reading
-// the pipe. The read ends when the daemon exits in any way, SIGKILL included. The watcher then looks for the
+// stopping the daemon's control group must not stop the watcher before it has done its job), says "ready" on
+// its stdout (the daemon waits for that before it reports the mount ready) and blocks reading the pipe. The read ends when the daemon exits in any way, SIGKILL included. The watcher then looks for the
 // daemon's mount, by the mount ID, device number and path recorded when it was made:
 //
 //   - not in the mount table: the daemon unmounted cleanly; the watcher exits without a word;
@@ -133,7 +133,13 @@ func startUnmountWatcher(c *config, id mountIdentity, log *slog.Logger) (*unmoun
 	args = append(args, "--", id.Path)
 	cmd := exec.Command("/proc/self/exe", args...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Stderr = os.Stderr // stdin and stdout: /dev/null
+	cmd.Stderr = os.Stderr // stdin: /dev/null
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("unmount watcher pipe: %w", err)
+	}
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.Dir = "/"
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") })
@@ -151,6 +157,25 @@ func startUnmountWatcher(c *config, id mountIdentity, log *slog.Logger) (*unmoun
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("starting the unmount watcher: %w", err)
+	}
+	// The watcher says "ready" once it ignores the stop signals; until then a SIGTERM to the unit would end it.
+	line := make(chan string, 1)
+	go func() {
+		l, _ := readStatusLine(out)
+		line <- l
+	}()
+	select {
+	case l := <-line:
+		if l != "ready" {
+			w.Close()
+			werr := cmd.Wait()
+			return nil, fmt.Errorf("the unmount watcher did not start (%v); see the log", werr)
+		}
+	case <-time.After(watcherStopWait):
+		cmd.Process.Kill()
+		w.Close()
+		cmd.Wait()
+		return nil, fmt.Errorf("the unmount watcher did not report ready within %v; killed it", watcherStopWait)
 	}
 	u := &unmountWatcher{pid: cmd.Process.Pid, w: w, done: make(chan struct{})}
 	go func() {
@@ -200,6 +225,9 @@ func runUnmountWatcher(args []string) int {
 	}
 	id.Dev, id.Path = dev, fs.Arg(0)
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// Tell the daemon the signals are ignored (it waits for this before it reports the mount ready).
+	fmt.Fprintln(os.Stdout, "ready")
+	os.Stdout.Close()
 
 	c := &config{LogFormat: logFormat}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
