@@ -9,6 +9,11 @@ package ftpfront
 // the check fail instead of hang. At most one probe runs at a time: requests arriving while one is running wait
 // for that probe instead of starting another, so a mount that hangs forever costs one stuck goroutine, not one
 // per request. Probe files are named ".s3ftp-healthz-*"; one may be left behind if the process dies mid-probe.
+//
+// When root is a mount point at the time the handler is built (the s3mount in production) and later is not,
+// the check fails before probing: the file system was unmounted (s3mount removes its mount when its daemon dies)
+// and root is now the local directory beneath it, where uploads would land on local disk. It passes again once
+// something is mounted there again (a restarted s3mount).
 
 import (
 	"bytes"
@@ -21,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -34,7 +40,34 @@ var errProbeTimeout = errors.New("probe timed out (mount hung?)")
 // readable and writable, and 503 with a short reason otherwise (see the section comment above for the probe).
 // Other methods get 405. A non-positive timeout means defaultHealthTimeout.
 func HealthHandler(root string, timeout time.Duration) http.Handler {
+	if mp, err := isMountPoint(root); err == nil && mp {
+		return newHealthHandler(root, timeout, probeMountedRoot)
+	}
 	return newHealthHandler(root, timeout, probeRoot)
+}
+
+// errNotMounted is the reason given when root was a mount point when the handler was built and no longer is.
+var errNotMounted = errors.New("root is no longer a mount point (file system unmounted?)")
+
+// probeMountedRoot is probeRoot for a root that must stay a mount point.
+func probeMountedRoot(root string) error {
+	if mp, err := isMountPoint(root); err == nil && !mp {
+		return errNotMounted
+	}
+	return probeRoot(root)
+}
+
+// isMountPoint reports whether dir is the root of a mounted file system: its device differs from its parent's.
+func isMountPoint(dir string) (bool, error) {
+	var st, parent syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return false, err
+	}
+	if err := syscall.Stat(dir+"/..", &parent); err != nil { // resolved by the kernel, across the mount
+
+		return false, err
+	}
+	return st.Dev != parent.Dev, nil
 }
 
 // healthHandler is HealthHandler's implementation; probe is injectable for tests.

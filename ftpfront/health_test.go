@@ -47,6 +47,52 @@ func TestHealthWritableRoot(t *testing.T) {
 	}
 }
 
+// TestHealthRootUnmounted: a root that was a mount point when the handler was built fails the check once it is
+// unmounted (the empty local directory under it is writable, but uploads must not land there), and passes again
+// once a file system is mounted there again. A root that never was a mount point is probed as it is.
+func TestHealthRootUnmounted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting the tmpfs this test uses needs root")
+	}
+	root := t.TempDir()
+	mount := func() {
+		t.Helper()
+		if err := syscall.Mount("tmpfs", root, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatalf("mount tmpfs on %s: %v", root, err)
+		}
+	}
+	unmount := func() {
+		t.Helper()
+		if err := syscall.Unmount(root, 0); err != nil {
+			t.Fatalf("unmount %s: %v", root, err)
+		}
+	}
+	mount()
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			syscall.Unmount(root, syscall.MNT_DETACH)
+		}
+	})
+	h := HealthHandler(root, 10*time.Second)
+	if code, body := getHealth(t, h, http.MethodGet); code != http.StatusOK {
+		t.Fatalf("mounted root: %d %q, want 200", code, body)
+	}
+	unmount()
+	mounted = false
+	if code, body := getHealth(t, h, http.MethodGet); code != http.StatusServiceUnavailable || !strings.Contains(body, "no longer a mount point") {
+		t.Fatalf("unmounted root: %d %q, want 503 naming the unmount", code, body)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("the check wrote into the local directory under the mount point: %v", ents)
+	}
+	mount()
+	mounted = true
+	if code, body := getHealth(t, h, http.MethodGet); code != http.StatusOK {
+		t.Fatalf("mounted again: %d %q, want 200", code, body)
+	}
+}
+
 func TestHealthMissingOrNotADirectory(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")

@@ -36,6 +36,11 @@ type config struct {
 	// AbortUploadsOlderThan, when positive, makes the start abort the unfinished multipart uploads under the
 	// prefix initiated more than this long ago (leftovers of a killed daemon); 0: none are touched.
 	AbortUploadsOlderThan time.Duration
+	// AutoUnmount starts the unmount watcher (unmountwatcher.go) once mounted, so the mount leaves the mount
+	// table when the daemon dies in any way; on by default.
+	AutoUnmount bool
+	// StateDir holds the journal of this mount's unfinished multipart uploads (package s3mount/journal).
+	StateDir string
 
 	// Ignored lists the -o options accepted for fstab compatibility without effect, for a debug log line.
 	Ignored []string
@@ -221,6 +226,16 @@ var options = []option{
 		}},
 	{name: "abort-uploads-older-than", arg: "DURATION", usage: "at start, abort unfinished multipart uploads under the prefix older than DURATION (left by a killed daemon; 0: off)",
 		set: setDur(func(c *config) *int64 { return (*int64)(&c.AbortUploadsOlderThan) })},
+	{name: "auto-unmount", boolean: true, usage: "unmount when the daemon dies, even by SIGKILL (default on; --auto-unmount=false or -o noauto_unmount: off)",
+		set: setBool(func(c *config) *bool { return &c.AutoUnmount })},
+	{name: "noauto-unmount", boolean: true, usage: "same as --auto-unmount=false",
+		set: func(c *config, v string) error {
+			b, err := parseBool(v)
+			c.AutoUnmount = !b
+			return err
+		}},
+	{name: "state-dir", arg: "DIR", usage: "directory of the journal of unfinished uploads, aborted at the next start (default /var/lib/s3mount as root, else $XDG_STATE_HOME/s3mount)",
+		set: setString(func(c *config) *string { return &c.StateDir })},
 	{name: "debug", boolean: true, usage: "log every FUSE request (implies --log-level debug)",
 		set: func(c *config, v string) error {
 			b, err := parseBool(v)
@@ -306,7 +321,7 @@ func applyLayers(c *config) error {
 // newConfig returns the configuration before any argument is applied.
 func newConfig() *config {
 	return &config{Opts: s3mount.DefaultOptions(), S3: s3client.DefaultConfig(""), LogFormat: "text",
-		LogLevel: slog.LevelInfo, given: map[string]bool{}}
+		LogLevel: slog.LevelInfo, AutoUnmount: true, given: map[string]bool{}}
 }
 
 // parseArgs parses the command line (without the program name). Flags and the two operands may come in any
@@ -391,8 +406,13 @@ func (c *config) finish(source, mountpoint string) error {
 	if c.Mountpoint, err = absPath(mountpoint); err != nil {
 		return err
 	}
+	if c.StateDir == "" {
+		if c.StateDir, err = defaultStateDir(os.Geteuid()); err != nil {
+			return err
+		}
+	}
 	// The daemon changes to "/" after parsing: every path must be absolute by then.
-	for _, p := range []*string{&c.Opts.CacheDir, &c.LogFile} {
+	for _, p := range []*string{&c.Opts.CacheDir, &c.LogFile, &c.StateDir} {
 		if *p != "" {
 			if *p, err = filepath.Abs(*p); err != nil {
 				return err
@@ -407,6 +427,23 @@ func (c *config) finish(source, mountpoint string) error {
 		return fmt.Errorf("sse-kms-key-id needs --sse aws:kms, not %q", c.S3.SSE)
 	}
 	return c.Opts.Validate()
+}
+
+// defaultStateDir is where the upload journal of a process running as euid lives without --state-dir:
+// /var/lib/s3mount for root, otherwise $XDG_STATE_HOME/s3mount, or ~/.local/state/s3mount when that variable
+// is unset.
+func defaultStateDir(euid int) (string, error) {
+	if euid == 0 {
+		return "/var/lib/s3mount", nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "s3mount"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory for the upload journal (no home directory: %v): set --state-dir", err)
+	}
+	return filepath.Join(home, ".local", "state", "s3mount"), nil
 }
 
 // parseSource splits "BUCKET[:PREFIX]" (also "s3://BUCKET/PREFIX") into a bucket and a key prefix.

@@ -66,6 +66,11 @@ func TestApplyMountOptions(t *testing.T) {
 		{name: "bad endpoint", list: "endpoint=localhost:9000", wantErr: "want an http:// or https:// URL"},
 		{name: "bad sse", list: "sse=rot13", wantErr: "sse \"rot13\""},
 		{name: "bad log format", list: "log_format=xml", wantErr: "log-format"},
+		{name: "auto_unmount is the default", list: "auto_unmount", change: func(*config) {}},
+		{name: "noauto_unmount", list: "noauto_unmount", change: func(c *config) { c.AutoUnmount = false }},
+		{name: "auto_unmount=false", list: "auto_unmount=false", change: func(c *config) { c.AutoUnmount = false }},
+		{name: "noauto_unmount then auto_unmount", list: "noauto_unmount,auto_unmount", change: func(*config) {}},
+		{name: "state dir", list: "state_dir=/var/lib/s3mount-a", change: func(c *config) { c.StateDir = "/var/lib/s3mount-a" }},
 		{name: "ignored word with value is unknown", list: "nofail=1", wantErr: `unknown mount option "nofail"`},
 	}
 	for _, tt := range tests {
@@ -180,6 +185,21 @@ func TestParseArgs(t *testing.T) {
 				t.Errorf("cache dir %q, log file %q: not absolute under %s", c.Opts.CacheDir, c.LogFile, wd)
 			}
 		}},
+		{name: "auto-unmount on by default, state dir for root", args: []string{"b", "/m"}, check: func(t *testing.T, c *config) {
+			if !c.AutoUnmount {
+				t.Error("auto-unmount is off without flags")
+			}
+			if os.Geteuid() == 0 && c.StateDir != "/var/lib/s3mount" {
+				t.Errorf("state dir %q as root, want /var/lib/s3mount", c.StateDir)
+			}
+		}},
+		{name: "--auto-unmount=false and a relative state dir", args: []string{"--auto-unmount=false", "--state-dir", "st", "b", "/m"},
+			check: func(t *testing.T, c *config) {
+				wd, _ := os.Getwd()
+				if c.AutoUnmount || c.StateDir != wd+"/st" {
+					t.Errorf("auto-unmount %v state dir %q; want false and %s/st", c.AutoUnmount, c.StateDir, wd)
+				}
+			}},
 		{name: "help", args: []string{"b", "--help"}, wantErr: errHelp.Error()},
 		{name: "no operands", args: nil, wantErr: "got 0 operand(s)"},
 		{name: "three operands", args: []string{"a", "b", "c"}, wantErr: "got 3 operand(s)"},
@@ -214,6 +234,23 @@ func TestParseArgs(t *testing.T) {
 			}
 			tt.check(t, c)
 		})
+	}
+}
+
+// TestDefaultStateDir: root's journal goes to /var/lib/s3mount, another user's under $XDG_STATE_HOME, else
+// ~/.local/state.
+func TestDefaultStateDir(t *testing.T) {
+	if d, err := defaultStateDir(0); err != nil || d != "/var/lib/s3mount" {
+		t.Errorf("defaultStateDir(root) = %q, %v; want /var/lib/s3mount", d, err)
+	}
+	t.Setenv("XDG_STATE_HOME", "/x/state")
+	if d, err := defaultStateDir(1000); err != nil || d != "/x/state/s3mount" {
+		t.Errorf("defaultStateDir with XDG_STATE_HOME = %q, %v", d, err)
+	}
+	t.Setenv("XDG_STATE_HOME", "relative") // not absolute: ignored, as the XDG specification says
+	t.Setenv("HOME", "/home/u")
+	if d, err := defaultStateDir(1000); err != nil || d != "/home/u/.local/state/s3mount" {
+		t.Errorf("defaultStateDir with HOME = %q, %v", d, err)
 	}
 }
 

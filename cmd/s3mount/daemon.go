@@ -105,7 +105,9 @@ func startDaemon(c *config, args []string) error {
 		stderr = f
 	}
 
-	closeInheritedOnExec()
+	if err := closeInheritedOnExec(); err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount: warning: %v: descriptors inherited by this command may stay open in the daemon\n", err)
+	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, stderr
 	cmd.ExtraFiles = []*os.File{w} // fd 3
@@ -164,16 +166,17 @@ func startDaemon(c *config, args []string) error {
 // closeInheritedOnExec marks every descriptor above stderr close-on-exec. Descriptors this process inherited
 // without that flag (mount(8)'s, a shell's, a test harness's pipe) would otherwise live on in the daemon and keep
 // whoever waits for their EOF waiting. The readiness pipe is passed explicitly through ExtraFiles.
-func closeInheritedOnExec() {
+func closeInheritedOnExec() error {
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		return
+		return fmt.Errorf("listing open descriptors: %w", err)
 	}
 	for _, e := range entries {
 		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
 			syscall.CloseOnExec(fd)
 		}
 	}
+	return nil
 }
 
 // readStatusLine reads the child's single status line; "" when the pipe closed without one.

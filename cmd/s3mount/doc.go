@@ -30,11 +30,51 @@
 // umount) ends either mode with exit 0. With NOTIFY_SOCKET set (systemd Type=notify) the command sends
 // READY=1 once mounted and STOPPING=1 when a signal asks it to stop.
 //
+// # When the daemon dies
+//
+// With --auto-unmount (the default; off with --auto-unmount=false or -o noauto_unmount; -o auto_unmount is
+// accepted) the daemon starts, once mounted, a watcher process: this executable again with the hidden first
+// argument --unmount-watcher, in its own session, ignoring SIGINT, SIGTERM and SIGHUP. It holds the read end
+// of a pipe only the daemon can write to and does nothing until the daemon exits, however it exits (SIGKILL,
+// the OOM killer, a panic). If the daemon's own mount is still in the mount table then (same mount ID, device
+// number and path as recorded at the mount), not covered by another mount, and it answers statfs with ENOTCONN
+// as a FUSE mount without its server does, the watcher unmounts it lazily (umount2 MNT_DETACH as root,
+// fusermount3 -u -z otherwise) and logs one line where the daemon logs; the directory is then the plain local
+// directory again, and a new daemon can mount on it. A mount made by a new daemon on the same directory is
+// never touched, even when the kernel gave it the dead mount's ID and device number: it answers statfs. On a
+// clean unmount the daemon stops its watcher and waits for it, so it leaves no process behind. This is what
+// fusermount3's auto_unmount does; go-fuse cannot use that option (see unmountwatcher.go). Once unmounted,
+// programs that use the mount point see the empty local directory instead of ENOTCONN: keep that directory
+// unwritable for them (owned by root, mode 0755, or chattr +i), so nothing is written to local disk by mistake
+// while the mount is down.
+//
+// # Leftover multipart uploads
+//
+// S3 cannot tag a multipart upload with its writer. The daemon keeps a journal of the uploads it started and
+// has not completed or aborted (package s3mount/journal) in --state-dir: /var/lib/s3mount as root, otherwise
+// $XDG_STATE_HOME/s3mount or ~/.local/state/s3mount, one file per endpoint, bucket, prefix and mount point. At
+// start, before the mount is ready, it aborts every upload its journal still lists, one log line each and a
+// summary; an abort that fails keeps its record for the next start, and uploads the journal does not list
+// (another host's, an import job's) are never touched. The journal is locked while a daemon runs: a second
+// daemon of the same mount fails with exit 3. Records are not synced to disk; they survive the death of the
+// process, not a power loss, and an upload created in the instant before its record was written is not
+// listed: the bucket's lifecycle rule (AbortIncompleteMultipartUpload) remains the net for those. A cleanly
+// stopped mount removes its journal.
+//
+// A failed or abandoned upload is aborted by package upload, retried in the background through an S3 outage
+// for up to 5 minutes; an unmount waits up to 30 s for those aborts. With --abort-uploads-older-than DURATION
+// the next start also lists the unfinished uploads under the mount's prefix and aborts those initiated more
+// than DURATION ago, whoever made them, one log line each, before the mount is ready; a failure is logged and
+// does not stop the start. Other writers of the same prefix (another s3mount, an import job) may have uploads
+// in progress, so DURATION must exceed the longest upload any of them makes; 0 (the default) leaves every
+// upload alone.
+//
 // # Exit codes
 //
-// See exitcodes.go: 0 ready or cleanly unmounted, 1 internal, 2 usage, 3 mount point or FUSE, 4 S3 (bucket
-// missing, credentials refused, endpoint unreachable), 5 the background process failed to start or died before
-// it was ready.
+// See exitcodes.go: 0 ready or cleanly unmounted, 1 internal, 2 usage (also a --state-dir that cannot be
+// created), 3 mount point or FUSE (also another daemon of the same mount still running), 4 S3 (bucket missing,
+// credentials refused, endpoint unreachable), 5 the background process failed to start or died before it was
+// ready.
 //
 // # Observability
 //
@@ -57,16 +97,4 @@
 // limit (debug.SetMemoryLimit) to memory-budget + cache-size + 64 MiB and logs it, so the garbage collector
 // works harder as the heap nears that sum instead of letting the resident size overshoot; GOMEMLIMIT in the
 // environment takes precedence.
-//
-// # Leftover multipart uploads
-//
-// A failed or abandoned upload is aborted by package upload, retried in the background through an S3 outage
-// for up to 5 minutes; an unmount waits up to 30 s for those aborts. A daemon killed with SIGKILL (or a crash,
-// or a power loss) aborts nothing: its unfinished multipart uploads keep their parts, which are stored and
-// billed, until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them. With
-// --abort-uploads-older-than DURATION the next start lists the unfinished uploads under the mount's prefix and
-// aborts those initiated more than DURATION ago, one log line each, before the mount is ready; a failure is
-// logged and does not stop the start. Other writers of the same prefix (another s3mount, an import job) may have
-// uploads in progress, so DURATION must exceed the longest upload any of them makes; 0 (the default) leaves
-// every upload alone.
 package main

@@ -8,9 +8,10 @@ const (
 	// ExitInternal: an unexpected failure not covered by the other codes.
 	ExitInternal = 1
 	// ExitUsage: bad command line: unknown flag or -o option, malformed value, options that Validate rejects, a
-	// --metrics-addr that cannot be bound.
+	// --metrics-addr that cannot be bound, a --state-dir that cannot be created or written.
 	ExitUsage = 2
-	// ExitMount: the mount point is missing, not a directory, already a mount point, or FUSE refused the mount.
+	// ExitMount: the mount point is missing, not a directory, already a mount point, FUSE refused the mount, or
+	// another daemon of the same mount still runs (it holds the upload journal).
 	ExitMount = 3
 	// ExitS3: the bucket is missing, the credentials are refused, or the endpoint is unreachable.
 	ExitS3 = 4

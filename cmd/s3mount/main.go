@@ -14,6 +14,9 @@ func main() {
 
 // run is the whole command; it returns the exit code.
 func run(args []string) int {
+	if len(args) > 0 && args[0] == watcherArg {
+		return runUnmountWatcher(args[1:])
+	}
 	child := childNotifier()
 	c, err := parseArgs(args)
 	if errors.Is(err, errHelp) {

@@ -123,7 +123,10 @@ func TestSystemdUnitCommandLine(t *testing.T) {
 			keys[k] = v
 		}
 	}
-	for k, want := range map[string]string{"Restart": "on-failure", "Before": "ftpfront.service", "Type": "notify"} {
+	// The journal's directory is the state directory systemd creates (/var/lib/ + StateDirectory), and the
+	// dead-mount clean-up stays as a belt for the unmount watcher.
+	for k, want := range map[string]string{"Restart": "on-failure", "Before": "ftpfront.service", "Type": "notify",
+		"StateDirectory": "s3mount", "ExecStopPost": "-/bin/fusermount3 -u -z %f"} {
 		if keys[k] != want {
 			t.Errorf("%s=%q, want %q", k, keys[k], want)
 		}
@@ -141,8 +144,11 @@ func TestSystemdUnitCommandLine(t *testing.T) {
 		t.Fatalf("ExecStart %q: %v", cmdline, err)
 	}
 	if !c.Foreground || c.S3.Bucket != "mybucket" || c.Opts.Prefix != "inbox/" || c.Mountpoint != "/srv/ftp" ||
-		!c.Opts.AllowOther || c.Opts.MemoryBudget != 256<<20 {
+		!c.Opts.AllowOther || c.Opts.MemoryBudget != 256<<20 || !c.AutoUnmount {
 		t.Errorf("ExecStart %q parsed as %+v", cmdline, c)
+	}
+	if d, _ := defaultStateDir(0); d != "/var/lib/"+keys["StateDirectory"] {
+		t.Errorf("the unit's StateDirectory=%s is not root's default state directory %s", keys["StateDirectory"], d)
 	}
 	// An empty OPTIONS is still a valid command line.
 	if _, err := parseArgs([]string{"-f", "-o", "", "b", "/srv/ftp"}); err != nil {

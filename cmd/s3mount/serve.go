@@ -17,6 +17,7 @@ import (
 	"github.com/s3ftp/s3ftp/internal/metrics/s3metrics"
 	"github.com/s3ftp/s3ftp/internal/mountinfo"
 	"github.com/s3ftp/s3ftp/s3mount"
+	"github.com/s3ftp/s3ftp/s3mount/journal"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
@@ -49,6 +50,16 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 		}
 		defer ms.Close()
 	}
+	// The journal is locked before any S3 request, so a second daemon of the same mount fails here.
+	j, err := openJournal(c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := j.Close(); err != nil {
+			log.Error("closing the upload journal failed", "journal", j.Path(), "err", err)
+		}
+	}()
 	sdk, err := s3client.New(ctx, s3cfg)
 	if err != nil {
 		return withCode(ExitS3, fmt.Errorf("S3 client for bucket %q: %w", c.S3.Bucket, err))
@@ -61,6 +72,9 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	logLayered(log, c)
 	logLimits(log, c)
 	setMemoryLimit(log, c.Opts.MemoryBudget, c.Opts.CacheSize)
+	rctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	journal.Recover(rctx, j, client, log.With("component", "journal"))
+	cancel()
 	if c.AbortUploadsOlderThan > 0 {
 		actx, cancel := context.WithTimeout(ctx, startupTimeout)
 		abortStaleUploads(actx, log, client, c.Opts.Prefix, c.AbortUploadsOlderThan)
@@ -71,7 +85,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	m, err := s3mount.Mount(ctx, c.Mountpoint, client, c.Opts, log)
+	m, err := s3mount.Mount(ctx, c.Mountpoint, journal.Wrap(client, j, log.With("component", "journal")), c.Opts, log)
 	if err != nil {
 		var s3err *s3client.Error
 		if errors.As(err, &s3err) {
@@ -80,6 +94,14 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 		return withCode(ExitMount, fmt.Errorf("mounting %s: %w", c.Mountpoint, err))
 	}
 	watchMount(sm, m)
+	if c.AutoUnmount {
+		w, err := startWatcherFor(c, log)
+		if err != nil {
+			log.Error("auto-unmount unavailable: if this daemon dies, the mount stays until fusermount3 -u",
+				"mountpoint", c.Mountpoint, "err", err)
+		}
+		defer w.stop(log) // after the unmount: serve returns once the mount is gone
+	}
 	health.setState(stateServing)
 	log.Info("ready", "bucket", c.S3.Bucket, "mountpoint", c.Mountpoint, "pid", os.Getpid(),
 		"daemon", !c.Foreground)
@@ -148,10 +170,46 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	}
 }
 
+// openJournal opens and locks the journal of this mount's multipart uploads in --state-dir.
+func openJournal(c *config) (*journal.Journal, error) {
+	path, err := journal.PathIn(c.StateDir, c.S3.Endpoint, c.S3.Bucket, c.Opts.Prefix, c.Mountpoint)
+	if err != nil {
+		return nil, withCode(ExitUsage, fmt.Errorf("%w (set --state-dir)", err))
+	}
+	header := fmt.Sprintf("s3mount upload journal: endpoint=%q bucket=%q prefix=%q mountpoint=%q",
+		c.S3.Endpoint, c.S3.Bucket, c.Opts.Prefix, c.Mountpoint)
+	j, err := journal.Open(path, header)
+	switch {
+	case errors.Is(err, journal.ErrLocked):
+		return nil, withCode(ExitMount, fmt.Errorf("another s3mount of bucket %q on %s still runs (it holds %s)",
+			c.S3.Bucket, c.Mountpoint, path))
+	case err != nil:
+		return nil, withCode(ExitUsage, fmt.Errorf("upload journal: %w (set --state-dir)", err))
+	}
+	return j, nil
+}
+
+// startWatcherFor starts the unmount watcher of the mount just made on c.Mountpoint.
+func startWatcherFor(c *config, log *slog.Logger) (*unmountWatcher, error) {
+	id, err := identifyMount(c.Mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	w, err := startUnmountWatcher(c, id, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("unmount watcher started", "watcher_pid", w.pid, "mount_id", id.ID)
+	return w, nil
+}
+
 // detach unmounts dir lazily (MNT_DETACH): as root with umount2, otherwise through fusermount3 -u -z.
 func detach(dir string) error {
 	if os.Geteuid() == 0 {
-		return syscall.Unmount(dir, syscall.MNT_DETACH)
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("umount2 %s MNT_DETACH: %w", dir, err)
+		}
+		return nil
 	}
 	return mountinfo.LazyUnmount(dir)
 }

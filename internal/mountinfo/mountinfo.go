@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Path is the mount table of the calling process.
@@ -15,6 +17,11 @@ const Path = "/proc/self/mountinfo"
 
 // Entry is one mounted file system.
 type Entry struct {
+	// ID is field 1, the mount's ID. The kernel reuses the ID of an unmounted file system for a later mount.
+	ID int
+	// Dev is field 3, the device number (MAJOR:MINOR) of the file system, as stat(2) reports it in st_dev;
+	// 0 when the field does not parse.
+	Dev uint64
 	// MountPoint is field 5 of the line, unescaped.
 	MountPoint string
 	// FSType is the first field after " - " ("ext4", "fuse.s3mount"); "" when the line has none.
@@ -34,12 +41,28 @@ func Parse(r io.Reader) ([]Entry, error) {
 			continue
 		}
 		e := Entry{MountPoint: Unescape(fields[4])}
+		e.ID, _ = strconv.Atoi(fields[0])
+		e.Dev = parseDev(fields[2])
 		if types := strings.Fields(post); len(types) > 0 {
 			e.FSType = types[0]
 		}
 		entries = append(entries, e)
 	}
 	return entries, s.Err()
+}
+
+// parseDev parses "MAJOR:MINOR" into a device number comparable with stat(2)'s st_dev; 0 when it does not parse.
+func parseDev(s string) uint64 {
+	maj, min, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0
+	}
+	ma, err1 := strconv.ParseUint(maj, 10, 32)
+	mi, err2 := strconv.ParseUint(min, 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return unix.Mkdev(uint32(ma), uint32(mi))
 }
 
 // Read returns the entries of the calling process's mount table, in the kernel's order (parents first).
@@ -54,6 +77,17 @@ func Read() ([]Entry, error) {
 		return nil, fmt.Errorf("reading %s: %w", Path, err)
 	}
 	return entries, nil
+}
+
+// Top returns the entry mounted last on dir (clean and absolute) among entries, the one a path lookup of dir
+// reaches when several file systems are stacked there. ok is false when dir is not a mount point.
+func Top(entries []Entry, dir string) (e Entry, ok bool) {
+	for i := len(entries) - 1; i >= 0; i-- {
+		if entries[i].MountPoint == dir {
+			return entries[i], true
+		}
+	}
+	return Entry{}, false
 }
 
 // Lookup returns the first entry of the mount table whose mount point is dir (compared as given: pass a clean,

@@ -3,6 +3,8 @@ package mountinfo
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 const sample = `22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -20,28 +22,56 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Entry{
-		{"/", "ext4"},
-		{"/mnt/s3", "fuse.s3mount"},
-		{"/mnt/with space", "tmpfs"},
-		{`/mnt/back\slash`, "tmpfs"},
-		{"/sys/fs/fuse/connections", "fusectl"},
-		{"/no/separator", ""},
+		{22, unix.Mkdev(0, 21), "/", "ext4"},
+		{36, unix.Mkdev(0, 32), "/mnt/s3", "fuse.s3mount"},
+		{37, unix.Mkdev(0, 33), "/mnt/with space", "tmpfs"},
+		{38, unix.Mkdev(0, 34), `/mnt/back\slash`, "tmpfs"},
+		{39, unix.Mkdev(0, 35), "/sys/fs/fuse/connections", "fusectl"},
+		{40, unix.Mkdev(0, 36), "/no/separator", ""},
 	}
 	if len(got) != len(want) {
-		t.Fatalf("Parse = %q, want %q", got, want)
+		t.Fatalf("Parse = %+v, want %+v", got, want)
 	}
 	for i := range want {
 		if got[i] != want[i] {
-			t.Errorf("entry %d = %q, want %q", i, got[i], want[i])
+			t.Errorf("entry %d = %+v, want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+// TestTopAndDev checks the device number against stat(2)'s encoding and that Top picks the file system mounted
+// last on a directory when several are stacked there.
+func TestTopAndDev(t *testing.T) {
+	const stacked = `22 1 8:1 / / rw - ext4 /dev/sda1 rw
+50 22 0:60 / /srv/ftp rw - fuse.s3mount s3ftp rw
+51 22 0:61 / /other rw - tmpfs tmpfs rw
+52 50 259:3 / /srv/ftp rw - tmpfs tmpfs rw
+53 22 x:y / /bad rw - tmpfs tmpfs rw
+`
+	entries, err := Parse(strings.NewReader(stacked))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := entries[0].Dev, unix.Mkdev(8, 1); got != want {
+		t.Errorf("Dev of 8:1 = %#x, want %#x", got, want)
+	}
+	if got := entries[4].Dev; got != 0 {
+		t.Errorf("Dev of x:y = %#x, want 0", got)
+	}
+	top, ok := Top(entries, "/srv/ftp")
+	if !ok || top.ID != 52 || top.Dev != unix.Mkdev(259, 3) || top.FSType != "tmpfs" {
+		t.Errorf("Top(/srv/ftp) = %+v, %v; want the tmpfs mounted over the FUSE mount (ID 52, 259:3)", top, ok)
+	}
+	if _, ok := Top(entries, "/srv"); ok {
+		t.Error("Top(/srv) found a mount; /srv is not a mount point")
 	}
 }
 
 func TestParseLongLine(t *testing.T) {
 	long := "1 2 0:1 / /long rw " + strings.Repeat("x", 100<<10) + " - tmpfs tmpfs rw\n"
 	got, err := Parse(strings.NewReader(long))
-	if err != nil || len(got) != 1 || got[0] != (Entry{"/long", "tmpfs"}) {
-		t.Fatalf("Parse(100 KiB line) = %q, %v", got, err)
+	if err != nil || len(got) != 1 || got[0] != (Entry{1, unix.Mkdev(0, 1), "/long", "tmpfs"}) {
+		t.Fatalf("Parse(100 KiB line) = %+v, %v", got, err)
 	}
 }
 
@@ -90,7 +120,7 @@ func FuzzUnescape(f *testing.F) {
 func TestLookupLive(t *testing.T) {
 	e, ok, err := Lookup("/")
 	if err != nil || !ok || e.MountPoint != "/" || e.FSType == "" {
-		t.Fatalf("Lookup(/) = %q, %v, %v; want the root file system", e, ok, err)
+		t.Fatalf("Lookup(/) = %+v, %v, %v; want the root file system", e, ok, err)
 	}
 	dir := t.TempDir()
 	if ok, err := IsMounted(dir); err != nil || ok {

@@ -1,0 +1,69 @@
+package journal
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
+)
+
+// Client is an s3client.Client that records the multipart uploads made through it in a Journal. Every other
+// call goes to the wrapped client unchanged.
+//
+// A record that cannot be written (a full disk, say) is logged and does not fail the S3 call: the upload goes
+// on, and only its clean-up after a crash falls to the bucket's lifecycle rule.
+type Client struct {
+	s3client.Client
+	j   *Journal
+	log *slog.Logger
+}
+
+// Wrap returns c recording its multipart uploads in j; failures to record are logged on log.
+func Wrap(c s3client.Client, j *Journal, log *slog.Logger) *Client {
+	return &Client{Client: c, j: j, log: log}
+}
+
+// CreateMultipartUpload starts the upload and records it.
+func (c *Client) CreateMultipartUpload(ctx context.Context, key string, opts s3client.PutOptions) (string, error) {
+	id, err := c.Client.CreateMultipartUpload(ctx, key, opts)
+	if err != nil {
+		return id, err
+	}
+	if jerr := c.j.Add(key, id); jerr != nil {
+		c.log.Error("recording a multipart upload in the journal failed: a crash would leave it to the lifecycle rule",
+			"key", key, "upload_id", id, "err", jerr)
+	}
+	return id, nil
+}
+
+// CompleteMultipartUpload assembles the object; the record goes once the upload is complete or gone.
+func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part) (string, error) {
+	etag, err := c.Client.CompleteMultipartUpload(ctx, key, uploadID, parts)
+	if err == nil || s3client.KindOf(err) == s3client.ErrNoSuchUpload {
+		c.remove(key, uploadID)
+	}
+	return etag, err
+}
+
+// AbortMultipartUpload discards the upload; the record goes once the upload is aborted or gone.
+func (c *Client) AbortMultipartUpload(ctx context.Context, key, uploadID string) error {
+	err := c.Client.AbortMultipartUpload(ctx, key, uploadID)
+	if err == nil || gone(err) {
+		c.remove(key, uploadID)
+	}
+	return err
+}
+
+func (c *Client) remove(key, uploadID string) {
+	if err := c.j.Remove(uploadID); err != nil {
+		c.log.Error("removing a finished multipart upload from the journal failed: the next start tries to abort it",
+			"key", key, "upload_id", uploadID, "err", err)
+	}
+}
+
+// gone reports whether an abort failed because the upload no longer exists (completed, aborted, or its bucket
+// removed), which leaves nothing to clean up.
+func gone(err error) bool {
+	k := s3client.KindOf(err)
+	return k == s3client.ErrNoSuchUpload || k == s3client.ErrNotFound
+}
