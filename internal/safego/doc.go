@@ -4,9 +4,10 @@
 //
 // # The rule
 //
-// Every goroutine that s3mount, upload, cache and ftpfront start runs its work through Panics.Call or Panics.Go.
-// Only goroutines that do nothing but wait for a sync.WaitGroup and close a channel are exempt: they cannot
-// panic. A recovered panic
+// Every goroutine that s3mount, upload, cache and ftpfront start runs its work through Panics.Call or Panics.Go,
+// or recovers in a deferred function of its own that hands the value to Panics.Recovered (an FTP session or
+// transfer, which must answer the client from there). Only goroutines that do nothing but wait for a
+// sync.WaitGroup and close a channel are exempt: they cannot panic. A recovered panic
 //
 //   - is logged as one ERROR line naming what panicked, with the panic value ("panic") and the stack of the
 //     panicking goroutine ("stack");
