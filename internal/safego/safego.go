@@ -59,14 +59,15 @@ func (p *Panics) Go(log *slog.Logger, what string, fn func()) {
 // deferred recover) and returns it as a *PanicError. Call it from the deferred function that recovered, so
 // that the logged stack is the panicking goroutine's.
 func (p *Panics) Recovered(log *slog.Logger, what string, v any) *PanicError {
-	if p != nil {
-		p.n.Add(1)
-	}
 	if log == nil {
 		log = slog.Default()
 	}
 	e := &PanicError{What: what, Value: v, Stack: debug.Stack()}
 	log.Error("panic recovered: "+what+" fails, the process keeps serving",
 		"panic", fmt.Sprint(v), "stack", string(e.Stack))
+	// Counted once logged, so that a count seen implies its log line was written.
+	if p != nil {
+		p.n.Add(1)
+	}
 	return e
 }

@@ -114,7 +114,7 @@ func TestGoRecoversPanic(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("goroutine did not run")
 	}
-	// The deferred close runs before Call's recovery: wait for the count.
+	// The deferred close runs before Call's recovery: wait for the count, which follows the log line.
 	for deadline := time.Now().Add(time.Minute); p.Count() == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
