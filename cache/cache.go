@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	DiskMaxBytes int64
 	// Log receives one line per failed fetch or disk write (default slog.Default()).
 	Log *slog.Logger
+	// Panics counts the panics recovered in the cache's goroutines (s3mount passes the mount's counter); nil
+	// counts them nowhere. They are logged and fail their blocks either way.
+	Panics *safego.Panics
 }
 
 // Stats is a snapshot of the cache's counters.
@@ -61,10 +65,11 @@ type Stats struct {
 
 // Cache is a bounded block cache shared by every Reader it creates. It is safe for concurrent use.
 type Cache struct {
-	bs   int64
-	max  int64
-	log  *slog.Logger
-	disk *diskTier // nil without Config.DiskDir
+	bs     int64
+	max    int64
+	log    *slog.Logger
+	panics *safego.Panics
+	disk   *diskTier // nil without Config.DiskDir
 
 	// readers counts the open Readers; their prefetch windows share half of max (Reader.windowCapLocked).
 	readers atomic.Int64
@@ -132,6 +137,7 @@ func New(cfg Config) (*Cache, error) {
 		bs:       cfg.BlockSize,
 		max:      cfg.MaxBytes,
 		log:      cfg.Log,
+		panics:   cfg.Panics,
 		blocks:   map[blockKey]*block{},
 		byKey:    map[string]map[blockKey]*block{},
 		lru:      list.New(),

@@ -112,7 +112,8 @@ func (c *Cache) diskWrite(b *block, ent *diskEntry) {
 	defer d.wg.Done()
 	defer func() { <-d.sem }()
 	final := filepath.Join(d.dir, ent.name)
-	err := writeFile(final, b.buf)
+	// A panic is a failed write: the entry is unindexed and its bytes uncounted below.
+	err := c.panics.Call(c.log, "cache: disk tier write", func() error { return writeFile(final, b.buf) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.unpinLocked(b)

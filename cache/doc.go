@@ -66,6 +66,12 @@
 // blocks are keyed by the empty ETag and GETs carry no If-Match, so such readers may mix versions; s3mount
 // always resolves the ETag before opening a Reader.
 //
+// Panics: the stream, the ranged fetches and the disk writes run under recovery (internal/safego). A panic in one
+// of them, in the GET call or while reading its body, is logged once with its stack, counted on Config.Panics,
+// and is an error like a failed GET: the block being filled fails (its waiters get a *safego.PanicError, a
+// stream's failure is reported to one read as above), a pin the stream held is dropped, and a disk write that
+// panicked is a failed write. No pin, budget byte or disk byte leaks, and later reads fetch the block again.
+//
 // # Lock order
 //
 // Reader.mu, then Cache.mu. Neither is held while reading from S3, reading a disk file, or waiting; the only

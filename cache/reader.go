@@ -2,12 +2,14 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"sync"
 
+	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
@@ -73,6 +75,10 @@ type stream struct {
 	reported bool          // a read has returned err
 	wake     chan struct{} // cap 1: limit was raised
 	progress chan struct{} // closed and replaced when next advances or the stream ends
+	// owned by the stream goroutine, for the cleanup after a panic (runStream):
+	at          int64  // the block it works on
+	held        *block // the block it holds a pin on, nil when none
+	heldCreated bool   // it created held, so it owns held's fill
 }
 
 // NewReader returns a Reader of the object version obj (obj.Key, obj.ETag, obj.Size). Every GET carries
@@ -401,28 +407,32 @@ func (r *Reader) fetch(ctx context.Context, k blockKey) (*block, error) {
 	return b, nil
 }
 
-// fillOne fills the created block b from disk or with one ranged GET.
+// fillOne fills the created block b from disk or with one ranged GET. A failure or a panic fails b.
 func (r *Reader) fillOne(b *block) {
 	defer r.wg.Done()
-	if r.c.diskRead(b) {
-		r.c.complete(b, true)
-		return
-	}
-	off := b.k.idx * r.c.bs
-	body, info, err := r.g.GetObject(r.ctx, r.obj.Key, off, int64(len(b.buf)), r.obj.ETag)
-	if err == nil {
-		err = r.checkInfo(info)
-		if err == nil {
-			err = r.c.fill(b, body)
+	fromDisk := false
+	err := r.c.panics.Call(r.c.log, "cache: block fetch", func() error {
+		if r.c.diskRead(b) {
+			fromDisk = true
+			return nil
 		}
-		body.Close()
-	}
+		off := b.k.idx * r.c.bs
+		body, info, err := r.g.GetObject(r.ctx, r.obj.Key, off, int64(len(b.buf)), r.obj.ETag)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		if err := r.checkInfo(info); err != nil {
+			return err
+		}
+		return r.c.fill(b, body)
+	})
 	if err != nil {
 		r.c.logFailure("cache: block fetch failed", slog.String("block", b.k.String()), err)
 		r.c.fail(b, err)
 		return
 	}
-	r.c.complete(b, false)
+	r.c.complete(b, fromDisk)
 }
 
 // checkInfo verifies that a GET returned the version this Reader reads.
@@ -435,10 +445,27 @@ func (r *Reader) checkInfo(info s3client.ObjectInfo) error {
 	return nil
 }
 
-// runStream is the stream goroutine.
+// runStream is the stream goroutine. A panic ends the stream as a failed GET does: the block being filled fails,
+// a pin on a cached block is dropped, and the first read of a block from there on gets the panic's error.
 func (r *Reader) runStream(ctx context.Context, st *stream) {
 	defer r.wg.Done()
-	at, err := r.streamLoop(ctx, st)
+	var at int64
+	err := r.c.panics.Call(r.c.log, "cache: prefetch stream", func() error {
+		var err error
+		at, err = r.streamLoop(ctx, st)
+		return err
+	})
+	if pe := (*safego.PanicError)(nil); errors.As(err, &pe) {
+		at = st.at
+		if b := st.held; b != nil {
+			st.held = nil
+			if st.heldCreated {
+				r.failStream(st, b, at, err)
+			} else {
+				r.c.unpin(b)
+			}
+		}
+	}
 	r.c.logFailure("cache: sequential read failed", slog.String("block", blockKey{r.obj.Key, r.obj.ETag, at}.String()), err)
 	r.mu.Lock()
 	if !st.done { // else failStream recorded the failure already
@@ -461,6 +488,7 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 	}()
 	bs := r.c.bs
 	for i := st.start; i < r.nblocks; i++ {
+		st.at = i
 		r.mu.Lock()
 		for i*bs >= st.limit {
 			r.mu.Unlock()
@@ -479,9 +507,11 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 		if err != nil {
 			return i, err
 		}
+		st.held, st.heldCreated = b, created
 		r.advance(st, i+1)
 		if !created {
 			// Cached already: skip it without downloading it again.
+			st.held = nil
 			r.c.unpin(b)
 			if body != nil {
 				body.Close()
@@ -493,6 +523,7 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 		r.c.stats.Prefetched++
 		r.c.mu.Unlock()
 		if r.c.diskRead(b) {
+			st.held = nil
 			r.c.complete(b, true)
 			if body != nil {
 				body.Close()
@@ -507,14 +538,17 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 				err = r.checkInfo(info)
 			}
 			if err != nil {
+				st.held = nil
 				r.failStream(st, b, i, err)
 				return i, err
 			}
 		}
 		if err := r.c.fill(b, body); err != nil {
+			st.held = nil
 			r.failStream(st, b, i, err)
 			return i, err
 		}
+		st.held = nil
 		r.c.complete(b, false)
 	}
 	return r.nblocks, nil

@@ -138,7 +138,11 @@ func (l *AuditLog) run() {
 			batched++
 		}
 		if buf.Len() > 0 {
-			if _, err := l.w.Write(buf.Bytes()); err != nil {
+			// A writer that panics fails this batch like a write error; the goroutine goes on.
+			if err := uncounted.Call(l.log, "ftpfront: audit log write", func() error {
+				_, err := l.w.Write(buf.Bytes())
+				return err
+			}); err != nil {
 				l.failed.Add(uint64(batched))
 				l.lastErr.Store(&err)
 				if !writeFailed {

@@ -173,7 +173,16 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 			}
 			s.audit(Event{Event: "upload", Path: p, Bytes: t.bytes.Load(), Duration: time.Since(t.started), Result: result})
 		}
+		closed := false // f was closed: the upload's outcome is decided
+		defer func() {
+			if !closed {
+				// A panic (startTransfer answers 451): the upload failed; a plain STOR's partial file goes.
+				f.Close()
+				fail("internal error")
+			}
+		}()
 		conn, ok := s.openData(ctx, t, d, p, func() {
+			closed = true
 			f.Close()
 			fail("no data connection")
 		})
@@ -195,6 +204,7 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 			fileErr = lf.flush()
 		}
 		// On a streaming backend Close is where the upload succeeds or fails (the mount completes the S3 upload).
+		closed = true
 		closeErr := f.Close()
 		if fileErr == nil {
 			fileErr = closeErr

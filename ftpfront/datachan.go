@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,7 +35,7 @@ type passive struct {
 	ln      *net.TCPListener
 	timeout time.Duration
 	conn    chan net.Conn // buffered(1): the accepted connection
-	done    chan struct{} // closed when the accept loop failed
+	done    chan struct{} // closed when the accept loop ended
 	once    sync.Once
 	closed  atomic.Bool
 }
@@ -64,17 +63,20 @@ func (s *session) listenPassive() (*passive, error) {
 	}
 	p := &passive{ln: ln, timeout: o.DataAcceptTimeout, conn: make(chan net.Conn, 1), done: make(chan struct{})}
 	ln.SetDeadline(time.Now().Add(o.DataAcceptTimeout))
-	go p.acceptLoop(s.ip, o.PassiveAllowCIDR, s.log)
+	// A panic ends the loop like an accept error: done closes and the transfer answers 425.
+	s.srv.panics.Go(s.log, "ftpfront: passive data accept", func() { p.acceptLoop(s.ip, o.PassiveAllowCIDR, s.log) })
 	return p, nil
 }
 
 func (p *passive) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
+// acceptLoop accepts the data connection. It closes done when it ends: after a failed Accept, open finds no
+// connection; after a successful one, open finds it in conn first.
 func (p *passive) acceptLoop(ctrl netip.Addr, allow []netip.Prefix, log *slog.Logger) {
+	defer close(p.done)
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
-			close(p.done)
 			return
 		}
 		ip := addrIP(c.RemoteAddr())
@@ -325,7 +327,8 @@ func (s *session) startTransfer(verb, vpath string, fn func(ctx context.Context,
 		}()
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Error("transfer panic", "verb", verb, "panic", r, "stack", string(debug.Stack()))
+				s.srv.panics.Recovered(s.log, "ftpfront: transfer "+verb, r)
+				t.abort() // closes the data connection fn did not get to close
 				s.reply(451, "Internal error, transfer aborted")
 			}
 		}()

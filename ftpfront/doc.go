@@ -44,7 +44,14 @@
 //     what was there.
 //   - At most one transfer per session. It runs in its own goroutine so ABOR, STAT and NOOP are answered while
 //     it runs; every other command waits until the transfer has sent its final reply.
-//   - A panic in a session or a transfer is recovered, logged with its stack and answered 421/451.
+//   - No panic ends the process: every goroutine the package starts runs under recovery (internal/safego), and
+//     each recovered panic is logged once at ERROR with its stack. A panic in a command handler fails that
+//     command: 451 and the session goes on once logged in, 421 and the session ends before login. Elsewhere in a
+//     session: 421, the session ends. In a transfer: 451, the data connection is closed and an upload is ended
+//     as a failed one (the file closed, a plain STOR's partial file removed). While setting up a connection
+//     (Admitter included): that connection is closed and the accept loop goes on. Server.Panics counts these.
+//     A panicking health probe answers 503 and a panicking audit writer loses its batch like a failed write;
+//     both are logged but not counted (they belong to no Server).
 //
 // # Limits
 //

@@ -28,7 +28,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/s3ftp/s3ftp/internal/safego"
 )
+
+// uncounted recovers the panics of goroutines that belong to no Server (the health probe, the audit log
+// writer): they are logged with their stack, not counted in Server.Panics.
+var uncounted *safego.Panics
 
 // defaultHealthTimeout is used when HealthHandler gets a non-positive timeout.
 const defaultHealthTimeout = 5 * time.Second
@@ -137,9 +143,10 @@ func (h *healthHandler) check(r *http.Request) error {
 	}
 }
 
-// run executes one probe and clears it from running.
+// run executes one probe and clears it from running. A panicking probe is logged with its stack and is a failed
+// check (503); the next request runs a new probe.
 func (h *healthHandler) run(p *healthProbe) {
-	p.err = h.probe(h.root)
+	p.err = uncounted.Call(h.log, "ftpfront: health probe", func() error { return h.probe(h.root) })
 	h.mu.Lock()
 	h.running = nil
 	h.mu.Unlock()

@@ -32,16 +32,21 @@ type panicFs struct{ afero.Fs }
 
 func (panicFs) Stat(string) (os.FileInfo, error) { panic("backend exploded") }
 
-// A panic while handling a command is recovered: the client gets 421 and the server keeps serving.
+// A panic while handling a command of a logged-in session is recovered and fails that command only: the
+// client gets 451, the same session answers its next command, other sessions work, and the panic is counted.
 func TestSessionPanicRecovered(t *testing.T) {
 	mem := afero.NewMemMapFs()
 	ts := startServer(t, memFs(panicFs{mem}), nil)
 	c := dialRaw(t, ts.addr)
 	c.secure("alice", "secret")
-	c.must(421, "SIZE x")
+	c.must(451, "SIZE x")
+	c.must(257, "PWD")
 	c2 := dialRaw(t, ts.addr)
 	c2.secure("alice", "secret")
 	c2.must(257, "PWD")
+	if n := ts.srv.Panics(); n != 1 {
+		t.Errorf("Panics() = %d, want 1", n)
+	}
 }
 
 // STOR over an existing file truncates it; TYPE A converts line ends both ways.

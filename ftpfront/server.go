@@ -10,12 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/afero"
+
+	"github.com/s3ftp/s3ftp/internal/safego"
 )
 
 // Deps are the collaborators of a Server. Only Auth is required.
@@ -41,6 +42,9 @@ type Server struct {
 	log   *slog.Logger
 	tls   *tls.Config
 	hosts *hostResolver
+	// panics recovers and counts the panics of every goroutine the server starts (accept loops, sessions,
+	// commands, transfers, passive accepts).
+	panics safego.Panics
 
 	mu        sync.Mutex
 	listeners []serverListener
@@ -153,7 +157,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
-		go func(l serverListener) { errc <- s.acceptLoop(ctx, l) }(l)
+		// A panic of the loop itself (each connection's set-up has its own recovery) ends Serve with an error
+		// instead of the process.
+		go func(l serverListener) {
+			errc <- s.panics.Call(s.log, "ftpfront: accept loop", func() error { return s.acceptLoop(ctx, l) })
+		}(l)
 	}
 	var first error
 	select {
@@ -204,9 +212,17 @@ func (s *Server) acceptLoop(ctx context.Context, l serverListener) error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		s.startSession(ctx, c, l.implicit)
+		// A panic while setting up one connection closes it (startSession's defer); the loop goes on.
+		_ = s.panics.Call(s.log, "ftpfront: starting a session", func() error {
+			s.startSession(ctx, c, l.implicit)
+			return nil
+		})
 	}
 }
+
+// Panics returns how many panics the server recovered (each logged once with its stack): in command handlers
+// (answered 451, or 421 before login), sessions (421), transfers (451), accept loops and connection set-up.
+func (s *Server) Panics() int64 { return s.panics.Count() }
 
 func addrIP(a net.Addr) netip.Addr {
 	if ta, ok := a.(*net.TCPAddr); ok {
@@ -221,9 +237,18 @@ func addrIP(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// startSession admits c and starts its session goroutine. Until the goroutine owns c, c is closed and its
+// admission released on every way out: refused, the server closed, or a panic.
 func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
 	ip := addrIP(c.RemoteAddr())
 	release := func() {}
+	started := false
+	defer func() {
+		if !started {
+			c.Close()
+			release()
+		}
+	}()
 	if s.deps.Admit != nil {
 		r, err := s.deps.Admit.Admit(ip)
 		if err != nil {
@@ -232,7 +257,6 @@ func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
 				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 				fmt.Fprintf(c, "421 %s\r\n", sanitize(err.Error()))
 			}
-			c.Close()
 			return
 		}
 		release = r
@@ -241,13 +265,12 @@ func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		c.Close()
-		release()
 		return
 	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	started = true
 	go func() {
 		defer s.wg.Done()
 		defer func() {
@@ -437,8 +460,10 @@ func (s *session) serve() {
 		s.log.Info("disconnect", "duration", time.Since(s.started).Round(time.Millisecond))
 	}()
 	defer func() {
+		// Command handlers have their own recovery (run); this one covers the rest of the session (the
+		// implicit TLS handshake, reading commands).
 		if r := recover(); r != nil {
-			s.log.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+			s.srv.panics.Recovered(s.log, "ftpfront: session", r)
 			s.reply(421, "Internal error, closing control connection")
 		}
 	}()
@@ -510,7 +535,28 @@ func (s *session) dispatch(cmd Command) bool {
 		s.reply(501, "Missing argument")
 		return true
 	}
-	return spec.fn(s, cmd, cmdState{rest: rest, renameFrom: renameFrom})
+	return s.run(spec, cmd, cmdState{rest: rest, renameFrom: renameFrom})
+}
+
+// run runs a command's handler and reports whether the session goes on. A panic in the handler is logged
+// with its stack and counted, and fails that command only: a logged-in session answers 451 and reads the next
+// command. Before login the session ends with 421 instead, so that a client cannot retry a login path that
+// panics on one connection without limit.
+func (s *session) run(spec commandSpec, cmd Command, st cmdState) bool {
+	goOn := false
+	err := s.srv.panics.Call(s.log, "ftpfront: command "+cmd.Verb, func() error {
+		goOn = spec.fn(s, cmd, st)
+		return nil
+	})
+	if err == nil {
+		return goOn
+	}
+	if s.user == nil {
+		s.reply(421, "Internal error, closing control connection")
+		return false
+	}
+	s.reply(451, "Internal error, command aborted")
+	return true
 }
 
 // cmdState carries the one-command-lived state set by the previous command (REST offset, RNFR source).

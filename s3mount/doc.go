@@ -73,6 +73,17 @@
 // changed ETag, EINVAL for non-sequential writes, EINTR for interrupted requests, and EIO with one log line
 // naming the operation, the key and the cause for anything else. No SDK or wrapped error reaches go-fuse.
 //
+// # Panics
+//
+// A panic never ends the process. In a request, go-fuse recovers it (MountOptions.PanicHandler) and the request
+// fails with EIO. Every goroutine the mount starts outside a request runs under recovery too (internal/safego):
+// the end-of-mount cleanup, the copies and deletes of a directory rename (forEachBounded), and, through the
+// counter passed in upload.Config and cache.Config, part uploads, completions and aborts, prefetch streams,
+// block fetches and disk-tier writes. Such a panic fails what the goroutine worked for, as an S3 error would:
+// the upload (write and close get EIO, nothing is stored, the multipart upload is aborted), the block (the
+// read that needs it gets EIO), the rename (EIO, copies undone). Each panic is logged once at ERROR with its
+// stack and counted in Mounted.Panics.
+//
 // # Contexts
 //
 // go-fuse cancels a request's context when the calling process gets any signal (Go programs get SIGURG all the

@@ -121,6 +121,7 @@ func (h *writeHandle) ensureWriterLocked() {
 		Concurrency: h.f.opts.UploadConcurrency,
 		Budget:      h.f.budget,
 		Log:         h.f.log,
+		Panics:      h.f.panics,
 	}
 	opts := h.f.putOptions(h.name, h.meta)
 	if h.keep > 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
 )
@@ -44,11 +45,12 @@ func newTestFsys(t *testing.T) (*fsys, *s3fake.Fake, *lockedBuilder) {
 	}
 	logs := &lockedBuilder{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	c, err := cache.New(cache.Config{MaxBytes: 8 << 20, Log: log})
+	panics := &safego.Panics{}
+	c, err := cache.New(cache.Config{MaxBytes: 8 << 20, Log: log, Panics: panics})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFsys(fake, opts, log, c), fake, logs
+	return newFsys(fake, opts, log, c, panics), fake, logs
 }
 
 func newArmedHandle(t *testing.T, f *fsys, key string) *writeHandle {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
@@ -45,7 +44,7 @@ const unmountAbortWait = 30 * time.Second
 type Mounted struct {
 	fsys       *fsys
 	server     *fuse.Server
-	panics     *atomic.Int64 // requests that panicked (recovered by go-fuse, see panicHandler)
+	panics     *safego.Panics // panics recovered in requests (panicHandler) and in the mount's goroutines
 	mountpoint string
 	done       chan struct{}
 
@@ -58,9 +57,11 @@ func (m *Mounted) Budget() *upload.Budget { return m.fsys.budget }
 // CacheStats returns a snapshot of the read cache's counters (for metrics).
 func (m *Mounted) CacheStats() cache.Stats { return m.fsys.cache.Stats() }
 
-// Panics returns how many panics inside file system operations were recovered (each failed its request with
-// EIO and was logged with its stack), for metrics.
-func (m *Mounted) Panics() int64 { return m.panics.Load() }
+// Panics returns how many panics were recovered, for metrics: in file system requests (each failed with EIO)
+// and in the mount's background goroutines (part uploads, completions, aborts, prefetch streams, block fetches,
+// disk-tier writes, directory rename copies; each failed its upload, block or rename). Each was logged once with
+// its stack.
+func (m *Mounted) Panics() int64 { return m.panics.Count() }
 
 // Mount mounts the bucket (through client) at mountpoint and returns once the kernel serves it. opts is
 // validated first; log receives one line per error (nil discards them). ctx bounds the start-up only.
@@ -74,15 +75,15 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	panics := &safego.Panics{}
 	c, err := cache.New(cache.Config{MaxBytes: opts.CacheSize, DiskDir: opts.CacheDir, DiskMaxBytes: opts.CacheDirSize,
-		Log: log})
+		Log: log, Panics: panics})
 	if err != nil {
 		return nil, fmt.Errorf("s3mount: read cache: %w", err)
 	}
-	f := newFsys(client, opts, log, c)
+	f := newFsys(client, opts, log, c, panics)
 
 	statTTL, negTTL := opts.StatTTL, opts.NegativeTTL
-	panics := new(atomic.Int64)
 	fopts := &fs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:   opts.AllowOther,
@@ -120,12 +121,12 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 		setKernelReadahead(mountpoint, ra, log)
 	}
 	m := &Mounted{fsys: f, server: server, panics: panics, mountpoint: mountpoint, done: make(chan struct{})}
-	go func() {
+	panics.Go(log, "s3mount: ending the mount", func() {
+		defer close(m.done) // Wait and Unmount return even if aborting the uploads panicked
 		server.Wait()
 		f.abortUploads("unmounted")
 		f.waitAborts(unmountAbortWait)
-		close(m.done)
-	}()
+	})
 	log.Info("mounted", "mountpoint", mountpoint, "prefix", opts.Prefix, "read_only", opts.ReadOnly,
 		"stat_ttl", opts.StatTTL, "memory_budget", opts.MemoryBudget, "cache_size", opts.CacheSize)
 	return m, nil
@@ -217,12 +218,10 @@ func setKernelReadahead(mountpoint string, bytes int64, log *slog.Logger) {
 
 // panicHandler returns go-fuse's MountOptions.PanicHandler: it runs in the deferred recover of the request that
 // panicked, so the stack it logs still shows the operation and the code that panicked. The request fails with
-// EIO. Panics in goroutines outside a request (uploads, prefetch streams) are not covered and end the process.
-func panicHandler(log *slog.Logger, n *atomic.Int64) func(any) fuse.Status {
+// EIO. Goroutines outside a request run under the same counter through safego (see the package doc).
+func panicHandler(log *slog.Logger, panics *safego.Panics) func(any) fuse.Status {
 	return func(v any) fuse.Status {
-		n.Add(1)
-		log.Error("panic in a file system request; it fails with EIO, the mount keeps serving",
-			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		panics.Recovered(log, "file system request (EIO)", v)
 		return fuse.EIO
 	}
 }

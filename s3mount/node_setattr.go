@@ -106,7 +106,8 @@ func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64, 
 	}
 	src.Key = key
 	w := upload.NewFromExisting(n.f.client, key, src, int64(size), n.f.putOptions(name, keptAttrs(src.Metadata)),
-		upload.Config{PartSize: n.f.opts.PartSize, Concurrency: n.f.opts.UploadConcurrency, Budget: n.f.budget, Log: n.f.log})
+		upload.Config{PartSize: n.f.opts.PartSize, Concurrency: n.f.opts.UploadConcurrency, Budget: n.f.budget, Log: n.f.log,
+			Panics: n.f.panics})
 	info, err := w.Close(mctx)
 	if err != nil {
 		return n.f.errno("truncate", key, err)

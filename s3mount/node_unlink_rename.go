@@ -212,9 +212,10 @@ func copyPartLen(size int64) int64 {
 // dirRenameConcurrency is how many copies, and then deletes, a directory rename runs at once.
 const dirRenameConcurrency = 8
 
-// forEachBounded calls fn(i) for every i in [0, n), at most limit at a time. After the first error no further
-// call starts; it waits for the calls running and returns that error.
-func forEachBounded(n, limit int, fn func(i int) error) error {
+// forEachBounded calls fn(i) for every i in [0, n), at most limit at a time, each in its own goroutine under
+// recovery: a panic is logged, counted, and is that call's error (a *safego.PanicError). After the first error
+// no further call starts; it waits for the calls running and returns that error.
+func (f *fsys) forEachBounded(n, limit int, fn func(i int) error) error {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -232,7 +233,7 @@ func forEachBounded(n, limit int, fn func(i int) error) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := fn(i); err != nil {
+			if err := f.panics.Call(f.log, "rename: a copy or delete of a directory rename", func() error { return fn(i) }); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -295,7 +296,7 @@ func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, n
 	}
 	mctx := detached(ctx)
 	copied := make([]string, len(objs)) // "" where no copy was made
-	err := forEachBounded(len(objs), dirRenameConcurrency, func(i int) error {
+	err := d.f.forEachBounded(len(objs), dirRenameConcurrency, func(i int) error {
 		to := dst + "/" + strings.TrimPrefix(objs[i].Key, src+"/")
 		if err := d.f.copyObject(mctx, objs[i], to); err != nil {
 			return fmt.Errorf("copy %s -> %s: %w", objs[i].Key, to, err)
@@ -306,7 +307,8 @@ func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, n
 	copied = slices.DeleteFunc(copied, func(k string) bool { return k == "" })
 	if err != nil {
 		// Undo: the source is complete, so the partial copy goes and the rename fails as a whole.
-		_ = forEachBounded(len(copied), dirRenameConcurrency, func(i int) error {
+		// A panic stops the undo; it was logged, and the rename fails anyway.
+		_ = d.f.forEachBounded(len(copied), dirRenameConcurrency, func(i int) error {
 			if derr := d.f.client.DeleteObject(mctx, copied[i]); derr != nil {
 				d.f.log.Error("undoing a failed directory rename failed: the copy stays", "key", copied[i], "err", derr)
 			}
@@ -326,7 +328,7 @@ func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, n
 	// reports the failure.
 	var delMu sync.Mutex
 	var delErr error
-	_ = forEachBounded(len(objs), dirRenameConcurrency, func(i int) error {
+	perr := d.f.forEachBounded(len(objs), dirRenameConcurrency, func(i int) error {
 		if err := d.f.client.DeleteObject(mctx, objs[i].Key); err != nil {
 			d.f.log.Error("rename: the copy is complete but a source could not be deleted: it stays",
 				"key", objs[i].Key, "target", dst+"/", "err", err)
@@ -341,6 +343,9 @@ func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, n
 		d.f.cache.Invalidate(objs[i].Key)
 		return nil
 	})
+	if delErr == nil {
+		delErr = perr // a panic: it stopped the deletes
+	}
 	if delErr != nil {
 		d.f.meta.forget(src)
 		return d.f.errno("rename (deleting the sources after a complete copy)", src+"/", delErr)

@@ -17,6 +17,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
@@ -31,6 +32,7 @@ type fsys struct {
 	cache     *cache.Cache
 	budget    *upload.Budget
 	aborts    *upload.Aborts // background aborts of failed uploads (upload.DefaultAborts()); unmount waits for them
+	panics    *safego.Panics // recovers and counts the panics of requests and of every goroutine of the mount
 	mountTime time.Time
 
 	// uploadsMu guards uploads. Lock order: a handle's lock, then a fileNode's mu, then uploadsMu.
@@ -38,7 +40,7 @@ type fsys struct {
 	uploads   map[*writeHandle]struct{} // write handles whose upload is neither completed nor aborted
 }
 
-func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Cache) *fsys {
+func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Cache, panics *safego.Panics) *fsys {
 	f := &fsys{
 		client:    client,
 		opts:      opts,
@@ -47,6 +49,7 @@ func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Ca
 		cache:     c,
 		budget:    upload.NewBudget(opts.MemoryBudget),
 		aborts:    upload.DefaultAborts(),
+		panics:    panics,
 		mountTime: time.Now(),
 		uploads:   make(map[*writeHandle]struct{}),
 	}

@@ -14,9 +14,10 @@
 //
 // Logs go to stderr as text or JSON lines (--log-format), one line per event with its cause. The audit log
 // (--audit-log) is a separate JSON-lines record of logins and transfers. Prometheus metrics (sessions, logins by
-// result, bans, transfers and bytes by direction; names in package internal/metrics) are served at /metrics on
-// --metrics-addr and on --health-addr next to /healthz; both listeners are off unless set. The metrics are fed
-// by the audit events (internal/metrics/ftpmetrics), so they count exactly what the audit log records.
+// result, bans, transfers and bytes by direction, recovered panics; names in package internal/metrics) are
+// served at /metrics on --metrics-addr and on --health-addr next to /healthz; both listeners are off unless set.
+// The session, login and transfer metrics are fed by the audit events (internal/metrics/ftpmetrics), so they
+// count exactly what the audit log records.
 package main
 
 import (
@@ -217,11 +218,13 @@ func serve(c *config, stderr io.Writer) int {
 		deps.Audit = ftpfront.NewAuditLog(w)
 	}
 	// The metrics see every audit event before the audit log does; without an audit log they are its only reader.
-	deps.Audit = ftpmetrics.Wire(reg, access, deps.Audit)
+	var fm *metrics.FTPFront
+	deps.Audit, fm = ftpmetrics.Wire(reg, access, deps.Audit)
 	srv, err := ftpfront.NewServer(c.opts, deps)
 	if err != nil {
 		return fail(exitConfig, "invalid configuration", err)
 	}
+	fm.WatchPanics(srv.Panics)
 	if err := srv.Listen(); err != nil {
 		return fail(exitListen, "cannot listen", err)
 	}

@@ -82,8 +82,8 @@
 // HOST:PORT (also -o metrics_addr=HOST:PORT in fstab) the daemon serves Prometheus metrics at /metrics and a
 // health check at /healthz; the listener is bound before the S3 checks, so a taken address fails the start
 // (exit 2) before anything is mounted. /metrics counts S3 requests by operation and final status, retries,
-// payload bytes up and down, parts in flight, the write budget in use, read cache hits, misses and bytes, and
-// the Go runtime (names in package internal/metrics). /healthz answers 200 "ok" while a stat of the mount's
+// payload bytes up and down, parts in flight, the write budget in use, read cache hits, misses and bytes,
+// recovered panics, and the Go runtime (names in package internal/metrics). /healthz answers 200 "ok" while a stat of the mount's
 // root returns within 5s, and 503 with the reason before the mount is up, once an unmount was asked for, or
 // when the stat fails or hangs (health.go: one stat at a time; the kernel may answer from its attribute cache
 // for up to --stat-ttl).

@@ -297,15 +297,17 @@ func logLimits(log *slog.Logger, c *config) {
 		"stat_ttl", o.StatTTL, "negative_ttl", o.NegativeTTL)
 }
 
-// mountStats is what the write budget and read cache metrics read from a mount (*s3mount.Mounted).
+// mountStats is what the write budget, read cache and panic metrics read from a mount (*s3mount.Mounted).
 type mountStats interface {
 	Budget() *upload.Budget
 	CacheStats() cache.Stats
+	Panics() int64
 }
 
-// watchMount makes the write budget and read cache metrics read the mount.
+// watchMount makes the write budget, read cache and panic metrics read the mount.
 func watchMount(sm *metrics.S3Mount, m mountStats) {
 	sm.WatchBudget(m.Budget())
+	sm.WatchPanics(m.Panics)
 	sm.WatchCache(func() metrics.CacheStats {
 		st := m.CacheStats()
 		// Every block fetched from S3 is a miss, whether a read or the prefetch stream asked for it.

@@ -20,6 +20,7 @@ type S3Mount struct {
 
 	budget atomic.Pointer[Budget]
 	cache  atomic.Pointer[func() CacheStats]
+	panics atomic.Pointer[func() int64]
 }
 
 // Budget is the upload memory budget as the metrics read it; *upload.Budget satisfies it.
@@ -71,6 +72,13 @@ func NewS3Mount(r *Registry) *S3Mount {
 	r.CounterFunc("s3mount_cache_misses_total", "Blocks fetched from S3 into the read cache (by a read or by prefetch).",
 		func() uint64 { return uint64(max(0, cache(func(s CacheStats) int64 { return s.Misses })())) })
 	r.GaugeFunc("s3mount_cache_bytes", "Bytes of read cache buffers held.", cache(func(s CacheStats) int64 { return s.Bytes }))
+	r.CounterFunc("s3mount_panics_total", "Panics recovered in file system requests and background goroutines; each "+
+		"failed its request, upload, block or rename and was logged with its stack.", func() uint64 {
+		if f := m.panics.Load(); f != nil {
+			return uint64(max(0, (*f)()))
+		}
+		return 0
+	})
 	return m
 }
 
@@ -106,6 +114,11 @@ func (m *S3Mount) WatchCache(f func() CacheStats) {
 	m.cache.Store(&f)
 }
 
+// WatchPanics makes s3mount_panics_total read f (the mount's Panics) at scrape time.
+func (m *S3Mount) WatchPanics(f func() int64) {
+	m.panics.Store(&f)
+}
+
 // statusLabels holds the label text of every status below 600, so recording a call does not allocate.
 var statusLabels = func() []string {
 	s := make([]string, 600)
@@ -133,7 +146,8 @@ type FTPFront struct {
 	// TransferBytes counts bytes moved by dir.
 	TransferBytes *CounterVec
 
-	bans atomic.Pointer[func() uint64]
+	bans   atomic.Pointer[func() uint64]
+	panics atomic.Pointer[func() int64]
 }
 
 // NewFTPFront registers the ftpfront metrics in r.
@@ -147,6 +161,13 @@ func NewFTPFront(r *Registry) *FTPFront {
 	r.CounterFunc("ftpfront_bans_total", "Addresses banned after failed logins.", func() uint64 {
 		if b := f.bans.Load(); b != nil {
 			return (*b)()
+		}
+		return 0
+	})
+	r.CounterFunc("ftpfront_panics_total", "Panics recovered in sessions, commands, transfers and connection set-up; "+
+		"each was logged with its stack.", func() uint64 {
+		if p := f.panics.Load(); p != nil {
+			return uint64(max(0, (*p)()))
 		}
 		return 0
 	})
@@ -166,6 +187,11 @@ func NewFTPFront(r *Registry) *FTPFront {
 // WatchBans makes ftpfront_bans_total read f (e.g. the Access's Stats().Bans) at scrape time.
 func (f *FTPFront) WatchBans(fn func() uint64) {
 	f.bans.Store(&fn)
+}
+
+// WatchPanics makes ftpfront_panics_total read fn (the Server's Panics) at scrape time.
+func (f *FTPFront) WatchPanics(fn func() int64) {
+	f.panics.Store(&fn)
 }
 
 // ObserveEvent records one audit event: its name (connect, disconnect, login_ok, login_failed, upload, download;

@@ -36,6 +36,8 @@
 //	s3mount_cache_hits_total              counter  block lookups served from the read cache
 //	s3mount_cache_misses_total            counter  blocks fetched from S3 (by a read or by prefetch)
 //	s3mount_cache_bytes                   gauge    bytes of read cache buffers held
+//	s3mount_panics_total                  counter  panics recovered in requests and background goroutines
+//	                                               (Mounted.Panics); each failed one operation
 //
 // ftpfront (NewFTPFront):
 //
@@ -45,8 +47,9 @@
 //	ftpfront_transfers_total{dir,result}      counter  finished transfers; dir upload or download, result ok,
 //	                                                   aborted or error
 //	ftpfront_transfer_bytes_total{dir}        counter  bytes moved by transfers, whatever their result
+//	ftpfront_panics_total                     counter  panics recovered by the server (Server.Panics)
 //
-// The gauges and counters a daemon cannot update itself (budget, cache, bans) are read from functions given to
+// The gauges and counters a daemon cannot update itself (budget, cache, bans, panics) are read from functions given to
 // the Watch methods; until then they read 0.
 //
 // # Wiring
@@ -57,6 +60,7 @@
 //	m := s3metrics.Wire(reg, &s3cfg)            // s3mount: S3 requests and bytes, through s3client.Config.Observer
 //	client = s3metrics.Client(client, m)        // s3mount: s3mount_parts_in_flight
 //	m.WatchBudget(budget)                       // s3mount: *upload.Budget
-//	deps.Audit = ftpmetrics.Wire(reg, access, deps.Audit) // ftpfront: sessions, logins, transfers, bans
+//	deps.Audit, fm = ftpmetrics.Wire(reg, access, deps.Audit) // ftpfront: sessions, logins, transfers, bans
+//	fm.WatchPanics(srv.Panics)                  // ftpfront, once the Server exists
 //	mux.Handle("/metrics", reg.Handler())       // next to an existing /healthz; or metrics.Serve(addr, reg.Handler(), log)
 package metrics

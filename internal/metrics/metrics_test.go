@@ -381,7 +381,8 @@ func TestS3Mount(t *testing.T) {
 	before := scrape(t, r)
 	for _, name := range []string{"s3mount_s3_requests_total", "s3mount_s3_retries_total", "s3mount_bytes_uploaded_total",
 		"s3mount_bytes_downloaded_total", "s3mount_parts_in_flight", "s3mount_write_budget_bytes_in_use",
-		"s3mount_write_budget_bytes_max", "s3mount_cache_hits_total", "s3mount_cache_misses_total", "s3mount_cache_bytes"} {
+		"s3mount_write_budget_bytes_max", "s3mount_cache_hits_total", "s3mount_cache_misses_total", "s3mount_cache_bytes",
+		"s3mount_panics_total"} {
 		if _, ok := before.typ[name]; !ok {
 			t.Errorf("family %s missing", name)
 		}
@@ -405,6 +406,7 @@ func TestS3Mount(t *testing.T) {
 	var hits atomic.Int64
 	m.WatchCache(func() CacheStats { return CacheStats{Hits: hits.Load(), Misses: 2, Bytes: 3 << 20} })
 	hits.Store(1)
+	m.WatchPanics(func() int64 { return 3 })
 
 	e := scrape(t, r)
 	want := map[string]float64{
@@ -421,6 +423,7 @@ func TestS3Mount(t *testing.T) {
 		"s3mount_cache_hits_total":                                  1,
 		"s3mount_cache_misses_total":                                2,
 		"s3mount_cache_bytes":                                       3 << 20,
+		"s3mount_panics_total":                                      3,
 	}
 	checkSamples(t, e, want)
 	hits.Store(5)
@@ -432,7 +435,8 @@ func TestFTPFront(t *testing.T) {
 	f := NewFTPFront(r)
 	e := scrape(t, r)
 	for _, s := range []string{`ftpfront_logins_total{result="failed"}`, `ftpfront_transfers_total{dir="upload",result="error"}`,
-		`ftpfront_transfer_bytes_total{dir="download"}`, "ftpfront_bans_total", "ftpfront_sessions_active"} {
+		`ftpfront_transfer_bytes_total{dir="download"}`, "ftpfront_bans_total", "ftpfront_sessions_active",
+		"ftpfront_panics_total"} {
 		if v, ok := e.samples[s]; !ok || v != 0 {
 			t.Errorf("series %s = %v (present %v), want 0 from the start", s, v, ok)
 		}
@@ -448,6 +452,7 @@ func TestFTPFront(t *testing.T) {
 		f.ObserveEvent(ev.event, ev.result, ev.bytes)
 	}
 	f.WatchBans(func() uint64 { return 2 })
+	f.WatchPanics(func() int64 { return 4 })
 	checkSamples(t, scrape(t, r), map[string]float64{
 		"ftpfront_sessions_active":                                  1,
 		`ftpfront_logins_total{result="ok"}`:                        1,
@@ -459,6 +464,7 @@ func TestFTPFront(t *testing.T) {
 		`ftpfront_transfer_bytes_total{dir="upload"}`:               1010,
 		`ftpfront_transfer_bytes_total{dir="download"}`:             12,
 		"ftpfront_bans_total":                                       2,
+		"ftpfront_panics_total":                                     4,
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
@@ -81,15 +82,21 @@ func (a *Aborts) Wait(ctx context.Context) error {
 	}
 }
 
-// start aborts upload id of key in a new goroutine.
-func (a *Aborts) start(c Client, key, id string, log *slog.Logger) {
+// start aborts upload id of key in a new goroutine. A panic there is logged and counted on panics; the abort
+// is then given up (counted in Failed), as one that ran out of time.
+func (a *Aborts) start(c Client, key, id string, log *slog.Logger, panics *safego.Panics) {
 	a.mu.Lock()
 	a.pending++
 	a.mu.Unlock()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		ok := a.run(c, key, id, log)
+		ok := false
+		// Call's only error is a panic, which it logged and counted; ok stays false.
+		_ = panics.Call(log, "upload: aborting multipart upload "+id+" of "+key, func() error {
+			ok = a.run(c, key, id, log)
+			return nil
+		})
 		a.mu.Lock()
 		a.pending--
 		if !ok {

@@ -67,6 +67,17 @@
 // fail too and leave the parts stored. Close and Abort return the writer's own error without waiting for it;
 // an unmount waits a bounded time with Aborts.Wait.
 //
+// # Panics
+//
+// Every goroutine of the package (part uploads and copies, the completion started by Close or Abort, the
+// hand-over and the retries of an abort) runs under recovery (internal/safego); only Aborts.Wait's waiter, which
+// just waits for a WaitGroup, is exempt. A panic there is logged once with its stack and counted on
+// Config.Panics, and is a failure like any other: a part or the completion fails the writer with a
+// *safego.PanicError (WriteAt and Close return it; the buffers go back to the budget; the multipart upload is
+// aborted), and a panicking abort is given up (Aborts.Failed) with the upload left to the lifecycle rule or to
+// --abort-uploads-older-than. A panic inside a PutObject or CompleteMultipartUpload that S3 had already
+// accepted cannot undo the object: Close then reports a failure for an object that exists.
+//
 // # What Close guarantees
 //
 // Close returns nil only after S3 confirmed the whole object (PutObject or CompleteMultipartUpload); the

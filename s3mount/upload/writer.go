@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	// Aborts runs the writer's AbortMultipartUpload in the background, retried (see Aborts). nil means the
 	// package's shared DefaultAborts().
 	Aborts *Aborts
+	// Panics counts the panics recovered in the writer's goroutines and in its aborts (s3mount passes the
+	// mount's counter); nil counts them nowhere. They are logged and fail the writer either way.
+	Panics *safego.Panics
 }
 
 // Writer streams one object to S3 while it is being written: parts upload concurrently as they fill, under the
@@ -79,6 +83,7 @@ type Writer struct {
 	budget *Budget
 	aborts *Aborts
 	log    *slog.Logger
+	panics *safego.Panics
 
 	// ctx carries every S3 request of the writer. It belongs to the writer, not to any caller, and is cancelled
 	// by Abort or by a failed part so that the other parts stop.
@@ -152,6 +157,7 @@ func New(c Client, key string, opts s3client.PutOptions, cfg Config) *Writer {
 		limit:  max(b.Max()/2, s3client.MinPartSize),
 		budget: b,
 		log:    log,
+		panics: cfg.Panics,
 		ctx:    ctx,
 		cancel: cancel,
 		slots:  make(chan struct{}, conc),
@@ -217,40 +223,55 @@ func (w *Writer) prepareLocked(ctx context.Context) error {
 	if w.prefixDone || w.copies != nil || w.keep == 0 {
 		return nil
 	}
-	buf, err := w.budget.acquire(ctx, w.ctx.Done(), PartSize(1, w.base, w.limit))
-	if err != nil {
-		if errors.Is(err, errStopped) {
-			return w.stickyErr()
+	if w.buf == nil {
+		buf, err := w.budget.acquire(ctx, w.ctx.Done(), PartSize(1, w.base, w.limit))
+		if err != nil {
+			if errors.Is(err, errStopped) {
+				return w.stickyErr()
+			}
+			return err
 		}
-		return err
+		// Held by w.buf (empty) while the prefix is fetched, so that whoever ends the writer releases it even
+		// if the fetch panics.
+		w.buf, w.fill, w.start = buf, 0, 0
 	}
 	body, _, err := w.c.GetObject(w.ctx, w.src.Key, 0, w.keep, w.src.ETag)
 	if err == nil {
-		_, err = io.ReadFull(body, buf[:w.keep])
+		_, err = io.ReadFull(body, w.buf[:w.keep])
 		body.Close()
 	}
 	if err != nil {
-		w.budget.release(buf)
+		w.budget.release(w.buf)
+		w.buf = nil
 		w.fail(err, "GetObject", 0)
 		return w.stickyErr()
 	}
-	w.buf, w.fill, w.start = buf, int(w.keep), 0
+	w.fill = int(w.keep)
 	w.prefixDone = true
 	return nil
 }
 
-// copyPart runs one UploadPartCopy of the kept prefix.
+// copyPart runs one UploadPartCopy of the kept prefix. A failure or a panic fails the writer.
 func (w *Writer) copyPart(id string, number int32, r byteRange) {
 	defer w.wg.Done()
 	defer func() { <-w.slots }()
-	etag, err := w.c.UploadPartCopy(w.ctx, w.key, id, number, w.src.Key, w.src.ETag, r.off, r.len)
+	err := w.panics.Call(w.log, "upload: UploadPartCopy", func() error {
+		etag, err := w.c.UploadPartCopy(w.ctx, w.key, id, number, w.src.Key, w.src.ETag, r.off, r.len)
+		if err == nil {
+			w.addPart(number, etag)
+		}
+		return err
+	})
 	if err != nil {
 		w.fail(err, "UploadPartCopy", number)
-		return
 	}
+}
+
+// addPart records a part S3 stored.
+func (w *Writer) addPart(number int32, etag string) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.parts = append(w.parts, s3client.Part{Number: number, ETag: etag})
-	w.mu.Unlock()
 }
 
 // Size returns the size the object has so far: the largest offset+length of any accepted write.
@@ -424,20 +445,23 @@ func (w *Writer) startPartLocked(ctx context.Context) error {
 	return nil
 }
 
-// uploadPart runs one part upload; it owns buf until it returns it to the budget.
+// uploadPart runs one part upload; it owns buf until it returns it to the budget, which it does whether the
+// upload succeeds, fails or panics. A failure or a panic fails the writer.
 func (w *Writer) uploadPart(id string, number int32, buf, body []byte) {
 	defer w.wg.Done()
 	// The failure is recorded before the slot is given back, so a writer waiting for that slot sees it.
 	defer func() { <-w.slots }()
 	defer w.budget.release(buf)
-	etag, err := w.c.UploadPart(w.ctx, w.key, id, number, body)
+	err := w.panics.Call(w.log, "upload: UploadPart", func() error {
+		etag, err := w.c.UploadPart(w.ctx, w.key, id, number, body)
+		if err == nil {
+			w.addPart(number, etag)
+		}
+		return err
+	})
 	if err != nil {
 		w.fail(err, "UploadPart", number)
-		return
 	}
-	w.mu.Lock()
-	w.parts = append(w.parts, s3client.Part{Number: number, ETag: etag})
-	w.mu.Unlock()
 }
 
 // drainStashLocked applies the stashed writes that the contiguous data has reached, oldest first.
@@ -526,15 +550,22 @@ func (w *Writer) Abort(ctx context.Context) error {
 	}
 }
 
-// finish runs once: it completes or discards the upload, then publishes the result and closes done.
+// finish runs once, in its own goroutine: it completes or discards the upload, then publishes the result and
+// closes done. A panic while completing fails the writer like any other failure of the completion.
 func (w *Writer) finish() {
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
 	defer close(w.done)
 	w.closing = true
 
-	info, err := w.complete()
+	var info s3client.ObjectInfo
+	err := w.panics.Call(w.log, "upload: completing the object", func() error {
+		var err error
+		info, err = w.complete()
+		return err
+	})
 	if err != nil {
+		info = s3client.ObjectInfo{}
 		w.fail(err, "Close", 0) // no-op (and no second log line) when the failure is already recorded
 		err = w.stickyErr()
 		w.wg.Wait()
@@ -646,10 +677,10 @@ func (w *Writer) fail(err error, op string, part int32) {
 	}
 	w.log.Error("upload failed", "key", w.key, "op", op, "part", part, "err", err)
 	w.cancel()
-	go func() {
+	w.panics.Go(w.log, "upload: handing the abort over", func() {
 		w.wg.Wait()
 		w.abortUpload()
-	}()
+	})
 }
 
 // abortUpload hands the abort of the multipart upload, if one was created, to w.aborts once; call it after
@@ -660,7 +691,7 @@ func (w *Writer) abortUpload() {
 		id := w.uploadID
 		w.mu.Unlock()
 		if id != "" {
-			w.aborts.start(w.c, w.key, id, w.log)
+			w.aborts.start(w.c, w.key, id, w.log, w.panics)
 		}
 	})
 }

@@ -9,15 +9,18 @@ import (
 )
 
 // Wire registers the ftpfront metrics in r, reads bans from access (may be nil) and returns the Auditor to give
-// the server: it records each event in the metrics, then passes it to next (may be nil).
+// the server: it records each event in the metrics, then passes it to next (may be nil). It also returns the
+// metrics, so that ftpfront_panics_total can read the server once it exists.
 //
-//	deps.Audit = ftpmetrics.Wire(reg, access, deps.Audit)
-func Wire(r *metrics.Registry, access *ftpfront.Access, next ftpfront.Auditor) ftpfront.Auditor {
+//	deps.Audit, m = ftpmetrics.Wire(reg, access, deps.Audit)
+//	srv, err := ftpfront.NewServer(opts, deps)
+//	m.WatchPanics(srv.Panics)
+func Wire(r *metrics.Registry, access *ftpfront.Access, next ftpfront.Auditor) (ftpfront.Auditor, *metrics.FTPFront) {
 	m := metrics.NewFTPFront(r)
 	if access != nil {
 		m.WatchBans(func() uint64 { return access.Stats().Bans })
 	}
-	return Auditor(m, next)
+	return Auditor(m, next), m
 }
 
 // Auditor returns an Auditor that records events in m and then passes them to next (nil: to no one).

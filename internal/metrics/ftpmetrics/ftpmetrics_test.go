@@ -54,15 +54,17 @@ func TestWireWithRealServer(t *testing.T) {
 	access := ftpfront.NewAccess(db, ftpfront.AccessConfig{BanAfter: 1, FailDelay: time.Millisecond}, log)
 	reg := metrics.NewRegistry()
 	down := &recorder{}
+	audit, fm := Wire(reg, access, down)
 	opts := ftpfront.DefaultOptions()
 	opts.Listen = "127.0.0.1:0"
 	opts.TLSSelfSigned = true
 	opts.PassivePortMin, opts.PassivePortMax = 0, 0
 	srv, err := ftpfront.NewServer(opts, ftpfront.Deps{Auth: access, Admit: access, Log: log,
-		Audit: Wire(reg, access, down)})
+		Audit: audit})
 	if err != nil {
 		t.Fatal(err)
 	}
+	fm.WatchPanics(srv.Panics)
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +134,7 @@ func TestWireWithRealServer(t *testing.T) {
 		`ftpfront_transfer_bytes_total{dir="upload"} 14`,
 		`ftpfront_transfer_bytes_total{dir="download"} 14`,
 		"ftpfront_bans_total 1",
+		"ftpfront_panics_total 0",
 	} {
 		if !strings.Contains(text, "\n"+want+"\n") {
 			t.Errorf("scrape lacks %q", want)
@@ -153,7 +156,7 @@ func TestWireWithRealServer(t *testing.T) {
 
 func TestNilNextAndAccess(t *testing.T) {
 	reg := metrics.NewRegistry()
-	a := Wire(reg, nil, nil)
+	a, _ := Wire(reg, nil, nil)
 	a.Record(ftpfront.Event{Event: "connect", Result: "ok"})
 	var b bytes.Buffer
 	reg.WriteTo(&b)

@@ -17,7 +17,8 @@
 // BytesUploaded counts the body bytes of PutObject and UploadPart; BytesDownloaded counts the bytes actually
 // read from GetObject bodies (server-side copies count for neither). A call first checks its context, then
 // sleeps for the configured latency, then consults the fault hook (SetFault) and the queued failures
-// (FailNext); a fault is returned before any state changes. GET bodies can be made to fail after a number of
+// (FailNext); a fault is returned before any state changes. The hook runs without the fake's lock, so it may
+// also panic, as a bug in a client would, to test recovery. GET bodies can be made to fail after a number of
 // bytes (FailNextBody) to test truncated streams. A GET body also fails once the context of its GetObject
 // call is done, as an SDK body does.
 //
