@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jlaffaye/ftp"
+	"github.com/s3ftp/s3ftp/ftpfront"
 )
 
 var binary string
@@ -43,6 +45,7 @@ func TestUsageErrors(t *testing.T) {
 		{"--root", "/tmp", "--users", "u.yaml", "--passive-ports", "9-1"},
 		{"--root", "/tmp", "--users", "u.yaml", "--passive-host-map", "nonsense"},
 		{"--root", "/tmp", "--users", "u.yaml", "--log-level", "loud"},
+		{"--root", "/tmp", "--users", "u.yaml", "--require-mount", "sometimes"},
 		{"--nope"},
 	} {
 		var stderr bytes.Buffer
@@ -241,4 +244,51 @@ func TestExampleConfigParses(t *testing.T) {
 	if c.opts.Listen != "0.0.0.0:21" || c.opts.PassivePortMin != 40000 || c.auditLog != "/var/log/ftpfront/audit.log" {
 		t.Fatalf("example configuration read as %+v", c.opts)
 	}
+}
+
+// --require-mount=true on a directory that is not a mount point stops the binary at start with exit 3 and a
+// message naming the cause, before it listens.
+func TestRequireMountTrueOnPlainDirectory(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	cmd := exec.Command(binary, "--root", dir, "--users", filepath.Join(dir, "users.yaml"), "--require-mount=true",
+		"--tls-self-signed", "--listen", "127.0.0.1:0", "--ready-file", ready)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitConfig {
+		t.Fatalf("exit %v, want code %d:\n%s", err, exitConfig, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "is not a mount point") {
+		t.Fatalf("the message does not name the cause:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(ready); err == nil {
+		t.Fatal("the server got ready")
+	}
+}
+
+// --require-mount comes from the configuration file and the environment like every flag; the default is auto.
+func TestRequireMountLayering(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ftpfront.conf")
+	os.WriteFile(conf, []byte("users = /etc/u.yaml\ntls-self-signed\nrequire-mount = true\n"), 0o644)
+	t.Setenv("FTPFRONT_REQUIRE_MOUNT", "")
+	os.Unsetenv("FTPFRONT_REQUIRE_MOUNT")
+	t.Setenv("FTPFRONT_CONFIG", "")
+	check := func(args []string, want ftpfront.RequireMount) {
+		t.Helper()
+		c, code := parseFlags(append([]string{"--root", dir, "--users", "u.yaml", "--tls-self-signed"}, args...), io.Discard)
+		if code >= 0 {
+			t.Fatalf("%q: exit %d", args, code)
+		}
+		if c.requireMount != want {
+			t.Errorf("%q: require-mount %q, want %q", args, c.requireMount, want)
+		}
+	}
+	check(nil, ftpfront.RequireMountAuto)
+	check([]string{"--config", conf}, ftpfront.RequireMountTrue)
+	t.Setenv("FTPFRONT_REQUIRE_MOUNT", "false")
+	check([]string{"--config", conf}, ftpfront.RequireMountFalse)
+	check([]string{"--config", conf, "--require-mount", "auto"}, ftpfront.RequireMountAuto)
 }
