@@ -292,3 +292,47 @@ func TestRequireMountLayering(t *testing.T) {
 	check([]string{"--config", conf}, ftpfront.RequireMountFalse)
 	check([]string{"--config", conf, "--require-mount", "auto"}, ftpfront.RequireMountAuto)
 }
+
+// TestSystemdUnit: scripts/systemd/ftpfront.service requires the mount unit and starts after it without BindsTo=
+// (which would stop ftpfront when s3mount@ fails and leave it stopped after s3mount@'s automatic restart), and its
+// ExecStart, with the example configuration the unit's FTPFRONT_CONFIG names, is a valid command line that
+// requires --root to be a mount point.
+func TestSystemdUnit(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/systemd/ftpfront.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			keys[k] = append(keys[k], v)
+		}
+	}
+	const mountUnit = "s3mount@srv-ftp.service"
+	if got := keys["Requires"]; len(got) != 1 || got[0] != mountUnit {
+		t.Errorf("Requires=%q, want %s", got, mountUnit)
+	}
+	if got := strings.Join(keys["After"], " "); !strings.Contains(got, mountUnit) {
+		t.Errorf("After=%q lacks %s", got, mountUnit)
+	}
+	for _, k := range []string{"BindsTo", "PartOf"} {
+		if v, ok := keys[k]; ok {
+			t.Errorf("%s=%q: the unit would stop with a failed mount and not come back with its restart", k, v)
+		}
+	}
+	if got := keys["Restart"]; len(got) != 1 || got[0] != "on-failure" {
+		t.Errorf("Restart=%q, want on-failure (a start refused while the mount is down is retried)", got)
+	}
+	fields := strings.Fields(strings.Join(keys["ExecStart"], ""))
+	if len(fields) < 2 || filepath.Base(fields[0]) != "ftpfront" {
+		t.Fatalf("ExecStart=%q does not run ftpfront", keys["ExecStart"])
+	}
+	t.Setenv("FTPFRONT_CONFIG", "../../scripts/ftpfront.conf.example")
+	c, code := parseFlags(fields[1:], io.Discard)
+	if code >= 0 {
+		t.Fatalf("ExecStart %q with the example configuration: exit %d", fields, code)
+	}
+	if c.root != "/srv/ftp" || c.requireMount != ftpfront.RequireMountTrue {
+		t.Errorf("ExecStart %q: root %q, require-mount %q; want /srv/ftp and true", fields, c.root, c.requireMount)
+	}
+}
