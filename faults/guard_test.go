@@ -169,7 +169,26 @@ func TestFTPRefusesWhileMountDown(t *testing.T) {
 	fs := startFTPFront(t, m.dir)
 	var lost, leaks int64
 	refused := 0
-	defer func() { summary(t, 2+refused, lost, leaks, fmt.Sprintf("refused_451=%d", refused)) }()
+	var checkCost time.Duration // the guard's check (two stats) on the live mount, per call
+	defer func() {
+		summary(t, 2+refused, lost, leaks, fmt.Sprintf("refused_451=%d", refused),
+			fmt.Sprintf("guard_check_ns=%d", checkCost.Nanoseconds()))
+	}()
+
+	// What the guard costs each file operation on a live s3mount.
+	g, err := ftpfront.NewMountGuard(m.dir, ftpfront.RequireMountTrue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const checks = 2000
+	began := time.Now()
+	for range checks {
+		if err := g.Check(); err != nil {
+			t.Fatalf("guard check on the live mount: %v", err)
+		}
+	}
+	checkCost = time.Since(began) / checks
+	t.Logf("mount guard check on the live s3mount: %v per check (%d checks)", checkCost, checks)
 
 	payload := func(seed uint64) []byte {
 		b, _ := io.ReadAll(prng(seed, 300<<10))
