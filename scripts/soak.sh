@@ -5,7 +5,7 @@
 #     readers (see RELIABILITY.md);
 #   - ftpfront/ TestHostile*: hostile clients and 200 concurrent FTPS sessions.
 # Each test appends "scenario=... status=... transfers=N bytes_lost=N leaks=N [orphan_uploads=N]
-# [auto_unmount_ms=N] [refused_451=N]" to the file named by S3FTP_SUMMARY; this script totals the lines. It fails when a test failed, a byte was lost, a leak was
+# [auto_unmount_ms=N] [refused_451=N] [guard_check_ns=N]" to the file named by S3FTP_SUMMARY; this script totals the lines. It fails when a test failed, a byte was lost, a leak was
 # counted, or a FUSE mount was left behind.
 # Without -race: the long form measures the system; make test runs the short form with -race.
 # Environment: SOAK_ROUNDS=N repeats every scenario N times (default 1); SOAK_RUN overrides the test pattern.
@@ -74,6 +74,7 @@ awk -v rc="$rc" -v mounts="$left_mounts" '
 		unmounts++
 	}
 	if ("refused_451" in v) refused += v["refused_451"]
+	if ("guard_check_ns" in v && v["guard_check_ns"] > 0) { guard_ns += v["guard_check_ns"]; guards++ }
 	delete v
 }
 END {
@@ -87,6 +88,8 @@ END {
 		printf "dead mount removed after SIGKILL (auto_unmount_ms): min %d, max %d ms over %d runs (%s)\n", ms_min, ms_max, unmounts, ms_all
 	if (refused > 0)
 		printf "FTP commands refused with 451 while the mount was down = %d\n", refused
+	if (guards > 0)
+		printf "ftpfront mount guard check on a live mount: %.1f us per file operation (mean of %d runs)\n", guard_ns / guards / 1000, guards
 	printf "go test exit status: %d\n", rc
 	exit (rc != 0 || failed > 0 || lost > 0 || leaks > 0 || scenarios == 0) ? 1 : 0
 }' "$summary_file"
