@@ -171,11 +171,14 @@ func cmdSTAT(s *session, cmd Command, _ cmdState) bool {
 	return true
 }
 
-// fsError answers a failed file operation with 550 and a fixed text (never the error's text, which may name
-// a real path), and logs the cause.
+// fsError answers a failed file operation with a fixed text (never the error's text, which may name a real
+// path), and logs the cause: 451 when the storage is unavailable (a transient error: the client may retry), 550
+// otherwise.
 func (s *session) fsError(op, vpath string, err error) {
 	s.log.Info("file operation failed", "op", op, "path", vpath, "err", err)
 	switch {
+	case errors.Is(err, ErrStorageUnavailable):
+		s.reply(451, "Storage unavailable, try again later")
 	case errors.Is(err, fs.ErrNotExist):
 		s.reply(550, "No such file or directory")
 	case errors.Is(err, fs.ErrPermission):

@@ -59,6 +59,9 @@ func cmdRETR(s *session, cmd Command, st cmdState) bool {
 	}
 	f, err := s.fs.Open(p)
 	if err != nil {
+		if errors.Is(err, ErrStorageUnavailable) {
+			s.audit(Event{Event: "download", Path: p, Result: err.Error()})
+		}
 		s.fsError("retr", p, err)
 		return true
 	}
@@ -140,6 +143,9 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 	}
 	f, err := s.fs.OpenFile(p, flag, 0o644)
 	if err != nil {
+		if errors.Is(err, ErrStorageUnavailable) {
+			s.audit(Event{Event: "upload", Path: p, Result: err.Error()})
+		}
 		s.fsError("stor", p, err)
 		return true
 	}

@@ -27,7 +27,8 @@
 //	NOOP SYST FEAT OPTS TYPE MODE STRU ALLO HELP QUIT REST   no file operation
 //
 // Replies: unknown verbs 502, bad arguments 501, out of sequence 503, not logged in 530, file errors 550 with a
-// fixed text (the error itself, which may carry a real path, is only logged). CR and LF in any echoed text are
+// fixed text (the error itself, which may carry a real path, is only logged), storage unavailable (a MountGuard
+// refused the operation) 451 "Storage unavailable, try again later". CR and LF in any echoed text are
 // replaced by spaces, so a file name cannot inject a reply.
 //
 // # Invariants
@@ -44,6 +45,9 @@
 //     what was there.
 //   - At most one transfer per session. It runs in its own goroutine so ABOR, STAT and NOOP are answered while
 //     it runs; every other command waits until the transfer has sent its final reply.
+//   - With a MountGuard (MountGuard.FsFactory; ftpfront --require-mount), no file operation reaches the served
+//     root while it is not a mount point: every command that touches the file system is answered 451, and
+//     refused uploads and downloads are audited. Nothing is written to the local directory beneath the mount.
 //   - No panic ends the process: every goroutine the package starts runs under recovery (internal/safego), and
 //     each recovered panic is logged once at ERROR with its stack. A panic in a command handler fails that
 //     command: 451 and the session goes on once logged in, 421 and the session ends before login. Elsewhere in a
@@ -59,7 +63,8 @@
 //     complete upload; over TLS it can (no close_notify), and is answered 426 with the partial file removed.
 //   - Only stream mode and file structure; TYPE A converts line ends, and SIZE is refused (550) in TYPE A.
 //   - PASV announces IPv4 only; IPv6 clients use EPSV.
-//   - The symlink check in JailFs and the operation it guards are two steps (see JailFs).
+//   - The symlink check in JailFs and the operation it guards are two steps (see JailFs); so are the MountGuard
+//     check and the operation (OpenFile checks again after opening; see fs_guard.go).
 //   - One transfer per session; a second transfer command waits for the first to finish.
 //
 // # Concurrency and locks

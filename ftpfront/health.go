@@ -10,10 +10,11 @@ package ftpfront
 // for that probe instead of starting another, so a mount that hangs forever costs one stuck goroutine, not one
 // per request. Probe files are named ".s3ftp-healthz-*"; one may be left behind if the process dies mid-probe.
 //
-// When root is a mount point at the time the handler is built (the s3mount in production) and later is not,
-// the check fails before probing: the file system was unmounted (s3mount removes its mount when its daemon dies)
-// and root is now the local directory beneath it, where uploads would land on local disk. It passes again once
-// something is mounted there again (a restarted s3mount).
+// With a MountGuard (see fs_guard.go; HealthHandler builds one when root is a mount point at the time the handler
+// is built, the s3mount in production), the check fails before probing while root is not a mount point: the file
+// system was unmounted (s3mount removes its mount when its daemon dies) and root is now the local directory
+// beneath it, where uploads would land on local disk. It passes again once something is mounted there again (a
+// restarted s3mount). The FTP sessions refuse file operations by the same check.
 
 import (
 	"bytes"
@@ -26,7 +27,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/safego"
@@ -44,36 +44,28 @@ var errProbeTimeout = errors.New("probe timed out (mount hung?)")
 
 // HealthHandler returns an http.Handler (meant for /healthz) that answers GET and HEAD with 200 "ok" when root is
 // readable and writable, and 503 with a short reason otherwise (see the section comment above for the probe).
-// Other methods get 405. A non-positive timeout means defaultHealthTimeout.
+// Other methods get 405. A non-positive timeout means defaultHealthTimeout. It guards root as RequireMountAuto
+// does: when root is a mount point now, the check fails while it is not; NewHealthHandler takes a guard instead.
 func HealthHandler(root string, timeout time.Duration) http.Handler {
-	if mp, err := isMountPoint(root); err == nil && mp {
-		return newHealthHandler(root, timeout, probeMountedRoot)
+	g, err := NewMountGuard(root, RequireMountAuto, nil)
+	if err != nil {
+		g = nil // root cannot be examined now; the probe reports why
 	}
-	return newHealthHandler(root, timeout, probeRoot)
+	return NewHealthHandler(root, timeout, g)
 }
 
-// errNotMounted is the reason given when root was a mount point when the handler was built and no longer is.
-var errNotMounted = errors.New("root is no longer a mount point (file system unmounted?)")
-
-// probeMountedRoot is probeRoot for a root that must stay a mount point.
-func probeMountedRoot(root string) error {
-	if mp, err := isMountPoint(root); err == nil && !mp {
-		return errNotMounted
+// NewHealthHandler is HealthHandler with the mount guard of the FTP sessions: the check fails, before probing,
+// whenever g refuses file operations. A nil g probes root as it is.
+func NewHealthHandler(root string, timeout time.Duration, g *MountGuard) http.Handler {
+	if g == nil {
+		return newHealthHandler(root, timeout, probeRoot)
 	}
-	return probeRoot(root)
-}
-
-// isMountPoint reports whether dir is the root of a mounted file system: its device differs from its parent's.
-func isMountPoint(dir string) (bool, error) {
-	var st, parent syscall.Stat_t
-	if err := syscall.Stat(dir, &st); err != nil {
-		return false, err
-	}
-	if err := syscall.Stat(dir+"/..", &parent); err != nil { // resolved by the kernel, across the mount
-
-		return false, err
-	}
-	return st.Dev != parent.Dev, nil
+	return newHealthHandler(root, timeout, func(root string) error {
+		if err := g.Check(); err != nil {
+			return err
+		}
+		return probeRoot(root)
+	})
 }
 
 // healthHandler is HealthHandler's implementation; probe is injectable for tests.

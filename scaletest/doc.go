@@ -23,7 +23,8 @@
 //   - ftpfront refuses data connections from the balancer's data address without --passive-allow-cidr, and
 //     logs the refusal naming that address.
 //   - When a host's mount dies its /healthz answers 503, haproxy marks it DOWN and every new session goes to
-//     the other host, where uploads still succeed.
+//     the other host, where uploads still succeed; an upload sent to the dead host directly is answered 451 and
+//     nothing lands in the local directory under its mount point.
 //
 // # Invariants
 //
@@ -31,6 +32,8 @@
 //     s3b<pid>, s3v<pid><role>, mount directories s3ftp-scale-<pid>-*). Each run first removes what dead runs
 //     left behind; t.Cleanup stops the daemons (SIGTERM, then SIGKILL), detaches any mount that is left, and
 //     deletes the namespaces and links, also when the test fails.
+//   - Each s3mount keeps its upload journal in a --state-dir under the test's temp directory, never in
+//     /var/lib/s3mount.
 //   - Daemons die with the test binary (Pdeathsig) and get an environment of PATH, HOME and the MinIO
 //     credentials only; no AWS_*, S3MOUNT_* or FTPFRONT_* setting of the caller reaches them.
 //   - A missing prerequisite (root, ip, nsenter, haproxy, fusermount3, curl, /dev/fuse, minio) fails the test

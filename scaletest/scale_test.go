@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +126,7 @@ func deploy(t *testing.T) *deployment {
 		h.s3mount = startDaemon(t, d.dir, "s3mount-"+name, d.tp.nsPath(name), s3mountBin, []string{
 			"-f", "--endpoint", endpoint, "--region", "us-east-1",
 			"--stat-ttl", statTTL.String(), "--negative-ttl", statTTL.String(),
+			"--state-dir", filepath.Join(d.dir, "state-"+name), // not /var/lib/s3mount: the killed daemon leaves its journal
 			bucket, h.mnt,
 		}, baseEnv(minio.Env()...))
 	}
@@ -560,6 +563,24 @@ func TestScaleOut(t *testing.T) {
 		}
 		if st := d.serverStatus(); st["b"] != "UP" {
 			t.Fatalf("haproxy server states %v; want b UP", st)
+		}
+		// A client that reaches host a without the balancer is refused with 451 (ftpfront's mount guard), and
+		// nothing lands in the local directory under a's mount point.
+		direct, err := ftp.Dial(fmt.Sprintf("%s:%d", d.tp.hostIP("a"), ctlPort), ftp.DialWithTimeout(10*time.Second),
+			ftp.DialWithExplicitTLS(&tls.Config{InsecureSkipVerify: true}))
+		if err != nil {
+			t.Fatalf("dial host a directly: %v", err)
+		}
+		defer direct.Quit()
+		if err := direct.Login(user, d.password); err != nil {
+			t.Fatalf("login to host a directly: %v", err)
+		}
+		var te *textproto.Error
+		if err := direct.Stor("scale-direct-a.bin", bytes.NewReader(randomBytes(t, 4096))); !errors.As(err, &te) || te.Code != 451 {
+			t.Fatalf("STOR straight to host a with its mount down: %v; want 451", err)
+		}
+		if ents, err := os.ReadDir(d.hosts["a"].mnt); err != nil || len(ents) != 0 {
+			t.Fatalf("local directory under host a's mount point: %v entries, %v; want none", len(ents), err)
 		}
 		for i := 0; i < 4; i++ {
 			n := fmt.Sprintf("scale-drained-%d.bin", i)

@@ -8,7 +8,16 @@
 // wins over the environment, which wins over the file (internal/flagenv).
 //
 // Exit codes: 0 clean shutdown; 2 usage (bad flag or value); 3 configuration (users file, certificate, audit
-// log); 4 a listener (FTP, health or metrics) could not be bound; 5 the server stopped with an error.
+// log, --root not a mount point with --require-mount=true); 4 a listener (FTP, health or metrics) could not be bound; 5 the server stopped with an error.
+//
+// # Serving a mount
+//
+// --root is normally the s3mount mount point. When its daemon dies, s3mount removes the mount and the path becomes
+// the local directory underneath; --require-mount (default auto: required iff --root is a mount point at start)
+// makes every file operation check that --root is still a mount point and answer 451 "Storage unavailable, try
+// again later" while it is not, so no upload lands on local disk; /healthz fails by the same check. Once s3mount
+// mounts again, operations resume without a restart. With --require-mount=true, a --root that is not a mount
+// point at start is a configuration error (exit 3).
 //
 // # Observability
 //
@@ -70,18 +79,19 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 
 // config is the parsed command line: the library options plus what only the command handles.
 type config struct {
-	opts        ftpfront.Options
-	access      ftpfront.AccessConfig
-	root        string
-	users       string
-	auditLog    string
-	healthAddr  string
-	metricsAddr string
-	logFormat   string
-	logLevel    slog.Level
-	readyFile   string
-	refuseUsers string
-	effective   *flagenv.Effective
+	opts         ftpfront.Options
+	access       ftpfront.AccessConfig
+	root         string
+	requireMount ftpfront.RequireMount
+	users        string
+	auditLog     string
+	healthAddr   string
+	metricsAddr  string
+	logFormat    string
+	logLevel     slog.Level
+	readyFile    string
+	refuseUsers  string
+	effective    *flagenv.Effective
 }
 
 // envPrefix names the environment variables and the configuration file variable (FTPFRONT_CONFIG).
@@ -94,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.SetOutput(stderr)
 	o := &c.opts
 	fs.StringVar(&c.root, "root", "", "directory served (the s3mount mount point); user homes are relative to it")
+	requireMount := fs.String("require-mount", "auto", "refuse file operations (451) while --root is not a mount point: auto (iff it is one at start), true (start fails when it is not), false")
 	fs.StringVar(&c.users, "users", "", "users file (YAML)")
 	fs.StringVar(&o.Listen, "listen", o.Listen, "explicit FTPS (AUTH TLS) listen address")
 	fs.StringVar(&o.ImplicitListen, "implicit-listen", "", "implicit FTPS listen address (off when empty)")
@@ -150,6 +161,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	if c.root == "" || c.users == "" {
 		return usage("--root and --users are required")
 	}
+	if c.requireMount, err = ftpfront.ParseRequireMount(*requireMount); err != nil {
+		return usage("--require-mount: %v", err)
+	}
 	if o.PassiveHostMap, err = ftpfront.ParseHostMap(*hostMap); err != nil {
 		return usage("--passive-host-map: %v", err)
 	}
@@ -197,12 +211,16 @@ func serve(c *config, stderr io.Writer) int {
 		log.Error(msg, "err", err)
 		return code
 	}
+	guard, err := ftpfront.NewMountGuard(c.root, c.requireMount, log)
+	if err != nil {
+		return fail(exitConfig, "cannot serve root", err)
+	}
 	db, err := ftpfront.LoadUsers(c.users, c.root)
 	if err != nil {
 		return fail(exitConfig, "cannot load users", err)
 	}
 	access := ftpfront.NewAccess(db, c.access, log)
-	deps := ftpfront.Deps{Auth: access, Admit: access, Log: log}
+	deps := ftpfront.Deps{Auth: access, Admit: access, Fs: guard.FsFactory(ftpfront.DefaultFsFactory), Log: log}
 	reg := metrics.NewRegistry()
 	metrics.RegisterRuntime(reg)
 	if c.auditLog != "" {
@@ -237,7 +255,7 @@ func serve(c *config, stderr io.Writer) int {
 			return fail(exitListen, "cannot listen for health checks", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/healthz", ftpfront.HealthHandler(c.root, 5*time.Second))
+		mux.Handle("/healthz", ftpfront.NewHealthHandler(c.root, 5*time.Second, guard))
 		mux.Handle("/metrics", reg.Handler())
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ln)
@@ -258,7 +276,7 @@ func serve(c *config, stderr io.Writer) int {
 			return fail(exitConfig, "cannot write ready file", err)
 		}
 	}
-	log.Info("serving", "root", c.root, "allow_plain", c.opts.AllowPlain, "passive_ports",
+	log.Info("serving", "root", c.root, "mount_required", guard != nil, "allow_plain", c.opts.AllowPlain, "passive_ports",
 		fmt.Sprintf("%d-%d", c.opts.PassivePortMin, c.opts.PassivePortMax))
 	if err := srv.Serve(ctx); err != nil {
 		return fail(exitServe, "server stopped", err)

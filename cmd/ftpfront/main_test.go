@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jlaffaye/ftp"
+	"github.com/s3ftp/s3ftp/ftpfront"
 )
 
 var binary string
@@ -43,6 +45,7 @@ func TestUsageErrors(t *testing.T) {
 		{"--root", "/tmp", "--users", "u.yaml", "--passive-ports", "9-1"},
 		{"--root", "/tmp", "--users", "u.yaml", "--passive-host-map", "nonsense"},
 		{"--root", "/tmp", "--users", "u.yaml", "--log-level", "loud"},
+		{"--root", "/tmp", "--users", "u.yaml", "--require-mount", "sometimes"},
 		{"--nope"},
 	} {
 		var stderr bytes.Buffer
@@ -240,5 +243,96 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 	if c.opts.Listen != "0.0.0.0:21" || c.opts.PassivePortMin != 40000 || c.auditLog != "/var/log/ftpfront/audit.log" {
 		t.Fatalf("example configuration read as %+v", c.opts)
+	}
+}
+
+// --require-mount=true on a directory that is not a mount point stops the binary at start with exit 3 and a
+// message naming the cause, before it listens.
+func TestRequireMountTrueOnPlainDirectory(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	cmd := exec.Command(binary, "--root", dir, "--users", filepath.Join(dir, "users.yaml"), "--require-mount=true",
+		"--tls-self-signed", "--listen", "127.0.0.1:0", "--ready-file", ready)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitConfig {
+		t.Fatalf("exit %v, want code %d:\n%s", err, exitConfig, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "is not a mount point") {
+		t.Fatalf("the message does not name the cause:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(ready); err == nil {
+		t.Fatal("the server got ready")
+	}
+}
+
+// --require-mount comes from the configuration file and the environment like every flag; the default is auto.
+func TestRequireMountLayering(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ftpfront.conf")
+	os.WriteFile(conf, []byte("users = /etc/u.yaml\ntls-self-signed\nrequire-mount = true\n"), 0o644)
+	t.Setenv("FTPFRONT_REQUIRE_MOUNT", "")
+	os.Unsetenv("FTPFRONT_REQUIRE_MOUNT")
+	t.Setenv("FTPFRONT_CONFIG", "")
+	check := func(args []string, want ftpfront.RequireMount) {
+		t.Helper()
+		c, code := parseFlags(append([]string{"--root", dir, "--users", "u.yaml", "--tls-self-signed"}, args...), io.Discard)
+		if code >= 0 {
+			t.Fatalf("%q: exit %d", args, code)
+		}
+		if c.requireMount != want {
+			t.Errorf("%q: require-mount %q, want %q", args, c.requireMount, want)
+		}
+	}
+	check(nil, ftpfront.RequireMountAuto)
+	check([]string{"--config", conf}, ftpfront.RequireMountTrue)
+	t.Setenv("FTPFRONT_REQUIRE_MOUNT", "false")
+	check([]string{"--config", conf}, ftpfront.RequireMountFalse)
+	check([]string{"--config", conf, "--require-mount", "auto"}, ftpfront.RequireMountAuto)
+}
+
+// TestSystemdUnit: scripts/systemd/ftpfront.service requires the mount unit and starts after it without BindsTo=
+// (which would stop ftpfront when s3mount@ fails and leave it stopped after s3mount@'s automatic restart), and its
+// ExecStart, with the example configuration the unit's FTPFRONT_CONFIG names, is a valid command line that
+// requires --root to be a mount point.
+func TestSystemdUnit(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/systemd/ftpfront.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			keys[k] = append(keys[k], v)
+		}
+	}
+	const mountUnit = "s3mount@srv-ftp.service"
+	if got := keys["Requires"]; len(got) != 1 || got[0] != mountUnit {
+		t.Errorf("Requires=%q, want %s", got, mountUnit)
+	}
+	if got := strings.Join(keys["After"], " "); !strings.Contains(got, mountUnit) {
+		t.Errorf("After=%q lacks %s", got, mountUnit)
+	}
+	for _, k := range []string{"BindsTo", "PartOf"} {
+		if v, ok := keys[k]; ok {
+			t.Errorf("%s=%q: the unit would stop with a failed mount and not come back with its restart", k, v)
+		}
+	}
+	if got := keys["Restart"]; len(got) != 1 || got[0] != "on-failure" {
+		t.Errorf("Restart=%q, want on-failure (a start refused while the mount is down is retried)", got)
+	}
+	fields := strings.Fields(strings.Join(keys["ExecStart"], ""))
+	if len(fields) < 2 || filepath.Base(fields[0]) != "ftpfront" {
+		t.Fatalf("ExecStart=%q does not run ftpfront", keys["ExecStart"])
+	}
+	t.Setenv("FTPFRONT_CONFIG", "../../scripts/ftpfront.conf.example")
+	c, code := parseFlags(fields[1:], io.Discard)
+	if code >= 0 {
+		t.Fatalf("ExecStart %q with the example configuration: exit %d", fields, code)
+	}
+	if c.root != "/srv/ftp" || c.requireMount != ftpfront.RequireMountTrue {
+		t.Errorf("ExecStart %q: root %q, require-mount %q; want /srv/ftp and true", fields, c.root, c.requireMount)
 	}
 }
