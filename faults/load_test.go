@@ -167,8 +167,9 @@ func TestConcurrentWritersAndReaders(t *testing.T) {
 		shape.readSize>>20, objects, wall.Round(time.Second),
 		float64(written.Load()+read.Load())/(1<<20)/wall.Seconds(), checkTime.Round(time.Second))
 	t.Logf("daemon peak RSS %d MiB (limit %d MiB); sampled peak %d MiB at %s; write budget full in %d of %d "+
-		"samples, cache peak %d MiB", hwm>>20, (budget+cache+overhead)>>20, peak.rss>>20,
-		peak.rssAt.Round(time.Second), peak.budgetFull, peak.samples, peak.cache>>20)
+		"samples; peaks: cache %d MiB, Go heap %d MiB, goroutines %d", hwm>>20, (budget+cache+overhead)>>20,
+		peak.rss>>20, peak.rssAt.Round(time.Second), peak.budgetFull, peak.samples, peak.cache>>20,
+		peak.heap>>20, peak.goroutines)
 	t.Logf("CPU during the load: test process %s, daemon %s (wall %s); test process peak RSS %d MiB",
 		cpuTest.Round(time.Second), cpuDaemon.Round(time.Second), wall.Round(time.Second),
 		vmHWM(t, os.Getpid())>>20)
@@ -528,6 +529,8 @@ type peaks struct {
 	rss        int64         // largest VmRSS sampled
 	rssAt      time.Duration // when, after the monitor started
 	cache      int64         // largest s3mount_cache_bytes
+	heap       int64         // largest go_heap_bytes
+	goroutines int           // largest go_goroutines
 	samples    int
 	budgetFull int // samples with s3mount_write_budget_bytes_in_use ≥ fullAt
 }
@@ -580,6 +583,8 @@ func (mon *monitor) run() {
 			p.rss, p.rssAt = rss, time.Since(start)
 		}
 		p.cache = max(p.cache, int64(s["s3mount_cache_bytes"]))
+		p.heap = max(p.heap, int64(s["go_heap_bytes"]))
+		p.goroutines = max(p.goroutines, int(s["go_goroutines"]))
 		if s["s3mount_write_budget_bytes_in_use"] >= mon.fullAt {
 			p.budgetFull++
 		}
