@@ -16,8 +16,10 @@
 // Test data come from a seeded PRNG and are regenerated for checking, so nothing is staged on local disk.
 //
 // Modes: by default (make test) each scenario runs a short version, tens of seconds in all. With
-// S3FTP_SOAK=1 (make soak, scripts/soak.sh) sizes and counts grow. With S3FTP_SUMMARY=FILE every scenario
-// appends one line "scenario=NAME transfers=N bytes_lost=N leaks=N" that scripts/soak.sh totals.
+// S3FTP_SOAK=1 (make soak, scripts/soak.sh) sizes and counts grow; the load scenario then moves 50 GiB in and
+// 50 GiB out and needs about 62 GiB free for MinIO (S3FTP_LOAD="WxSIZE,RxSIZE" sets a smaller load). With
+// S3FTP_SUMMARY=FILE every scenario appends one line "scenario=NAME transfers=N bytes_lost=N leaks=N" that
+// scripts/soak.sh totals.
 //
 // A missing dependency (the minio binary, /dev/fuse, fusermount3) fails the tests with a message; they never
 // skip. RELIABILITY.md at the repository root lists every scenario with its measured results.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # soak.sh runs the reliability scenarios in their long form (S3FTP_SOAK=1) and prints a summary:
 #   - faults/: toxiproxy reset/timeout and a MinIO restart during large uploads, reads and listings; a slow
-#     network; SIGKILL of the daemon mid-upload; ftpfront over a killed daemon's mount; concurrent writers and
-#     readers (see RELIABILITY.md);
+#     network; SIGKILL of the daemon mid-upload; ftpfront over a killed daemon's mount; 50 writers × 1 GiB and
+#     50 readers × 1 GiB through one mount (MinIO needs about 62 GiB free in TMPDIR's file system;
+#     S3FTP_LOAD="WxSIZE,RxSIZE" changes the load; see RELIABILITY.md);
 #   - ftpfront/ TestHostile*: hostile clients and 200 concurrent FTPS sessions.
 # Each test appends "scenario=... status=... transfers=N bytes_lost=N leaks=N [orphan_uploads=N]
 # [auto_unmount_ms=N] [refused_451=N] [guard_check_ns=N]" to the file named by S3FTP_SUMMARY; this script totals the lines. It fails when a test failed, a byte was lost, a leak was
@@ -48,10 +49,10 @@ cleanup() {
 say "go test -count=$rounds -run '$run' ./faults ./ftpfront (S3FTP_SOAK=1; log: $log)"
 set +e
 S3FTP_SOAK=1 S3FTP_SUMMARY="$summary_file" TMPDIR="$run_tmp" \
-	go test -count="$rounds" -timeout 120m -v -run "$run" ./faults ./ftpfront >"$log" 2>&1
+	go test -count="$rounds" -timeout 180m -v -run "$run" ./faults ./ftpfront >"$log" 2>&1
 rc=$?
 set -e
-grep -E '^(--- (PASS|FAIL)|ok |FAIL|panic:)|daemon peak RSS|multipart uploads left|wrote [0-9]+ MiB|sessions: goroutines|attempts over|left the mount table|refused with 451' "$log" || true
+grep -E '^(--- (PASS|FAIL)|ok |FAIL|panic:)|daemon peak RSS|readers × |CPU during the load|multipart uploads left|wrote [0-9]+ MiB|sessions: goroutines|attempts over|left the mount table|refused with 451' "$log" || true
 cleanup
 
 set +e
