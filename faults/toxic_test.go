@@ -190,7 +190,6 @@ func faultDuringUpload(t *testing.T, srv *miniotest.Server, px *proxy, f fault) 
 	if injected {
 		writeErrAfter = time.Since(injectedAt)
 	}
-	during.Wait()
 	t.Logf("%s: wrote %d MiB of %d; write error %v; close error %v; %.1f s after the fault", f.name, r.written>>20,
 		size>>20, r.writeErr, r.closeErr, writeErrAfter.Seconds())
 	if !injected {
@@ -204,12 +203,33 @@ func faultDuringUpload(t *testing.T, srv *miniotest.Server, px *proxy, f fault) 
 	if writeErrAfter > f.hangBound {
 		t.Errorf("the writer's error came %v after the fault, more than the %v bound", writeErrAfter, f.hangBound)
 	}
-	// The mid-body reader: exact bytes to the end, or EIO, within the bound.
+	// The mid-body reader: exact bytes to the end, or EIO, within the bound; so are the read of the file
+	// written before and the listing.
+	duringDone := make(chan struct{})
+	go func() {
+		during.Wait()
+		close(duringDone)
+	}()
 	select {
 	case res := <-midDone:
 		midDone <- res
 	case <-time.After(time.Until(injectedAt.Add(f.hangBound))):
 		t.Errorf("the read of %s from a handle open mid-body still hangs %v after the fault (%s)", midName, f.hangBound, f.name)
+	}
+	select {
+	case <-duringDone:
+	case <-time.After(time.Until(injectedAt.Add(f.hangBound))):
+		t.Errorf("the read of before.bin or the listing during the fault still hangs %v after the fault (%s)", f.hangBound, f.name)
+	}
+
+	f.clear(t)
+	clearedAt := time.Now()
+	t.Logf("%s: fault removed %.1f s after it was injected", f.name, time.Since(injectedAt).Seconds())
+
+	select {
+	case <-duringDone:
+	case <-time.After(time.Minute):
+		t.Fatalf("the read of before.bin or the listing hangs a minute after the fault was removed")
 	}
 	// A read during the fault is either exact or an error; sameAs reports a content mismatch distinctly.
 	if readErr != nil {
@@ -224,10 +244,6 @@ func faultDuringUpload(t *testing.T, srv *miniotest.Server, px *proxy, f fault) 
 	} else if listErr != nil {
 		t.Logf("listing during the fault: %v", listErr)
 	}
-
-	f.clear(t)
-	clearedAt := time.Now()
-	t.Logf("%s: fault removed %.1f s after it was injected", f.name, time.Since(injectedAt).Seconds())
 
 	// With the fault removed, a read still hanging must end; then its outcome is checked.
 	var midErr error
