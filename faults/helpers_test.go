@@ -428,3 +428,54 @@ func checkMountWorks(t *testing.T, m *mount, name string, seed uint64) {
 		t.Fatalf("read back after the fault was removed: %v", err)
 	}
 }
+
+// putObject stores prng(seed, size) as key directly in the bucket, bypassing the mount.
+func putObject(t *testing.T, c s3client.Client, key string, seed uint64, size int64) {
+	t.Helper()
+	data, err := io.ReadAll(prng(seed, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(context.Background(), key, data, s3client.PutOptions{}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// verifier reads a file from its current offset and compares every byte with prng(seed, size) at the same
+// offset, so that a read that fails part-way still proves the bytes it returned.
+type verifier struct {
+	f    *os.File
+	want io.Reader
+	size int64
+	off  int64 // bytes read and found identical
+}
+
+// newVerifier checks f, positioned at offset 0, against prng(seed, size).
+func newVerifier(f *os.File, seed uint64, size int64) *verifier {
+	return &verifier{f: f, want: prng(seed, size), size: size}
+}
+
+// read reads n more bytes in 1 MiB reads (n reaching the size: to EOF, which must come exactly at the size).
+// It returns the first read error as is, or a content complaint that isMismatch recognizes.
+func (v *verifier) read(n int64) error {
+	buf := make([]byte, 1<<20)
+	exp := make([]byte, len(buf))
+	end := min(v.off+n, v.size)
+	for v.off < end {
+		k, err := v.f.Read(buf[:min(int64(len(buf)), end-v.off)])
+		if k > 0 {
+			io.ReadFull(v.want, exp[:k])
+			if !bytes.Equal(buf[:k], exp[:k]) {
+				return fmt.Errorf("%s: the bytes at %d differ from what was written", v.f.Name(), v.off)
+			}
+			v.off += int64(k)
+		}
+		if err == io.EOF && v.off < v.size {
+			return fmt.Errorf("%s has %d bytes, want %d", v.f.Name(), v.off, v.size)
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read %s at %d: %w", v.f.Name(), v.off, err)
+		}
+	}
+	return nil
+}

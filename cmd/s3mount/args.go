@@ -197,6 +197,19 @@ var options = []option{
 		set: setString(func(c *config) *string { return &c.S3.StorageClass })},
 	{name: "acl", arg: "ACL", usage: "canned ACL of new objects, e.g. bucket-owner-full-control",
 		set: setString(func(c *config) *string { return &c.S3.ACL })},
+	{name: "s3-idle-timeout", arg: "DURATION", usage: "an S3 connection that receives or sends nothing for DURATION fails the attempt, so a silent network ends reads and writes with EIO (0: 30s)",
+		set: setDur(func(c *config) *int64 { return (*int64)(&c.S3.IdleTimeout) })},
+	{name: "s3-timeout", arg: "DURATION", usage: "wait for a response's headers once a request was sent before failing the attempt (0: 30s)",
+		set: setDur(func(c *config) *int64 { return (*int64)(&c.S3.ResponseHeaderTimeout) })},
+	{name: "s3-max-attempts", arg: "N", usage: "attempts per S3 request, the first included, before the error reaches the file operation",
+		set: func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return fmt.Errorf("s3-max-attempts %q: want a whole number of at least 1", v)
+			}
+			c.S3.MaxAttempts = n
+			return nil
+		}},
 	{name: "log-format", arg: "FORMAT", usage: "text or json",
 		set: func(c *config, v string) error {
 			if v != "text" && v != "json" {

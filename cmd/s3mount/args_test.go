@@ -47,6 +47,16 @@ func TestApplyMountOptions(t *testing.T) {
 				c.S3.SSE, c.S3.StorageClass, c.S3.ACL = "AES256", "STANDARD_IA", "private"
 			}},
 		{name: "path_style", list: "path_style", change: func(c *config) { c.S3.PathStyle = true }},
+		{name: "s3 timeouts and attempts", list: "s3_idle_timeout=2s,s3-timeout=1.5,s3_max_attempts=2",
+			change: func(c *config) {
+				c.S3.IdleTimeout, c.S3.ResponseHeaderTimeout, c.S3.MaxAttempts = 2*time.Second, 1500*time.Millisecond, 2
+			}},
+		{name: "s3 timeout 0 is the default", list: "s3_idle_timeout=0,s3_timeout=0",
+			change: func(c *config) { c.S3.IdleTimeout, c.S3.ResponseHeaderTimeout = 0, 0 }},
+		{name: "bad idle timeout", list: "s3_idle_timeout=-1s", wantErr: "-o s3_idle_timeout"},
+		{name: "bad s3 timeout", list: "s3_timeout=soon", wantErr: "-o s3_timeout"},
+		{name: "zero attempts", list: "s3_max_attempts=0", wantErr: "want a whole number of at least 1"},
+		{name: "bad attempts", list: "s3_max_attempts=many", wantErr: "-o s3_max_attempts"},
 		{name: "logging", list: "log_format=json,log_level=warn,log_file=/var/log/s3mount.log",
 			change: func(c *config) { c.LogFormat, c.LogLevel, c.LogFile = "json", slog.LevelWarn, "/var/log/s3mount.log" }},
 		{name: "debug", list: "debug", change: func(c *config) { c.Opts.Debug, c.LogLevel = true, slog.LevelDebug }},
@@ -160,6 +170,12 @@ func TestParseArgs(t *testing.T) {
 			check: func(t *testing.T, c *config) {
 				if c.S3.Endpoint != "http://127.0.0.1:9000" || !c.S3.PathStyle {
 					t.Errorf("endpoint %q path style %v", c.S3.Endpoint, c.S3.PathStyle)
+				}
+			}},
+		{name: "s3 timeouts as flags", args: []string{"--s3-idle-timeout", "2s", "--s3-timeout=3s", "--s3-max-attempts", "4", "b", "/m"},
+			check: func(t *testing.T, c *config) {
+				if c.S3.IdleTimeout != 2*time.Second || c.S3.ResponseHeaderTimeout != 3*time.Second || c.S3.MaxAttempts != 4 {
+					t.Errorf("idle %v, header timeout %v, attempts %d; want 2s, 3s, 4", c.S3.IdleTimeout, c.S3.ResponseHeaderTimeout, c.S3.MaxAttempts)
 				}
 			}},
 		{name: "kms key implies aws:kms", args: []string{"--sse-kms-key-id", "arn:aws:kms:k", "b", "/m"},

@@ -56,16 +56,17 @@ func New(ctx context.Context, c Config) (*SDK, error) {
 	if c.ResponseHeaderTimeout == 0 {
 		c.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
 	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	// The dialer is installed by the s3 client option below: the SDK may replace it while resolving its
+	// defaults mode, and the client stays a BuildableClient until then so that AWS_CA_BUNDLE still applies.
 	httpClient := awshttp.NewBuildableClient().
-		WithDialerOptions(func(d *net.Dialer) {
-			d.Timeout = 10 * time.Second
-			d.KeepAlive = 30 * time.Second
-		}).
 		WithTransportOptions(func(t *http.Transport) {
 			// Many parallel part uploads and range reads go to one host; keep their connections.
 			t.MaxIdleConns = 256
 			t.MaxIdleConnsPerHost = 128
-			t.IdleConnTimeout = 90 * time.Second
+			t.IdleConnTimeout = idlePoolTimeout(c.IdleTimeout)
 			t.ResponseHeaderTimeout = c.ResponseHeaderTimeout
 			// HTTP/1.1 only: one stream per connection keeps large transfers from sharing a window.
 			t.ForceAttemptHTTP2 = false
@@ -109,13 +110,32 @@ func New(ctx context.Context, c Config) (*SDK, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
+	var dialErr error
 	api := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
 		o.UsePathStyle = c.usePathStyle()
+		o.HTTPClient, dialErr = withIdleDialer(o.HTTPClient, c.IdleTimeout)
 	})
+	if dialErr != nil {
+		return nil, dialErr
+	}
 	return &SDK{api: api, bucket: c.Bucket, cfg: c, log: log}, nil
+}
+
+// withIdleDialer returns hc, which must be the BuildableClient New configured, frozen with a dialer whose
+// connections fail a Read or Write that makes no progress for idle (idleConn). Options run after the SDK
+// resolved its defaults mode, so nothing replaces the dialer afterwards.
+func withIdleDialer(hc s3.HTTPClient, idle time.Duration) (s3.HTTPClient, error) {
+	b, ok := hc.(*awshttp.BuildableClient)
+	if !ok {
+		return nil, fmt.Errorf("s3client: HTTP client %T: cannot install the idle timeout", hc)
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return b.WithTransportOptions(func(t *http.Transport) {
+		t.DialContext = idleDialer(dialer.DialContext, idle)
+	}).Freeze(), nil
 }
 
 // Bucket returns the bucket the client is bound to.

@@ -66,7 +66,7 @@ func statusKind(status int) error {
 
 // classify turns an error from the SDK (or from reading a response body) into an *Error. The error code wins
 // where it is more specific than the status; then the status decides (HEAD responses have no code); without
-// a response, context errors are ErrCanceled and transport failures ErrUnavailable.
+// a response, context errors are ErrCanceled and transport failures (an idle timeout included) ErrUnavailable.
 func classify(op, key string, err error) *Error {
 	if err == nil {
 		return nil
@@ -95,9 +95,14 @@ func classify(op, key string, err error) *Error {
 	var canceled *smithy.CanceledError
 	var reqCanceled *aws.RequestCanceledError
 	var send *smithyhttp.RequestSendError
+	var idle *IdleTimeoutError
 	switch {
 	case errors.As(err, &canceled) || errors.As(err, &reqCanceled):
 		e.Kind = ErrCanceled
+		return e
+	case errors.As(err, &idle):
+		// The connection went silent (Config.IdleTimeout), mid-request or while a GetObject body was read.
+		e.Kind = ErrUnavailable
 		return e
 	case e.Status == 0 && errors.As(err, &send):
 		// The SDK reports a done request context as a CanceledError (above), so a send error is the

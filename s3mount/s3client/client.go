@@ -17,6 +17,14 @@
 // output is one debug line per failed call, since callers log the errors they act on. Bodies of PutObject and
 // UploadPart are in memory, hence seekable and safely retried. A GetObject body is bound to the context of
 // the call that opened it and reports a connection cut mid-stream as ErrUnavailable, never as a short read.
+//
+// Bounded waits: no S3 connection stays silent longer than Config.IdleTimeout while a request waits on it. A
+// Read that receives nothing or a Write the network takes nothing of for that long fails (*IdleTimeoutError,
+// kind ErrUnavailable), so a partition that drops packets without closing anything ends a request, or the
+// read of a GetObject body, after IdleTimeout instead of when TCP gives up. An attempt that meets a silent
+// network ends once the connect timeout (10 s), IdleTimeout or ResponseHeaderTimeout expires, so a request
+// fails after at most MaxAttempts such waits plus the backoff between them; a transfer that keeps moving is
+// never cut. Connections idle in the pool are closed after two thirds of IdleTimeout (see idleConn for why).
 package s3client
 
 import (

@@ -41,6 +41,14 @@ type Config struct {
 	// CompleteMultipartUpload) with early headers, so the bound does not limit their duration. 0 means
 	// DefaultResponseHeaderTimeout.
 	ResponseHeaderTimeout time.Duration
+	// IdleTimeout bounds the silence of every S3 connection: a read that receives nothing, or a write the
+	// network accepts nothing of, for this long fails with an *IdleTimeoutError of kind ErrUnavailable, which
+	// the retryer retries like any transport error. It ends a request (or a GetObject body being read) on a
+	// partition that drops packets and closes nothing, which TCP alone gives up on only after many minutes.
+	// A slow transfer that keeps moving is not limited, nor is a GetObject body that is not being read. It
+	// also bounds the wait for a response's headers: the smaller of it and ResponseHeaderTimeout applies.
+	// 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 
 	// SSE is the server-side encryption applied to every write: "", "AES256" or "aws:kms".
 	SSE string
@@ -63,6 +71,11 @@ type Config struct {
 // DefaultResponseHeaderTimeout is the ResponseHeaderTimeout of a Config that leaves it 0.
 const DefaultResponseHeaderTimeout = 30 * time.Second
 
+// DefaultIdleTimeout is the IdleTimeout of a Config that leaves it 0. AWS S3 answers CompleteMultipartUpload
+// and CopyObject with early headers and documents periodic whitespace while it works, so slow operations keep
+// their connection busy; a server that stays silent longer while it processes a request needs a larger value.
+const DefaultIdleTimeout = 30 * time.Second
+
 // DefaultConfig returns a Config for bucket with the recommended defaults.
 func DefaultConfig(bucket string) Config {
 	return Config{
@@ -72,6 +85,7 @@ func DefaultConfig(bucket string) Config {
 		MaxBackoff:           20 * time.Second,
 		// The SDK's default transport has none: a silent server holds a request until the OS gives up.
 		ResponseHeaderTimeout: DefaultResponseHeaderTimeout,
+		IdleTimeout:           DefaultIdleTimeout,
 	}
 }
 
@@ -97,8 +111,8 @@ func (c *Config) Validate() error {
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		return errors.New("s3client: static credentials need both an access key and a secret key")
 	}
-	if c.MaxAttempts < 0 || c.MaxBackoff < 0 || c.ResponseHeaderTimeout < 0 {
-		return errors.New("s3client: max attempts, max backoff and the response header timeout must not be negative")
+	if c.MaxAttempts < 0 || c.MaxBackoff < 0 || c.ResponseHeaderTimeout < 0 || c.IdleTimeout < 0 {
+		return errors.New("s3client: max attempts, max backoff, the response header timeout and the idle timeout must not be negative")
 	}
 	return nil
 }
@@ -134,7 +148,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("session_token", redact(c.SessionToken)),
 		slog.Bool("checksum_when_required", c.ChecksumWhenRequired), slog.Int("max_attempts", c.MaxAttempts),
 		slog.Duration("max_backoff", c.MaxBackoff),
-		slog.Duration("response_header_timeout", c.ResponseHeaderTimeout), slog.String("sse", c.SSE), slog.String("sse_kms_key_id", c.SSEKMSKeyID),
+		slog.Duration("response_header_timeout", c.ResponseHeaderTimeout), slog.Duration("idle_timeout", c.IdleTimeout),
+		slog.String("sse", c.SSE), slog.String("sse_kms_key_id", c.SSEKMSKeyID),
 		slog.String("storage_class", c.StorageClass), slog.String("acl", c.ACL),
 	)
 }
