@@ -48,6 +48,15 @@
 // again. After the first write, writes must be sequential (small reordering is tolerated by the writer); any
 // other write gets EINVAL and aborts the upload, so no object with a hole or a mix is ever stored.
 //
+// # Memory
+//
+// The daemon holds Options.MemoryBudget (upload part buffers) + Options.CacheSize (read blocks, prefetch
+// included) + the Go runtime, plus one go-fuse request buffer of Options.MaxWrite bytes per FUSE request in
+// flight, which neither budget counts: a WRITE that waits for the budget keeps its data until it is copied
+// into a part buffer, and a READ holds its reply. Requests in flight are at most one per thread blocked in a
+// system call on the mount plus the kernel's asynchronous READs (max_background, 12), so a smaller MaxWrite
+// bounds that part where many clients write at once.
+//
 // # Attributes
 //
 // chmod, chown and utimens store s3fs's headers (x-amz-meta-mode, -uid, -gid, -mtime; attrHeaders). On a file

@@ -20,13 +20,11 @@ import (
 	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
 
-// Sizes of FUSE requests. The kernel's defaults (128 KiB) mean eight round trips through the FUSE queue per
-// megabyte; 1 MiB requests cut the per-request overhead on streaming reads and writes, which are dominated by
-// S3 parts of several MiB anyway.
-const (
-	fuseMaxWrite     = 1 << 20
-	fuseMaxReadAhead = 1 << 20
-)
+// fuseMaxReadAhead is the readahead the mount asks the kernel for at INIT (see kernelReadahead for what is
+// used). Request sizes are Options.MaxWrite: the kernel's default (128 KiB) means eight round trips through the
+// FUSE queue per megabyte; the default 1 MiB requests cut the per-request overhead on streaming reads and
+// writes, which are dominated by S3 parts of several MiB anyway.
+const fuseMaxReadAhead = 1 << 20
 
 // kernelReadahead is how far ahead of a sequential reader the kernel asks for data. The kernel caps a FUSE
 // mount's readahead at 128 KiB whatever MaxReadAhead says, so Mount raises the read_ahead_kb of the mount's
@@ -89,7 +87,7 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 			AllowOther:   opts.AllowOther,
 			FsName:       "s3ftp",
 			Name:         "s3mount",
-			MaxWrite:     fuseMaxWrite,
+			MaxWrite:     opts.MaxWrite,
 			MaxReadAhead: fuseMaxReadAhead,
 			// Objects carry no extended attributes; answering ENOSYS once stops the kernel from asking
 			// for security.capability before every write.

@@ -44,6 +44,12 @@ type Options struct {
 	CacheDirSize int64
 	// MaxReadahead is the largest prefetch window of one sequential reader.
 	MaxReadahead int64
+	// MaxWrite is the largest FUSE READ or WRITE request (FUSE's max_write and max_read), 128 KiB to 1 MiB in
+	// steps of 4 KiB. Each request in flight holds a buffer of this size outside MemoryBudget and CacheSize: a
+	// WRITE waiting for the budget keeps its data, a READ its reply. So the daemon's memory grows by MaxWrite
+	// per thread blocked in write(2) on the mount and per READ in flight; smaller requests bound that with many
+	// concurrent writers, larger ones cost fewer round trips per megabyte.
+	MaxWrite int
 
 	// StatTTL is how long metadata (attributes, directory entries, negative lookups) is trusted before S3 is asked
 	// again; the kernel's attribute and entry timeouts follow it.
@@ -58,6 +64,13 @@ type Options struct {
 	Debug bool
 }
 
+// Bounds of Options.MaxWrite: the kernel's own default request size, and the largest request go-fuse and the
+// kernel negotiate (256 pages).
+const (
+	MinMaxWrite     = 128 << 10
+	DefaultMaxWrite = 1 << 20
+)
+
 // DefaultOptions returns the defaults documented in the README.
 func DefaultOptions() Options {
 	return Options{
@@ -71,6 +84,7 @@ func DefaultOptions() Options {
 		UploadConcurrency:  8,
 		CacheSize:          256 << 20,
 		MaxReadahead:       64 << 20,
+		MaxWrite:           DefaultMaxWrite,
 		StatTTL:            time.Second,
 		NegativeTTL:        time.Second,
 		ContentTypeFromExt: true,
@@ -108,6 +122,9 @@ func (o *Options) Validate() error {
 	if o.MaxReadahead > o.CacheSize {
 		errs = append(errs, fmt.Errorf("max-readahead %d: must not exceed cache-size %d (prefetched blocks live in the cache)",
 			o.MaxReadahead, o.CacheSize))
+	}
+	if o.MaxWrite < MinMaxWrite || o.MaxWrite > DefaultMaxWrite || o.MaxWrite%4096 != 0 {
+		errs = append(errs, fmt.Errorf("max-write %d: must be a multiple of 4 KiB from 128 KiB to 1 MiB", o.MaxWrite))
 	}
 	if o.StatTTL < 0 || o.NegativeTTL < 0 {
 		errs = append(errs, errors.New("stat-ttl and negative-ttl must not be negative"))

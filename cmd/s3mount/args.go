@@ -151,6 +151,18 @@ var options = []option{
 		set: setSize(func(c *config) *int64 { return &c.Opts.CacheDirSize })},
 	{name: "max-readahead", arg: "SIZE", usage: "largest prefetch window of one sequential reader",
 		set: setSize(func(c *config) *int64 { return &c.Opts.MaxReadahead })},
+	{name: "max-write", arg: "SIZE", usage: "largest FUSE read/write request, 128KiB to 1MiB; each request in flight holds one such buffer outside the budgets",
+		set: func(c *config, v string) error {
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			if n > int64(s3mount.DefaultMaxWrite) {
+				return fmt.Errorf("%s: at most 1MiB", v)
+			}
+			c.Opts.MaxWrite = int(n)
+			return nil
+		}},
 	{name: "stat-ttl", arg: "DURATION", usage: "how long metadata is trusted before S3 is asked again",
 		set: setDur(func(c *config) *int64 { return (*int64)(&c.Opts.StatTTL) })},
 	{name: "negative-ttl", arg: "DURATION", usage: "how long a lookup that found nothing is remembered",

@@ -41,6 +41,8 @@ func TestApplyMountOptions(t *testing.T) {
 				c.Opts.StatTTL, c.Opts.NegativeTTL = 5*time.Second, 250*time.Millisecond
 			}},
 		{name: "upload concurrency", list: "upload_concurrency=3", change: func(c *config) { c.Opts.UploadConcurrency = 3 }},
+		{name: "max write", list: "max_write=256k", change: func(c *config) { c.Opts.MaxWrite = 256 << 10 }},
+		{name: "max write above 1MiB", list: "max_write=2M", wantErr: "at most 1MiB"},
 		{name: "s3 settings", list: "endpoint=http://127.0.0.1:9000,region=eu-west-1,profile=backup,sse=AES256,storage_class=STANDARD_IA,acl=private",
 			change: func(c *config) {
 				c.S3.Endpoint, c.S3.Region, c.S3.Profile = "http://127.0.0.1:9000", "eu-west-1", "backup"
@@ -229,6 +231,8 @@ func TestParseArgs(t *testing.T) {
 			wantErr: "memory-budget"},
 		{name: "validate: readahead above cache", args: []string{"--cache-size", "8M", "--max-readahead", "16M", "b", "/m"},
 			wantErr: "max-readahead"},
+		{name: "validate: max-write below 128KiB", args: []string{"--max-write", "64KiB", "b", "/m"}, wantErr: "max-write"},
+		{name: "validate: max-write not in pages", args: []string{"--max-write", "200000", "b", "/m"}, wantErr: "max-write"},
 		{name: "validate: part size too small", args: []string{"--part-size", "1M", "b", "/m"}, wantErr: "part-size"},
 		{name: "kms key with AES256", args: []string{"--sse", "AES256", "--sse-kms-key-id", "k", "b", "/m"},
 			wantErr: "sse-kms-key-id needs --sse aws:kms"},

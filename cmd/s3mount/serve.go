@@ -293,7 +293,8 @@ func logLimits(log *slog.Logger, c *config) {
 		"max_readahead", formatSize(o.MaxReadahead),
 		"cache_dir", o.CacheDir,
 		"cache_dir_size", formatSize(o.CacheDirSize),
-		"peak_memory", "memory-budget + cache-size + runtime overhead",
+		"max_write", formatSize(int64(o.MaxWrite)),
+		"peak_memory", "memory-budget + cache-size + runtime overhead + max-write per FUSE request in flight",
 		"stat_ttl", o.StatTTL, "negative_ttl", o.NegativeTTL)
 }
 
