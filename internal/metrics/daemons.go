@@ -11,7 +11,7 @@ import (
 type S3Mount struct {
 	// Requests counts S3 calls by op and final status; ObserveS3 feeds it.
 	Requests *CounterVec
-	// Retries counts attempts beyond the first; ObserveAttempts feeds it.
+	// Retries counts attempts beyond the first; ObserveRetry feeds it.
 	Retries *Counter
 	// BytesUploaded and BytesDownloaded count payload bytes of successful calls; ObserveS3 feeds them.
 	BytesUploaded, BytesDownloaded *Counter
@@ -97,12 +97,8 @@ func (m *S3Mount) ObserveS3(op string, status int, bytes int64, err error) {
 	}
 }
 
-// ObserveAttempts records a call that took n attempts (n-1 retries).
-func (m *S3Mount) ObserveAttempts(n int) {
-	if n > 1 {
-		m.Retries.Add(uint64(n - 1))
-	}
-}
+// ObserveRetry records one retry of an S3 call; its signature is s3client.Config.RetryObserver's.
+func (m *S3Mount) ObserveRetry(op string) { m.Retries.Inc() }
 
 // WatchBudget makes the write budget gauges read b.
 func (m *S3Mount) WatchBudget(b Budget) {

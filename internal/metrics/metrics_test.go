@@ -399,8 +399,8 @@ func TestS3Mount(t *testing.T) {
 	m.ObserveS3("CopyObject", 200, 123, nil) // server-side: neither direction
 	m.ObserveS3("HeadObject", 404, 0, errors.New("not found"))
 	m.ObserveS3("HeadObject", 9999, 0, errors.New("odd"))
-	m.ObserveAttempts(3)
-	m.ObserveAttempts(1)
+	m.ObserveRetry("UploadPart")
+	m.ObserveRetry("UploadPart")
 	m.PartsInFlight.Inc()
 	m.WatchBudget(fakeBudget{in: 16 << 20, max: 256 << 20})
 	var hits atomic.Int64

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -80,12 +81,16 @@ func New(ctx context.Context, c Config) (*SDK, error) {
 		config.WithLogger(logging.Nop{}),
 		config.WithClientLogMode(0),
 		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
+			std := retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = c.MaxAttempts
 				o.MaxBackoff = c.MaxBackoff
 				// No client-side retry quota: a long outage must not leave later requests without retries.
 				o.RateLimiter = ratelimit.None
 			})
+			if c.RetryObserver == nil {
+				return std
+			}
+			return observedRetryer{RetryerV2: std, observe: c.RetryObserver}
 		}),
 	}
 	if c.Region != "" {
@@ -136,6 +141,20 @@ func withIdleDialer(hc s3.HTTPClient, idle time.Duration) (s3.HTTPClient, error)
 	return b.WithTransportOptions(func(t *http.Transport) {
 		t.DialContext = idleDialer(dialer.DialContext, idle)
 	}).Freeze(), nil
+}
+
+// observedRetryer is the SDK's retryer with Config.RetryObserver told of every retry. The SDK asks for a retry
+// token after it decided that a failed attempt is retryable and attempts remain, right before the backoff, so
+// GetRetryToken sees each retry once.
+type observedRetryer struct {
+	aws.RetryerV2
+	observe func(op string)
+}
+
+// GetRetryToken reports the retry, then hands out the wrapped retryer's token.
+func (r observedRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
+	r.observe(awsmiddleware.GetOperationName(ctx))
+	return r.RetryerV2.GetRetryToken(ctx, opErr)
 }
 
 // Bucket returns the bucket the client is bound to.

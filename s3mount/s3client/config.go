@@ -66,6 +66,10 @@ type Config struct {
 	// status (200 for any success, 0 when no response arrived), the payload bytes sent (uploads) or announced (GetObject's
 	// Content-Length), and the classified error. It must be fast and safe for concurrent use.
 	Observer func(op string, status int, bytes int64, err error)
+	// RetryObserver, when set, is called each time the SDK's retryer decides to retry a failed attempt (so
+	// attempts beyond the first of every call), with the operation name, before the backoff. It must be fast
+	// and safe for concurrent use.
+	RetryObserver func(op string)
 }
 
 // DefaultResponseHeaderTimeout is the ResponseHeaderTimeout of a Config that leaves it 0.

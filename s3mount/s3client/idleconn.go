@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,9 +27,14 @@ import (
 // later (a stalled process) can still see its read time out before the response; net/http then retries the
 // request on a new connection when nothing was written yet, and the SDK's retryer retries it otherwise
 // (every transport error is retryable), so the cost is one attempt.
+//
+// A request whose body write blocks has a Read pending too, and both deadlines expire together: whichever
+// fails first, net/http closes the connection and the other sees net.ErrClosed. expired remembers that the
+// deadline fired, so that error is reported as the idle timeout it is.
 type idleConn struct {
 	net.Conn
-	idle time.Duration
+	idle    time.Duration
+	expired atomic.Bool // a Read or Write failed on the idle deadline
 }
 
 // Read reads with a read deadline idle from now.
@@ -49,9 +55,15 @@ func (c *idleConn) Write(p []byte) (int, error) {
 	return n, c.idleError("write", err)
 }
 
-// idleError turns an expired deadline into an *IdleTimeoutError; other errors pass unchanged.
+// idleError turns an expired deadline, and a close that followed one, into an *IdleTimeoutError; other
+// errors pass unchanged.
 func (c *idleConn) idleError(op string, err error) error {
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.expired.Store(true)
+	case !errors.Is(err, net.ErrClosed) || !c.expired.Load():
 		return err
 	}
 	return &IdleTimeoutError{Op: op, Idle: c.idle, Err: err}

@@ -12,7 +12,8 @@ import (
 )
 
 // TestSDKSilentServerFailsAttempts: a server that accepts requests but never answers makes each attempt fail
-// after ResponseHeaderTimeout with a retryable ErrUnavailable, rather than hanging the call.
+// after ResponseHeaderTimeout with a retryable ErrUnavailable, rather than hanging the call; the retry is
+// reported to Config.RetryObserver.
 func TestSDKSilentServerFailsAttempts(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,6 +42,12 @@ func TestSDKSilentServerFailsAttempts(t *testing.T) {
 	cfg.MaxAttempts = 2
 	cfg.MaxBackoff = time.Millisecond
 	cfg.ResponseHeaderTimeout = 100 * time.Millisecond
+	var retries atomic.Int32
+	var retriedOp atomic.Value
+	cfg.RetryObserver = func(op string) {
+		retries.Add(1)
+		retriedOp.Store(op)
+	}
 	c, err := s3client.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +56,9 @@ func TestSDKSilentServerFailsAttempts(t *testing.T) {
 	assertKind(t, err, s3client.ErrUnavailable)
 	if n := conns.Load(); n != 2 {
 		t.Errorf("connections = %d, want one per attempt (2): the timed-out attempt is retried", n)
+	}
+	if n, op := retries.Load(), retriedOp.Load(); n != 1 || op != "HeadObject" {
+		t.Errorf("RetryObserver saw %d retries (last op %v), want 1 of HeadObject", n, op)
 	}
 }
 

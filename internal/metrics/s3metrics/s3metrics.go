@@ -10,12 +10,20 @@ import (
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
-// Wire registers the s3mount metrics in r and makes cfg's Observer feed them; an Observer already set is still
-// called, after the metrics. Call it before s3client.New(ctx, *cfg):
+// Wire registers the s3mount metrics in r and makes cfg's Observer and RetryObserver feed them; observers already
+// set are still called, after the metrics. Call it before s3client.New(ctx, *cfg):
 //
 //	m := s3metrics.Wire(reg, &s3cfg)
 func Wire(r *metrics.Registry, cfg *s3client.Config) *metrics.S3Mount {
 	m := metrics.NewS3Mount(r)
+	if nextRetry := cfg.RetryObserver; nextRetry == nil {
+		cfg.RetryObserver = m.ObserveRetry
+	} else {
+		cfg.RetryObserver = func(op string) {
+			m.ObserveRetry(op)
+			nextRetry(op)
+		}
+	}
 	next := cfg.Observer
 	if next == nil {
 		cfg.Observer = m.ObserveS3

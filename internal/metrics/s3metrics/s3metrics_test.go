@@ -23,24 +23,28 @@ func TestWireChainsObserver(t *testing.T) {
 	var seen []string
 	cfg := s3client.DefaultConfig("b")
 	cfg.Observer = func(op string, status int, bytes int64, err error) { seen = append(seen, op) }
+	var retried []string
+	cfg.RetryObserver = func(op string) { retried = append(retried, op) }
 	Wire(reg, &cfg)
 	cfg.Observer("PutObject", 200, 10, nil)
 	cfg.Observer("GetObject", 503, 0, errors.New("slow down"))
+	cfg.RetryObserver("GetObject")
 	out := scrape(reg)
 	for _, want := range []string{`s3mount_s3_requests_total{op="PutObject",status="200"} 1`,
-		`s3mount_s3_requests_total{op="GetObject",status="503"} 1`, "s3mount_bytes_uploaded_total 10"} {
+		`s3mount_s3_requests_total{op="GetObject",status="503"} 1`, "s3mount_bytes_uploaded_total 10",
+		"s3mount_s3_retries_total 1"} {
 		if !strings.Contains(out, "\n"+want+"\n") {
 			t.Errorf("scrape lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Join(seen, ",") != "PutObject,GetObject" {
-		t.Fatalf("the earlier observer saw %v", seen)
+	if strings.Join(seen, ",") != "PutObject,GetObject" || strings.Join(retried, ",") != "GetObject" {
+		t.Fatalf("the earlier observers saw %v and retries %v", seen, retried)
 	}
 
 	// Without an earlier observer the metrics' own is installed.
 	cfg2 := s3client.DefaultConfig("b")
 	Wire(metrics.NewRegistry(), &cfg2)
-	if cfg2.Observer == nil {
+	if cfg2.Observer == nil || cfg2.RetryObserver == nil {
 		t.Fatal("no observer installed")
 	}
 }
