@@ -164,7 +164,9 @@ func TestResumeCutGET(t *testing.T) {
 	})
 }
 
-func syscallReset() error { return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errReset)} }
+func syscallReset() error {
+	return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errReset)}
+}
 
 // errReset stands for ECONNRESET without depending on its platform value.
 var errReset = errors.New("connection reset by peer")
