@@ -61,6 +61,8 @@ type Stats struct {
 	DiskBytes  int64 // bytes of block files in the disk tier, including files being written
 	// DiskEvictions counts block files removed from the disk tier to make room.
 	DiskEvictions int64
+	// Resumes counts GETs issued to resume a body that failed mid-block, at the first byte not received.
+	Resumes int64
 }
 
 // Cache is a bounded block cache shared by every Reader it creates. It is safe for concurrent use.
@@ -431,11 +433,12 @@ func (c *Cache) waitFor(ctx context.Context, b *block, need int) error {
 	}
 }
 
-// fill reads the block's bytes from body, publishing progress every publishEvery bytes. A body that ends early
-// is an error (io.ErrUnexpectedEOF), never a short block.
-func (c *Cache) fill(b *block, body io.Reader) error {
+// fill reads the block's bytes from body into the buffer from byte from on, publishing progress every
+// publishEvery bytes, and returns how many of the block's bytes it holds: len(b.buf), or fewer with the error
+// that stopped it. A body that ends early is an error (io.ErrUnexpectedEOF), never a short block.
+func (c *Cache) fill(b *block, body io.Reader, from int) (int, error) {
 	buf := b.buf // stable: the filler's pin keeps it
-	n, last := 0, 0
+	n, last := from, from
 	for n < len(buf) {
 		m, err := body.Read(buf[n:])
 		n += m
@@ -447,10 +450,10 @@ func (c *Cache) fill(b *block, body io.Reader) error {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("cache: block %v: after %d of %d bytes: %w", b.k, n, len(buf), err)
+			return n, fmt.Errorf("cache: block %v: after %d of %d bytes: %w", b.k, n, len(buf), err)
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // publishEvery is how many new bytes of a block being filled make readers wake up: small enough for a short

@@ -382,22 +382,24 @@ func TestETagChange(t *testing.T) {
 	}
 }
 
-// truncating returns bodies that end early, without an error, after cut bytes: what a server closing the
-// connection cleanly mid-response looks like.
+// truncating returns bodies that end early, without an error: what a server closing the connection cleanly
+// mid-response looks like. The i-th GET's body ends after cuts[i] bytes, and every later one after the last cut.
 type truncating struct {
-	g   Getter
-	cut int64
+	g    Getter
+	cuts []int64
+	n    atomic.Int64
 }
 
-func (t truncating) GetObject(ctx context.Context, key string, off, length int64, ifMatch string) (io.ReadCloser, s3client.ObjectInfo, error) {
+func (t *truncating) GetObject(ctx context.Context, key string, off, length int64, ifMatch string) (io.ReadCloser, s3client.ObjectInfo, error) {
 	body, info, err := t.g.GetObject(ctx, key, off, length, ifMatch)
 	if err != nil {
 		return nil, info, err
 	}
+	cut := t.cuts[min(int(t.n.Add(1))-1, len(t.cuts)-1)]
 	return struct {
 		io.Reader
 		io.Closer
-	}{io.LimitReader(body, t.cut), body}, info, nil
+	}{io.LimitReader(body, cut), body}, info, nil
 }
 
 func TestFailedGETGivesError(t *testing.T) {
@@ -422,11 +424,14 @@ func TestFailedGETGivesError(t *testing.T) {
 		return int64(len(data)), nil
 	}
 
+	// Each cut below is followed by len(resumeBackoff) resumed GETs that deliver nothing, so the block fails.
 	t.Run("stream body fails", func(t *testing.T) {
+		fastResume(t)
 		f := s3fake.New()
 		data, info := putObject(t, f, "obj", 8*bs, 7)
 		c := newCache(t, Config{MaxBytes: 2 << 20, BlockSize: bs})
 		f.FailNextBody(1, 2*bs+bs/2, nil)
+		f.FailNextBody(len(resumeBackoff), 0, nil)
 		r := newReader(t, c, f, info, ReaderConfig{})
 		off, err := readUntilError(t, r, data)
 		if !errors.Is(err, s3client.ErrUnavailable) {
@@ -442,10 +447,11 @@ func TestFailedGETGivesError(t *testing.T) {
 		}
 	})
 	t.Run("stream body truncated", func(t *testing.T) {
+		fastResume(t)
 		f := s3fake.New()
 		data, info := putObject(t, f, "obj", 8*bs, 8)
 		c := newCache(t, Config{MaxBytes: 2 << 20, BlockSize: bs})
-		r := newReader(t, c, truncating{f, 3*bs + 10}, info, ReaderConfig{})
+		r := newReader(t, c, &truncating{g: f, cuts: []int64{3*bs + 10, 0}}, info, ReaderConfig{})
 		off, err := readUntilError(t, r, data)
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("error %v at %d, want io.ErrUnexpectedEOF", err, off)
@@ -455,10 +461,11 @@ func TestFailedGETGivesError(t *testing.T) {
 		}
 	})
 	t.Run("ranged GET truncated", func(t *testing.T) {
+		fastResume(t)
 		f := s3fake.New()
 		_, info := putObject(t, f, "obj", 8*bs, 9)
 		c := newCache(t, Config{MaxBytes: 2 << 20, BlockSize: bs})
-		r := newReader(t, c, truncating{f, bs - 1}, info, ReaderConfig{})
+		r := newReader(t, c, &truncating{g: f, cuts: []int64{bs - 1, 0}}, info, ReaderConfig{})
 		p := make([]byte, 10)
 		if n, err := r.ReadAt(context.Background(), p, 5*bs+bs-5); !errors.Is(err, io.ErrUnexpectedEOF) || n != 0 {
 			t.Fatalf("ReadAt = %d, %v; want io.ErrUnexpectedEOF", n, err)

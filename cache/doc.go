@@ -59,12 +59,22 @@
 // A View pins one block, and only once the block holds the bytes asked for, so a View never waits for memory
 // while holding a pin; it only delays that block's eviction by one reply's write.
 //
-// Errors: a GET that fails or whose body ends early fails its block; the readers waiting for the block get
-// the error, and a read of a block after a stream's failure point gets the stream's error once, after which
-// the next sequential read starts a new stream. No read ever returns bytes a GET did not deliver. A changed
-// object gives s3client.ErrPrecondition. An ObjectInfo without an ETag cannot be pinned to a version: its
-// blocks are keyed by the empty ETag and GETs carry no If-Match, so such readers may mix versions; s3mount
-// always resolves the ETag before opening a Reader.
+// Resuming: a GET body that fails mid-block on a connection fault (kind s3client.ErrUnavailable: a reset, a
+// body cut short, an idle timeout; or a body that ends early) is closed, and after a backoff (100 ms, 400 ms,
+// 1.6 s) a new GET with the same If-Match asks for the rest from the first byte not received: the rest of the
+// object for the stream, the rest of the block for a ranged fetch. The block keeps the bytes it holds, so its
+// bytes stay exact, and no buffer is added. Each resume is one WARN line and counts in Stats.Resumes. Bytes
+// arriving reset the count; three resumes in a row that receive nothing, or a resumed GET failing with another
+// kind (a replaced object gives s3client.ErrPrecondition), fail the block as below. Errors of other kinds, a
+// cancellation and a panic are never resumed, and a failed first GET is not either (the S3 client retried it
+// already). Close ends a backoff at once.
+//
+// Errors: a GET that fails, or whose body fails and cannot be resumed, fails its block; the readers waiting
+// for the block get the error, and a read of a block after a stream's failure point gets the stream's error
+// once, after which the next sequential read starts a new stream. No read ever returns bytes a GET did not
+// deliver. A changed object gives s3client.ErrPrecondition. An ObjectInfo without an ETag cannot be pinned to a
+// version: its blocks are keyed by the empty ETag and GETs carry no If-Match, so such readers may mix versions
+// (a resumed GET too); s3mount always resolves the ETag before opening a Reader.
 //
 // Panics: the stream, the ranged fetches and the disk writes run under recovery (internal/safego). A panic in one
 // of them, in the GET call or while reading its body, is logged once with its stack, counted on Config.Panics,

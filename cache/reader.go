@@ -416,16 +416,9 @@ func (r *Reader) fillOne(b *block) {
 			fromDisk = true
 			return nil
 		}
-		off := b.k.idx * r.c.bs
-		body, info, err := r.g.GetObject(r.ctx, r.obj.Key, off, int64(len(b.buf)), r.obj.ETag)
-		if err != nil {
-			return err
-		}
-		defer body.Close()
-		if err := r.checkInfo(info); err != nil {
-			return err
-		}
-		return r.c.fill(b, body)
+		var body io.ReadCloser
+		defer closeBody(&body)
+		return r.getFill(r.ctx, b, &body, false)
 	})
 	if err != nil {
 		r.c.logFailure("cache: block fetch failed", slog.String("block", b.k.String()), err)
@@ -480,12 +473,8 @@ func (r *Reader) runStream(ctx context.Context, st *stream) {
 // streamLoop claims blocks from st.start on while they are inside the window, filling the missing ones from
 // one open GET. It returns the block it stopped at and why.
 func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
-	var body io.ReadCloser
-	defer func() {
-		if body != nil {
-			body.Close()
-		}
-	}()
+	var body io.ReadCloser // the open GET, positioned at block i's first byte; see getFill
+	defer closeBody(&body)
 	bs := r.c.bs
 	for i := st.start; i < r.nblocks; i++ {
 		st.at = i
@@ -513,10 +502,7 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 			// Cached already: skip it without downloading it again.
 			st.held = nil
 			r.c.unpin(b)
-			if body != nil {
-				body.Close()
-				body = nil
-			}
+			closeBody(&body)
 			continue
 		}
 		r.c.mu.Lock()
@@ -525,25 +511,10 @@ func (r *Reader) streamLoop(ctx context.Context, st *stream) (int64, error) {
 		if r.c.diskRead(b) {
 			st.held = nil
 			r.c.complete(b, true)
-			if body != nil {
-				body.Close()
-				body = nil
-			}
+			closeBody(&body)
 			continue
 		}
-		if body == nil {
-			var info s3client.ObjectInfo
-			body, info, err = r.g.GetObject(ctx, r.obj.Key, i*bs, -1, r.obj.ETag)
-			if err == nil {
-				err = r.checkInfo(info)
-			}
-			if err != nil {
-				st.held = nil
-				r.failStream(st, b, i, err)
-				return i, err
-			}
-		}
-		if err := r.c.fill(b, body); err != nil {
+		if err := r.getFill(ctx, b, &body, true); err != nil {
 			st.held = nil
 			r.failStream(st, b, i, err)
 			return i, err

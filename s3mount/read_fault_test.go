@@ -1,6 +1,7 @@
 package s3mount_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -24,9 +25,11 @@ func TestFakeDroppedGETIsEIO(t *testing.T) {
 			env, fake := mountFake(t, nil)
 			data := pattern(6<<20, 9)
 			fake.Put("obj", data)
-			// Every GET body breaks after 512 bytes. The kernel retries a failed readahead with a plain read,
-			// so the faults must outlast its retries for the error to reach the reader.
-			fake.FailNextBody(10000, 512, tc.cause)
+			// The first GET body breaks after 512 bytes and every later one at once: the cache resumes a cut
+			// body only while bytes arrive. The kernel retries a failed readahead with a plain read, so the
+			// faults must outlast its retries for the error to reach the reader.
+			fake.FailNextBody(1, 512, tc.cause)
+			fake.FailNextBody(10000, 0, tc.cause)
 			f, err := os.Open(filepath.Join(env.Dir, "obj"))
 			if err != nil {
 				t.Fatal(err)
@@ -45,5 +48,24 @@ func TestFakeDroppedGETIsEIO(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A GET cut mid-stream by a transient fault is resumed from the first byte not received: the reader gets the
+// object's exact bytes and no error. (SEMANTICS.md, Tenet 3)
+func TestFakeCutGETIsResumed(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	data := pattern(6<<20, 10)
+	fake.Put("obj", data)
+	fake.FailNextBody(1, 3<<20+12345, nil)
+	got, err := os.ReadFile(filepath.Join(env.Dir, "obj"))
+	if err != nil {
+		t.Fatalf("read after a cut GET: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes after a cut GET, not the object's %d", len(got), len(data))
+	}
+	if n := env.Mounted.CacheStats().Resumes; n != 1 {
+		t.Errorf("CacheStats().Resumes = %d, want 1", n)
 	}
 }

@@ -312,6 +312,7 @@ func watchMount(sm *metrics.S3Mount, m mountStats) {
 	sm.WatchCache(func() metrics.CacheStats {
 		st := m.CacheStats()
 		// Every block fetched from S3 is a miss, whether a read or the prefetch stream asked for it.
-		return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses + st.Prefetched, Bytes: st.MemBytes}
+		return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses + st.Prefetched, Bytes: st.MemBytes,
+			GetResumes: st.Resumes}
 	})
 }

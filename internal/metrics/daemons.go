@@ -35,6 +35,8 @@ type CacheStats struct {
 	Hits, Misses int64
 	// Bytes is the memory held by cache buffers.
 	Bytes int64
+	// GetResumes counts GETs issued to resume a body that broke mid-block (cache.Stats.Resumes).
+	GetResumes int64
 }
 
 // NewS3Mount registers the s3mount metrics in r.
@@ -71,6 +73,8 @@ func NewS3Mount(r *Registry) *S3Mount {
 		func() uint64 { return uint64(max(0, cache(func(s CacheStats) int64 { return s.Hits })())) })
 	r.CounterFunc("s3mount_cache_misses_total", "Blocks fetched from S3 into the read cache (by a read or by prefetch).",
 		func() uint64 { return uint64(max(0, cache(func(s CacheStats) int64 { return s.Misses })())) })
+	r.CounterFunc("s3mount_cache_get_resumes_total", "GETs issued to resume a read cache GET whose body broke mid-block.",
+		func() uint64 { return uint64(max(0, cache(func(s CacheStats) int64 { return s.GetResumes })())) })
 	r.GaugeFunc("s3mount_cache_bytes", "Bytes of read cache buffers held.", cache(func(s CacheStats) int64 { return s.Bytes }))
 	r.CounterFunc("s3mount_panics_total", "Panics recovered in file system requests and background goroutines; each "+
 		"failed its request, upload, block or rename and was logged with its stack.", func() uint64 {

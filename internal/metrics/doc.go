@@ -36,6 +36,7 @@
 //	s3mount_cache_hits_total              counter  block lookups served from the read cache
 //	s3mount_cache_misses_total            counter  blocks fetched from S3 (by a read or by prefetch)
 //	s3mount_cache_bytes                   gauge    bytes of read cache buffers held
+//	s3mount_cache_get_resumes_total       counter  GETs issued to resume a cache GET whose body broke mid-block
 //	s3mount_panics_total                  counter  panics recovered in requests and background goroutines
 //	                                               (Mounted.Panics); each failed one operation
 //

@@ -382,7 +382,7 @@ func TestS3Mount(t *testing.T) {
 	for _, name := range []string{"s3mount_s3_requests_total", "s3mount_s3_retries_total", "s3mount_bytes_uploaded_total",
 		"s3mount_bytes_downloaded_total", "s3mount_parts_in_flight", "s3mount_write_budget_bytes_in_use",
 		"s3mount_write_budget_bytes_max", "s3mount_cache_hits_total", "s3mount_cache_misses_total", "s3mount_cache_bytes",
-		"s3mount_panics_total"} {
+		"s3mount_cache_get_resumes_total", "s3mount_panics_total"} {
 		if _, ok := before.typ[name]; !ok {
 			t.Errorf("family %s missing", name)
 		}
@@ -404,7 +404,7 @@ func TestS3Mount(t *testing.T) {
 	m.PartsInFlight.Inc()
 	m.WatchBudget(fakeBudget{in: 16 << 20, max: 256 << 20})
 	var hits atomic.Int64
-	m.WatchCache(func() CacheStats { return CacheStats{Hits: hits.Load(), Misses: 2, Bytes: 3 << 20} })
+	m.WatchCache(func() CacheStats { return CacheStats{Hits: hits.Load(), Misses: 2, Bytes: 3 << 20, GetResumes: 4} })
 	hits.Store(1)
 	m.WatchPanics(func() int64 { return 3 })
 
@@ -423,6 +423,7 @@ func TestS3Mount(t *testing.T) {
 		"s3mount_cache_hits_total":                                  1,
 		"s3mount_cache_misses_total":                                2,
 		"s3mount_cache_bytes":                                       3 << 20,
+		"s3mount_cache_get_resumes_total":                           4,
 		"s3mount_panics_total":                                      3,
 	}
 	checkSamples(t, e, want)

@@ -62,7 +62,7 @@ type part struct {
 
 type bodyFault struct {
 	after int64
-	err   error
+	err   *s3client.Error
 }
 
 var _ s3client.Client = (*Fake)(nil)
@@ -103,15 +103,21 @@ func (f *Fake) FailNext(op string, n int, err error) {
 
 // FailNextBody makes the bodies of the next n successful GetObject calls fail after delivering after bytes.
 // The read error is an *s3client.Error of kind ErrUnavailable wrapping err (io.ErrUnexpectedEOF when nil), as
-// a connection dropped mid-stream looks through the SDK adapter.
+// a connection dropped mid-stream looks through the SDK adapter. An err that is a kind (s3client.ErrOther) or
+// an *s3client.Error is used as FailNext uses it, so a body can also fail with another kind.
 func (f *Fake) FailNextBody(n int, after int64, err error) {
 	if err == nil {
 		err = io.ErrUnexpectedEOF
 	}
+	e := &s3client.Error{Op: "GetObject", Kind: s3client.ErrUnavailable, Err: err}
+	var se *s3client.Error
+	if s3client.KindOf(err) == err || errors.As(err, &se) {
+		e = wrapFault("GetObject", "", err).(*s3client.Error)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for range n {
-		f.bodyFaults = append(f.bodyFaults, bodyFault{after: after, err: err})
+		f.bodyFaults = append(f.bodyFaults, bodyFault{after: after, err: e})
 	}
 }
 
@@ -641,7 +647,7 @@ type body struct {
 	data     []byte
 	pos      int64
 	limit    int64
-	limitErr error
+	limitErr *s3client.Error
 	closed   atomic.Bool
 }
 
@@ -653,7 +659,11 @@ func (b *body) Read(p []byte) (int, error) {
 		return 0, canceled("GetObject", b.key, err)
 	}
 	if b.limit >= 0 && b.pos >= b.limit && b.pos < int64(len(b.data)) {
-		return 0, &s3client.Error{Op: "GetObject", Key: b.key, Kind: s3client.ErrUnavailable, Err: b.limitErr}
+		e := *b.limitErr
+		if e.Key == "" {
+			e.Key = b.key
+		}
+		return 0, &e
 	}
 	if b.pos >= int64(len(b.data)) {
 		return 0, io.EOF

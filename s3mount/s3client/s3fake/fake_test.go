@@ -151,6 +151,21 @@ func TestFaults(t *testing.T) {
 	if len(got) != 100 || err != nil {
 		t.Fatalf("second body: %d %v", len(got), err)
 	}
+	// A body can fail with another kind, given as a kind or as an *s3client.Error.
+	f.FailNextBody(1, 4, s3client.ErrOther)
+	f.FailNextBody(1, 6, &s3client.Error{Kind: s3client.ErrAccessDenied, Status: 403})
+	for _, want := range []struct {
+		n    int
+		kind error
+	}{{4, s3client.ErrOther}, {6, s3client.ErrAccessDenied}} {
+		rc, _, _ = f.GetObject(ctx, "big", 0, -1, "")
+		got, err = io.ReadAll(rc)
+		rc.Close()
+		assertKind(t, err, want.kind)
+		if len(got) != want.n || errors.Is(err, s3client.ErrUnavailable) {
+			t.Fatalf("body failing with %v: %d bytes, %v", want.kind, len(got), err)
+		}
+	}
 	// A body dies with its GetObject context.
 	cctx, cancel := context.WithCancel(ctx)
 	rc, _, _ = f.GetObject(cctx, "big", 0, -1, "")
