@@ -460,10 +460,12 @@ func (c *Cache) fill(b *block, body io.Reader, from int) (int, error) {
 // time to first byte, large enough to keep lock traffic low.
 const publishEvery = 64 << 10
 
-// isCanceled reports whether err means a context ended (the filler's or a waiter's), not that S3 failed.
+// isCanceled reports whether err means a context ended (the filler's or a waiter's), not that S3 failed. An
+// S3 error's kind decides, not its chain: net/http's "timeout awaiting response headers" (a silent server)
+// matches context.DeadlineExceeded, yet it is an S3 failure (kind ErrUnavailable) that must reach the reader.
+// Taken for a cancellation, it would be retried silently, maxCanceledRetries GETs of a full retry chain each.
 func isCanceled(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, s3client.ErrCanceled)
+	return s3client.KindOf(err) == s3client.ErrCanceled
 }
 
 // errClosed is returned by a closed Reader.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -108,10 +109,15 @@ func faultDuringUpload(t *testing.T, srv *miniotest.Server, px *proxy, f fault) 
 	want := expected{}
 	var lost, leaks int64
 	transfers := 0
+	// When each operation during the fault ended, counted from the injection. The read of before.bin and the
+	// listing run in a goroutine that a failed test may leave behind: atomics, for the deferred summary.
 	var readErrAfter, writeErrAfter time.Duration
+	var beforeReadAfter, listAfter atomic.Int64 // nanoseconds
 	defer func() {
 		summary(t, transfers, lost, leaks, fmt.Sprintf("read_error_after_s=%.1f", readErrAfter.Seconds()),
-			fmt.Sprintf("write_error_after_s=%.1f", writeErrAfter.Seconds()))
+			fmt.Sprintf("write_error_after_s=%.1f", writeErrAfter.Seconds()),
+			fmt.Sprintf("before_read_after_s=%.1f", time.Duration(beforeReadAfter.Load()).Seconds()),
+			fmt.Sprintf("list_after_s=%.1f", time.Duration(listAfter.Load()).Seconds()))
 	}()
 
 	// A large file put directly into the bucket, so that no page cache holds it, for the handle that reads
@@ -180,8 +186,10 @@ func faultDuringUpload(t *testing.T, srv *miniotest.Server, px *proxy, f fault) 
 			defer during.Done()
 			transfers++
 			readErr = sameContent(beforeFile, 1, beforeSize)
+			beforeReadAfter.Store(int64(time.Since(injectedAt)))
 			entries, err := os.ReadDir(m.dir)
 			listErr = err
+			listAfter.Store(int64(time.Since(injectedAt)))
 			for _, e := range entries {
 				listed = append(listed, e.Name())
 			}
@@ -231,6 +239,8 @@ func faultDuringUpload(t *testing.T, srv *miniotest.Server, px *proxy, f fault) 
 	case <-time.After(time.Minute):
 		t.Fatalf("the read of before.bin or the listing hangs a minute after the fault was removed")
 	}
+	t.Logf("%s: the read of before.bin ended %.1f s after the fault, the listing %.1f s after it", f.name,
+		time.Duration(beforeReadAfter.Load()).Seconds(), time.Duration(listAfter.Load()).Seconds())
 	// A read during the fault is either exact or an error; sameAs reports a content mismatch distinctly.
 	if readErr != nil {
 		t.Logf("read during the fault: %v", readErr)

@@ -82,6 +82,12 @@
 // changed ETag, EINVAL for non-sequential writes, EINTR for interrupted requests, and EIO with one log line
 // naming the operation, the key and the cause for anything else. No SDK or wrapped error reaches go-fuse.
 //
+// An unreachable S3 (the client's attempts used up) gives EIO in bounded time: every request ends after at
+// most the client's retry chain, MaxAttempts × min(idle timeout, response header timeout) plus the backoff
+// between attempts (about 95 s with the defaults), as does a GET stream that goes silent (after one idle
+// timeout). A read(2) costs one chain, not two: the kernel's immediate second READ for a page whose
+// readahead failed is answered from the failure just seen on the handle (UnavailableRetryWindow).
+//
 // # Panics
 //
 // A panic never ends the process. In a request, go-fuse recovers it (MountOptions.PanicHandler) and the request
@@ -104,7 +110,8 @@
 // # Locks
 //
 // Lock order: writeHandle.mu, then fileNode.mu, then fsys.uploadsMu. statCache.mu is a leaf: nothing is
-// locked while it is held. readHandle.mu is taken alone (read side for reads, write side for Release). go-fuse's
+// locked while it is held. readHandle.mu is taken alone (read side for reads, write side for Release), with
+// readHandle.failMu as a leaf under its read side. go-fuse's
 // own tree locks are never held while these are taken (we only call GetChild/Children/Parent, which lock and
 // unlock internally).
 package s3mount

@@ -2,8 +2,10 @@ package s3mount
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -20,27 +22,91 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if h.released {
 		return nil, syscall.EBADF
 	}
+	if err := h.recentFailure(off, len(dest)); err != nil {
+		return nil, h.f.errno("read", h.key, err)
+	}
 	// The reader returns io.EOF itself at the end of the object. A failed GET may wrap io.EOF too (a dropped
 	// connection), so only the sentinel means "end": anything else is an error, never a short read.
 	if v, ok, err := h.r.ReadView(ctx, off, len(dest)); ok {
 		if err != nil && err != io.EOF {
-			return nil, h.readErrno(ctx, err)
+			return nil, h.readErrno(ctx, off, len(dest), err)
 		}
 		return &viewResult{v: v}, 0
 	}
 	n, err := h.r.ReadAt(ctx, dest, off)
 	if err != nil && err != io.EOF {
-		return nil, h.readErrno(ctx, err)
+		return nil, h.readErrno(ctx, off, len(dest), err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-// readErrno maps a failed read: EINTR when the kernel interrupted the request, the errno table otherwise.
-func (h *readHandle) readErrno(ctx context.Context, err error) syscall.Errno {
+// readErrno maps a failed read of n bytes at off: EINTR when the kernel interrupted the request, the errno
+// table otherwise. A failure because S3 is unreachable is remembered for recentFailure.
+func (h *readHandle) readErrno(ctx context.Context, off int64, n int, err error) syscall.Errno {
 	if ctx.Err() != nil && s3client.KindOf(err) == s3client.ErrCanceled {
 		return syscall.EINTR
 	}
+	if s3client.KindOf(err) == s3client.ErrUnavailable {
+		h.noteFailure(off, n, err)
+	}
 	return h.f.errno("read", h.key, err)
+}
+
+// UnavailableRetryWindow is how long a read that failed because S3 was unreachable (the client's attempts
+// used up: a silent network, refused connections, 5xx answers) answers the reads of the same bytes on the same
+// handle with the same error, without asking S3 again.
+//
+// The kernel asks twice for the bytes of one read(2): when its readahead READ fails, it asks again at once
+// for the page the caller waits for, with a plain READ. Without the window, that READ waits for another full
+// retry chain of the client (about 95 s with the default timeouts and attempts), doubling the time a caller
+// waits for EIO on a partition. A read after the window asks S3 again.
+const UnavailableRetryWindow = 2 * time.Second
+
+// failedRange is a read that failed because S3 was unreachable.
+type failedRange struct {
+	off, end int64
+	at       time.Time
+	err      error
+}
+
+// maxFailedRanges bounds the failures a handle remembers: the kernel has at most a few READs of one handle in
+// flight (its readahead window), and older ones are dropped first.
+const maxFailedRanges = 32
+
+// noteFailure remembers that the read of n bytes at off failed with err, an unreachable S3.
+func (h *readHandle) noteFailure(off int64, n int, err error) {
+	h.failMu.Lock()
+	defer h.failMu.Unlock()
+	h.pruneFailuresLocked(time.Now())
+	if len(h.failed) == maxFailedRanges {
+		h.failed = h.failed[1:]
+	}
+	h.failed = append(h.failed, failedRange{off: off, end: off + int64(n), at: time.Now(), err: err})
+}
+
+// recentFailure returns the error of a read that failed within UnavailableRetryWindow because S3 was
+// unreachable and overlaps [off, off+n), wrapped to say so; nil when there is none.
+func (h *readHandle) recentFailure(off int64, n int) error {
+	h.failMu.Lock()
+	defer h.failMu.Unlock()
+	now := time.Now()
+	h.pruneFailuresLocked(now)
+	for i := len(h.failed) - 1; i >= 0; i-- {
+		if fr := h.failed[i]; off < fr.end && fr.off < off+int64(n) {
+			return fmt.Errorf("not asking S3 again: a read of bytes [%d, %d) failed %v ago: %w", fr.off, fr.end,
+				now.Sub(fr.at).Round(time.Millisecond), fr.err)
+		}
+	}
+	return nil
+}
+
+// pruneFailuresLocked drops the failures older than UnavailableRetryWindow (in the order noted).
+func (h *readHandle) pruneFailuresLocked(now time.Time) {
+	i := 0
+	for i < len(h.failed) && now.Sub(h.failed[i].at) >= UnavailableRetryWindow {
+		i++
+	}
+	h.failed = h.failed[i:]
 }
 
 // viewResult answers a READ straight from a cached block: go-fuse writes Slices to /dev/fuse with writev

@@ -23,6 +23,9 @@ type readHandle struct {
 	mu       sync.RWMutex
 	released bool          // guarded by mu
 	r        *cache.Reader // owns the S3 streams; lives as long as the handle, not the request
+
+	failMu sync.Mutex    // a leaf, taken under mu's read side
+	failed []failedRange // guarded by failMu: reads that failed on an unreachable S3 (handle_read.go)
 }
 
 // writeHandle writes one new version of an object through an upload.Writer.

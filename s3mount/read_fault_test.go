@@ -6,8 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/s3ftp/s3ftp/s3mount"
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
 // A GET that fails mid-stream gives the reader EIO, never a short or wrong read — also when the transport's
@@ -67,5 +72,45 @@ func TestFakeCutGETIsResumed(t *testing.T) {
 	}
 	if n := env.Mounted.CacheStats().Resumes; n != 1 {
 		t.Errorf("CacheStats().Resumes = %d, want 1", n)
+	}
+}
+
+// A read(2) while S3 is unreachable costs one failed GET, not two: the kernel re-asks for the page whose
+// readahead failed with a plain read at once, and that read gets EIO at once from the failure just seen on
+// the handle, instead of waiting for another full retry chain of the client. Once the failure is older than
+// the retry window, a read asks S3 again and gets the exact bytes. (SEMANTICS.md, Errors)
+func TestFakeUnavailableReadFailsOnce(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	data := pattern(6<<20, 5)
+	fake.Put("obj", data)
+	f, err := os.Open(filepath.Join(env.Dir, "obj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var down atomic.Bool
+	down.Store(true)
+	fake.SetFault(func(op, _ string, _ int) error {
+		if op == "GetObject" && down.Load() {
+			return s3client.ErrUnavailable
+		}
+		return nil
+	})
+	fake.ResetCounters()
+	p := make([]byte, 64<<10)
+	if _, err := f.ReadAt(p, 0); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read while S3 is unreachable: %v, want EIO", err)
+	}
+	if n := fake.Calls("GetObject"); n != 1 {
+		t.Errorf("GETs for one read(2) while S3 is unreachable = %d, want 1", n)
+	}
+
+	down.Store(false)
+	time.Sleep(s3mount.UnavailableRetryWindow + 100*time.Millisecond) // only so the window has passed
+	if _, err := f.ReadAt(p, 0); err != nil {
+		t.Fatalf("read once S3 answers again: %v", err)
+	}
+	if !bytes.Equal(p, data[:len(p)]) {
+		t.Error("read once S3 answers again: bytes differ from the object's")
 	}
 }

@@ -143,6 +143,10 @@ var (
 )
 
 // Error is the error type of every Client. errors.Is(err, Kind) holds; errors.Unwrap gives the cause.
+//
+// Tell a cancellation by the kind (KindOf(err) == ErrCanceled), never by errors.Is(err,
+// context.DeadlineExceeded): the cause of an ErrUnavailable may match it too, as net/http's "timeout awaiting
+// response headers" from a silent server does.
 type Error struct {
 	Op     string // API operation, e.g. "UploadPart"
 	Key    string // object key, or "" for bucket operations

@@ -35,7 +35,11 @@ type Aborts struct {
 	Bound    time.Duration // total time an abort is retried (<= 0: DefaultAbortBound)
 	MinDelay time.Duration // first wait between attempts (<= 0: DefaultAbortMinDelay)
 	MaxDelay time.Duration // largest wait between attempts (<= 0: DefaultAbortMaxDelay)
-	// AttemptTimeout bounds one AbortMultipartUpload call (<= 0: 30 s, capped by what is left of Bound).
+	// AttemptTimeout bounds one AbortMultipartUpload call, capped by what is left of Bound. <= 0: only Bound
+	// does. The client's own limits end an attempt: s3client bounds every request by its attempts, response
+	// header and idle timeouts and backoff (about 95 s with its defaults). A shorter AttemptTimeout would
+	// cancel each call in the middle of the client's retries during an outage, so that no call ever ended
+	// with S3's answer.
 	AttemptTimeout time.Duration
 
 	wg sync.WaitGroup
@@ -112,11 +116,14 @@ func (a *Aborts) run(c Client, key, id string, log *slog.Logger) bool {
 	bound := orDefault(a.Bound, DefaultAbortBound)
 	delay := orDefault(a.MinDelay, DefaultAbortMinDelay)
 	maxDelay := max(orDefault(a.MaxDelay, DefaultAbortMaxDelay), delay)
-	perTry := orDefault(a.AttemptTimeout, abortTimeout)
 	begin := time.Now()
 	deadline := begin.Add(bound)
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), min(perTry, max(time.Until(deadline), time.Millisecond)))
+		perTry := max(time.Until(deadline), time.Millisecond)
+		if a.AttemptTimeout > 0 {
+			perTry = min(perTry, a.AttemptTimeout)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), perTry)
 		err := c.AbortMultipartUpload(ctx, key, id)
 		cancel()
 		gone := err == nil || errors.Is(err, s3client.ErrNoSuchUpload) || errors.Is(err, s3client.ErrNotFound)

@@ -3,7 +3,9 @@ package upload
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,5 +133,59 @@ func TestAbortsWaitStopsWithContext(t *testing.T) {
 	}
 	if u := f.Uploads(); len(u) != 0 {
 		t.Errorf("uploads left: %v", u)
+	}
+}
+
+// deadlineClient is a Client that records the deadline of each AbortMultipartUpload call's context.
+type deadlineClient struct {
+	*s3fake.Fake
+	mu        sync.Mutex
+	deadlines []time.Time // zero: no deadline
+}
+
+func (c *deadlineClient) AbortMultipartUpload(ctx context.Context, key, uploadID string) error {
+	d, _ := ctx.Deadline()
+	c.mu.Lock()
+	c.deadlines = append(c.deadlines, d)
+	c.mu.Unlock()
+	return c.Fake.AbortMultipartUpload(ctx, key, uploadID)
+}
+
+// TestAbortAttemptNotCutShort: without AttemptTimeout, an abort call may last until the bound, so the
+// client's own retries and timeouts end it (s3client: about 95 s with its defaults) and an outage reports
+// S3's error rather than a cancellation at every attempt; with AttemptTimeout, that caps each call.
+func TestAbortAttemptNotCutShort(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		attempt time.Duration
+		want    time.Duration // the deadline of each call, from its start, give or take a second
+	}{
+		{"bound only", 0, time.Hour},
+		{"attempt timeout", 10 * time.Second, 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := s3fake.New()
+			c := &deadlineClient{Fake: f}
+			id, err := f.CreateMultipartUpload(t.Context(), "k", s3client.PutOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.FailNext("AbortMultipartUpload", 1, s3client.ErrUnavailable)
+			aborts := &Aborts{Bound: time.Hour, MinDelay: time.Millisecond, AttemptTimeout: tc.attempt}
+			start := time.Now()
+			if !aborts.run(c, "k", id, slog.New(slog.DiscardHandler)) {
+				t.Fatal("the abort did not succeed at the second attempt")
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if len(c.deadlines) != 2 {
+				t.Fatalf("abort calls = %d, want 2", len(c.deadlines))
+			}
+			for i, d := range c.deadlines {
+				if got := d.Sub(start); got < tc.want-time.Second || got > tc.want+time.Second {
+					t.Errorf("call %d: deadline %v after the start, want %v", i+1, got.Round(time.Millisecond), tc.want)
+				}
+			}
+		})
 	}
 }

@@ -53,10 +53,6 @@ var (
 // until the gap is filled; Close fills a remaining gap with zeros, as a write past the end of a file does.
 const MaxReorder = 1 << 20
 
-// abortTimeout bounds one AbortMultipartUpload attempt (see Aborts), which runs on a fresh context: the
-// request's may be cancelled already, and a leftover upload costs storage until a lifecycle rule removes it.
-const abortTimeout = 30 * time.Second
-
 // Config configures a Writer.
 type Config struct {
 	PartSize    int64 // size of the first parts (>= 5 MiB); see PartSize for the schedule
