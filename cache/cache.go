@@ -464,8 +464,10 @@ const publishEvery = 64 << 10
 // S3 error's kind decides, not its chain: net/http's "timeout awaiting response headers" (a silent server)
 // matches context.DeadlineExceeded, yet it is an S3 failure (kind ErrUnavailable) that must reach the reader.
 // Taken for a cancellation, it would be retried silently, maxCanceledRetries GETs of a full retry chain each.
+// context.Canceled in the chain is a cancellation whatever the kind: a body read ended by the reader's own
+// context (Close, a stream restart) may be classified as a transport failure.
 func isCanceled(err error) bool {
-	return s3client.KindOf(err) == s3client.ErrCanceled
+	return s3client.KindOf(err) == s3client.ErrCanceled || errors.Is(err, context.Canceled)
 }
 
 // errClosed is returned by a closed Reader.
