@@ -52,16 +52,24 @@ func (l *lockedLog) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-func (l *lockedLog) withStack() []string {
+// lines returns the logged lines that contain substr.
+func (l *lockedLog) lines(substr string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []string
 	for _, line := range strings.Split(l.buf.String(), "\n") {
-		if strings.Contains(line, "stack=") {
+		if strings.Contains(line, substr) {
 			out = append(out, line)
 		}
 	}
 	return out
+}
+
+// String returns everything logged so far.
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // A panic in a goroutine that fills blocks (the prefetch stream or a ranged fetch; in the GET call or while
@@ -116,7 +124,7 @@ func TestPanicInFillFailsBlockAndCacheRecovers(t *testing.T) {
 			if n := panics.Count(); n != 1 {
 				t.Errorf("panics counted = %d, want 1", n)
 			}
-			if l := logs.withStack(); len(l) != 1 || !strings.Contains(l[0], "level=ERROR") || !strings.Contains(l[0], "injected panic") {
+			if l := logs.lines("stack="); len(l) != 1 || !strings.Contains(l[0], "level=ERROR") || !strings.Contains(l[0], "injected panic") {
 				t.Errorf("want one ERROR line with the panic and its stack, got %q", l)
 			}
 

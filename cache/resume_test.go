@@ -57,25 +57,6 @@ func (l *getLog) String() string {
 	return strings.Join(s, " ")
 }
 
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// resumeLines returns the log lines that announce a resume.
-func (l *lockedLog) resumeLines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.buf.String(), "\n") {
-		if strings.Contains(line, "resuming") {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 // resumeEnv is one object in a fake, a cache logging into a buffer, and a Reader over a recording Getter.
 type resumeEnv struct {
 	f    *s3fake.Fake
@@ -134,7 +115,7 @@ func TestResumeCutGET(t *testing.T) {
 			if n := e.f.Calls("GetObject"); n != 2 {
 				t.Errorf("%d GetObject calls, want 2", n)
 			}
-			lines := e.log.resumeLines()
+			lines := e.log.lines("resuming")
 			if len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") ||
 				!strings.Contains(lines[0], fmt.Sprintf("offset=%d", cut)) || !strings.Contains(lines[0], "block=2") ||
 				!strings.Contains(lines[0], "attempt=1") || !strings.Contains(lines[0], "service unavailable") {
@@ -158,7 +139,7 @@ func TestResumeCutGET(t *testing.T) {
 		if got, want := e.gets.String(), fmt.Sprintf("%d+%d %d+%d", 5*bs, bs, 5*bs+cut, bs-cut); got != want {
 			t.Errorf("GETs %s, want %s", got, want)
 		}
-		if lines := e.log.resumeLines(); len(lines) != 1 {
+		if lines := e.log.lines("resuming"); len(lines) != 1 {
 			t.Errorf("resume log lines: %q", lines)
 		}
 	})
@@ -209,7 +190,7 @@ func TestResumeBound(t *testing.T) {
 			if got := e.f.Calls("GetObject"); got != 1+len(resumeBackoff) {
 				t.Errorf("%d GetObject calls, want %d", got, 1+len(resumeBackoff))
 			}
-			if lines := e.log.resumeLines(); len(lines) != len(resumeBackoff) {
+			if lines := e.log.lines("resuming"); len(lines) != len(resumeBackoff) {
 				t.Errorf("%d resume log lines, want %d: %q", len(lines), len(resumeBackoff), lines)
 			}
 			// The failed block is gone: reading again fetches it and returns the exact bytes.
@@ -240,7 +221,7 @@ func TestResumeNotForOtherErrors(t *testing.T) {
 			if n := e.f.Calls("GetObject"); n != 1 {
 				t.Errorf("%d GetObject calls, want 1", n)
 			}
-			if lines := e.log.resumeLines(); len(lines) != 0 || e.c.Stats().Resumes != 0 {
+			if lines := e.log.lines("resuming"); len(lines) != 0 || e.c.Stats().Resumes != 0 {
 				t.Errorf("resumed after %v: %q", kind, lines)
 			}
 			e.closeIdle(t)

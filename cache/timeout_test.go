@@ -70,9 +70,9 @@ func TestHeaderTimeoutIsAnS3Failure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := s3fake.New()
-			var logs bytes.Buffer
+			var logs lockedLog
 			c := newCache(t, Config{MaxBytes: 64 * bs, BlockSize: bs,
-				Log: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))})
+				Log: slog.New(slog.NewTextHandler(&logs, nil))})
 			data, info := putObject(t, f, "obj", 64*bs, 7)
 			r := newReader(t, c, f, info, ReaderConfig{})
 			var partitioned atomic.Bool
@@ -109,16 +109,4 @@ func TestHeaderTimeoutIsAnS3Failure(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncWriter serialises writes to w: the cache logs from its fill goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
