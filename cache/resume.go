@@ -37,8 +37,10 @@ func resumable(err error) bool {
 // when openEnded, else for the block only. A body that fails with a resumable error is closed, and after
 // resumeBackoff a new GET with the same If-Match asks for the bytes from the first one not received, so the
 // block keeps what it holds and its bytes stay exact; a changed object fails that GET with kind
-// s3client.ErrPrecondition. After len(resumeBackoff) resumes in a row without a byte received, or on any other
-// error, getFill returns the error and the caller fails the block. ctx ends the GETs and the backoff waits.
+// s3client.ErrPrecondition. After len(resumeBackoff) resumes in a row without a byte received, when a GET
+// fails to open (the client has retried it already: on a silent network each try costs a full retry chain),
+// or on any other error, getFill returns the error and the caller fails the block. ctx ends the GETs and the
+// backoff waits.
 //
 // On return *body is the body positioned after the block (openEnded only; it may be nil) or nil; the caller
 // closes it.
@@ -50,8 +52,10 @@ func (r *Reader) getFill(ctx context.Context, b *block, body *io.ReadCloser, ope
 		var err error
 		if *body == nil {
 			err = r.openGet(ctx, body, start+int64(n), int64(len(b.buf)-n), openEnded)
-			if err != nil && attempts == 0 {
-				return err // no body yet: the client has retried this GET already
+			if err != nil {
+				// The client has retried this GET already, with its whole chain of attempts: S3 is not
+				// answering (or refuses), and another resume would only wait through that chain again.
+				return err
 			}
 		}
 		if err == nil {

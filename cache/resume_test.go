@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,6 +204,35 @@ func TestResumeBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A resume whose GET fails to open ends the fill at once: the client has already retried that GET with its
+// whole chain of attempts (on a silent network, minutes), so a second resume would only wait through it again.
+func TestResumeStopsWhenTheGETFails(t *testing.T) {
+	const bs = 64 << 10
+	fastResume(t)
+	e := newResumeEnv(t, bs, 8*bs)
+	e.f.FailNextBody(1, bs/2, nil)
+	var gets atomic.Int32
+	e.f.SetFault(func(op, _ string, _ int) error {
+		if op == "GetObject" && gets.Add(1) > 1 {
+			return s3client.ErrUnavailable
+		}
+		return nil
+	})
+	p := make([]byte, bs)
+	n, err := e.r.ReadAt(context.Background(), p, 0)
+	if !errors.Is(err, s3client.ErrUnavailable) || !bytes.Equal(p[:n], e.data[:n]) {
+		t.Fatalf("ReadAt = %d, %v; want ErrUnavailable and exact bytes before it", n, err)
+	}
+	if got := gets.Load(); got != 2 {
+		t.Errorf("%d GETs, want 2: the first and one resume", got)
+	}
+	if lines := e.log.lines("resuming"); len(lines) != 1 {
+		t.Errorf("%d resume log lines, want 1: %q", len(lines), lines)
+	}
+	e.f.SetFault(nil)
+	e.closeIdle(t)
 }
 
 // A GET that fails with an error that a new GET would not cure is not resumed: the block fails at once with
