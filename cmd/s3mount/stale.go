@@ -63,7 +63,7 @@ func abortStaleUploads(ctx context.Context, log *slog.Logger, c uploadLister, pr
 			n++
 			log.Info("aborted a stale multipart upload", "key", u.Key, "upload_id", u.UploadID,
 				"initiated", u.Initiated.UTC().Format(time.RFC3339), "older_than", olderThan)
-		case s3client.KindOf(err) == s3client.ErrNoSuchUpload || s3client.KindOf(err) == s3client.ErrNotFound:
+		case s3client.UploadGone(err):
 			// Completed or aborted by its writer since the listing.
 		default:
 			log.Error("aborting a stale multipart upload failed", "key", u.Key, "upload_id", u.UploadID, "err", err)

@@ -48,7 +48,7 @@ func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID stri
 // AbortMultipartUpload discards the upload; the record goes once the upload is aborted or gone.
 func (c *Client) AbortMultipartUpload(ctx context.Context, key, uploadID string) error {
 	err := c.Client.AbortMultipartUpload(ctx, key, uploadID)
-	if err == nil || gone(err) {
+	if err == nil || s3client.UploadGone(err) {
 		c.remove(key, uploadID)
 	}
 	return err
@@ -59,11 +59,4 @@ func (c *Client) remove(key, uploadID string) {
 		c.log.Error("removing a finished multipart upload from the journal failed: the next start tries to abort it",
 			"key", key, "upload_id", uploadID, "err", err)
 	}
-}
-
-// gone reports whether an abort failed because the upload no longer exists (completed, aborted, or its bucket
-// removed), which leaves nothing to clean up.
-func gone(err error) bool {
-	k := s3client.KindOf(err)
-	return k == s3client.ErrNoSuchUpload || k == s3client.ErrNotFound
 }

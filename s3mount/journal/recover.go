@@ -3,6 +3,8 @@ package journal
 import (
 	"context"
 	"log/slog"
+
+	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
 // Aborter is what Recover needs of the S3 client.
@@ -32,7 +34,7 @@ func Recover(ctx context.Context, j *Journal, c Aborter, log *slog.Logger) (abor
 			aborted++
 			log.Info("aborted a multipart upload left by a previous daemon of this mount", "key", r.Key,
 				"upload_id", r.UploadID)
-		case gone(err):
+		case s3client.UploadGone(err):
 			already++
 			log.Debug("a multipart upload listed in the journal no longer exists", "key", r.Key,
 				"upload_id", r.UploadID)

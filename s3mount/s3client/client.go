@@ -179,6 +179,13 @@ func (e *Error) Is(target error) bool { return target == e.Kind }
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// UploadGone reports whether an AbortMultipartUpload failed because the upload no longer exists (completed or
+// aborted meanwhile, or its bucket removed): there is nothing left to clean up.
+func UploadGone(err error) bool {
+	k := KindOf(err)
+	return k == ErrNoSuchUpload || k == ErrNotFound
+}
+
 // KindOf returns the kind of err: one of the Err* sentinels, or nil for a nil error. Errors that did not come
 // from a Client are ErrOther, except context errors, which are ErrCanceled.
 func KindOf(err error) error {

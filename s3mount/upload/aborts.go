@@ -2,7 +2,6 @@ package upload
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -126,7 +125,7 @@ func (a *Aborts) run(c Client, key, id string, log *slog.Logger) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), perTry)
 		err := c.AbortMultipartUpload(ctx, key, id)
 		cancel()
-		gone := err == nil || errors.Is(err, s3client.ErrNoSuchUpload) || errors.Is(err, s3client.ErrNotFound)
+		gone := err == nil || s3client.UploadGone(err)
 		if gone {
 			if attempt > 1 {
 				log.Info("upload: multipart upload aborted after retries", "key", key, "upload_id", id,
