@@ -77,19 +77,25 @@ const maxFailedRanges = 32
 func (h *readHandle) noteFailure(off int64, n int, err error) {
 	h.failMu.Lock()
 	defer h.failMu.Unlock()
-	h.pruneFailuresLocked(time.Now())
+	now := time.Now()
+	h.pruneFailuresLocked(now)
 	if len(h.failed) == maxFailedRanges {
 		h.failed = h.failed[1:]
 	}
-	h.failed = append(h.failed, failedRange{off: off, end: off + int64(n), at: time.Now(), err: err})
+	h.failed = append(h.failed, failedRange{off: off, end: off + int64(n), at: now, err: err})
+	h.lastFail.Store(now.UnixNano())
 }
 
 // recentFailure returns the error of a read that failed within UnavailableRetryWindow because S3 was
-// unreachable and overlaps [off, off+n), wrapped to say so; nil when there is none.
+// unreachable and overlaps [off, off+n), wrapped to say so; nil when there is none. Every READ asks, so a
+// handle with no failure within the window answers without taking failMu.
 func (h *readHandle) recentFailure(off int64, n int) error {
+	now := time.Now()
+	if last := h.lastFail.Load(); last == 0 || now.Sub(time.Unix(0, last)) >= UnavailableRetryWindow {
+		return nil
+	}
 	h.failMu.Lock()
 	defer h.failMu.Unlock()
-	now := time.Now()
 	h.pruneFailuresLocked(now)
 	for i := len(h.failed) - 1; i >= 0; i-- {
 		if fr := h.failed[i]; off < fr.end && fr.off < off+int64(n) {

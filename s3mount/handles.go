@@ -26,6 +26,9 @@ type readHandle struct {
 
 	failMu sync.Mutex    // a leaf, taken under mu's read side
 	failed []failedRange // guarded by failMu: reads that failed on an unreachable S3 (handle_read.go)
+	// lastFail is the time (UnixNano) of the newest entry of failed, 0 before the first: a read long after it
+	// skips failMu.
+	lastFail atomic.Int64
 }
 
 // writeHandle writes one new version of an object through an upload.Writer.
