@@ -190,6 +190,15 @@ func (f *guardFs) fs() (afero.Fs, error) {
 	return f.base, nil
 }
 
+// do checks the guard and runs op on the user's file system.
+func (f *guardFs) do(op func(afero.Fs) error) error {
+	base, err := f.fs()
+	if err != nil {
+		return err
+	}
+	return op(base)
+}
+
 // Name returns "MountGuardFs".
 func (f *guardFs) Name() string { return "MountGuardFs" }
 
@@ -244,47 +253,27 @@ func (f *guardFs) discard(base afero.Fs, name string, file afero.File, flag int)
 
 // Mkdir creates a directory.
 func (f *guardFs) Mkdir(name string, perm os.FileMode) error {
-	base, err := f.fs()
-	if err != nil {
-		return err
-	}
-	return base.Mkdir(name, perm)
+	return f.do(func(base afero.Fs) error { return base.Mkdir(name, perm) })
 }
 
 // MkdirAll creates a directory and its parents.
 func (f *guardFs) MkdirAll(name string, perm os.FileMode) error {
-	base, err := f.fs()
-	if err != nil {
-		return err
-	}
-	return base.MkdirAll(name, perm)
+	return f.do(func(base afero.Fs) error { return base.MkdirAll(name, perm) })
 }
 
 // Remove removes a file or an empty directory.
 func (f *guardFs) Remove(name string) error {
-	base, err := f.fs()
-	if err != nil {
-		return err
-	}
-	return base.Remove(name)
+	return f.do(func(base afero.Fs) error { return base.Remove(name) })
 }
 
 // RemoveAll removes name and everything below it.
 func (f *guardFs) RemoveAll(name string) error {
-	base, err := f.fs()
-	if err != nil {
-		return err
-	}
-	return base.RemoveAll(name)
+	return f.do(func(base afero.Fs) error { return base.RemoveAll(name) })
 }
 
 // Rename renames a directory entry.
 func (f *guardFs) Rename(oldname, newname string) error {
-	base, err := f.fs()
-	if err != nil {
-		return err
-	}
-	return base.Rename(oldname, newname)
+	return f.do(func(base afero.Fs) error { return base.Rename(oldname, newname) })
 }
 
 // Stat returns the file's information.
@@ -298,27 +287,15 @@ func (f *guardFs) Stat(name string) (os.FileInfo, error) {
 
 // Chmod changes the mode.
 func (f *guardFs) Chmod(name string, mode os.FileMode) error {
-	base, err := f.fs()
-	if err != nil {
-		return err
-	}
-	return base.Chmod(name, mode)
+	return f.do(func(base afero.Fs) error { return base.Chmod(name, mode) })
 }
 
 // Chown changes the owner.
 func (f *guardFs) Chown(name string, uid, gid int) error {
-	base, err := f.fs()
-	if err != nil {
-		return err
-	}
-	return base.Chown(name, uid, gid)
+	return f.do(func(base afero.Fs) error { return base.Chown(name, uid, gid) })
 }
 
 // Chtimes sets the access and modification times.
 func (f *guardFs) Chtimes(name string, atime, mtime time.Time) error {
-	base, err := f.fs()
-	if err != nil {
-		return err
-	}
-	return base.Chtimes(name, atime, mtime)
+	return f.do(func(base afero.Fs) error { return base.Chtimes(name, atime, mtime) })
 }
