@@ -56,9 +56,10 @@
 // start, before the mount is ready, it aborts every upload its journal still lists, one log line each and a
 // summary; an abort that fails keeps its record for the next start, and uploads the journal does not list
 // (another host's, an import job's) are never touched. The journal is locked while a daemon runs: a second
-// daemon of the same mount fails with exit 3. Records are not synced to disk; they survive the death of the
-// process, not a power loss, and an upload created in the instant before its record was written is not
-// listed: the bucket's lifecycle rule (AbortIncompleteMultipartUpload) remains the net for those. A cleanly
+// daemon of the same mount fails with exit 3. The record of a new upload is flushed to disk before the upload
+// goes on, so it survives a power loss; an upload created in the instant before its record was written is not
+// listed: the bucket's lifecycle rule (AbortIncompleteMultipartUpload) remains the net for those and for a lost
+// state directory. A cleanly
 // stopped mount removes its journal.
 //
 // A failed or abandoned upload is aborted by package upload, retried in the background through an S3 outage

@@ -17,18 +17,22 @@
 //	+ "UPLOAD-ID" "KEY"     an upload was created
 //	- "UPLOAD-ID"           it was completed or aborted
 //
-// Both fields are Go-quoted strings, so a key may hold any byte. Records are appended with one write(2) each
-// and never synced: a write that returned is in the kernel's page cache and survives the death of the process
-// (SIGKILL, a crash, the OOM killer), which is what the journal is for. A power loss may lose the last records;
-// the bucket's lifecycle rule (AbortIncompleteMultipartUpload) remains the net for that, and for an upload
-// created in the instant between S3's answer and the append. When reading, a last line without its newline (a
-// torn append) and lines that do not parse are skipped and counted (Skipped).
+// Both fields are Go-quoted strings, so a key may hold any byte. Records are appended with one write(2) each.
+// A write that returned is in the kernel's page cache and survives the death of the process (SIGKILL, a crash,
+// the OOM killer); an addition is also synced (fdatasync) before Add returns, so it survives a power loss too,
+// at the cost of one disk flush per multipart upload (one per file of at least a part size). Removals are not
+// synced: a removal lost to a power loss only makes the next start abort an upload S3 no longer has, which it
+// answers NoSuchUpload. The bucket's lifecycle rule (AbortIncompleteMultipartUpload) remains the net for an
+// upload created in the instant between S3's answer and the append, and for a lost state directory. When
+// reading, a last line without its newline (a torn append) and lines that do not parse are skipped and counted
+// (Skipped).
 //
 // # Compaction
 //
 // Open rewrites the file with only the live records, and so does an append once the file holds many more
-// lines than live records: the new content goes to a temporary file that is renamed over the journal, so a
-// crash at any point leaves either the old or the new file whole. Close removes the file when no record is
+// lines than live records: the new content goes to a temporary file, synced, that is renamed over the journal,
+// and the directory is synced after the rename, so a crash or a power loss at any point leaves either the old or
+// the new file whole. Close removes the file when no record is
 // left, so a cleanly stopped mount leaves nothing in the state directory.
 //
 // # Locking

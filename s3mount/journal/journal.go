@@ -55,13 +55,19 @@ type Journal struct {
 	order   []string          // upload IDs in the order they were added; may hold removed IDs
 	lines   int               // record lines in the file
 	skipped int               // unreadable lines found by Open
+
+	// syncData and syncDir make a record and a rename durable: unix.Fdatasync and a directory fsync in
+	// production; tests count the calls and inject failures. Called with mu held.
+	syncData func(*os.File) error
+	syncDir  func(dir string) error
 }
 
 // Open opens (creating it if needed, mode 0600) and locks the journal at path, reads its records and compacts
 // it. header names the mount in the file's first line, for a human reading it. Open fails with an error
 // wrapping ErrLocked when another process holds the journal.
 func Open(path, header string) (*Journal, error) {
-	j := &Journal{path: path, header: oneLine(header), pending: map[string]string{}}
+	j := &Journal{path: path, header: oneLine(header), pending: map[string]string{},
+		syncData: fdatasync, syncDir: fsyncDir}
 	f, err := openLocked(path)
 	if err != nil {
 		return nil, err
@@ -223,7 +229,8 @@ func (j *Journal) Pending() []Record {
 	return recs
 }
 
-// Add records that the upload uploadID of key was created.
+// Add records that the upload uploadID of key was created and syncs the record to the disk. When the sync
+// fails, the upload stays listed (the record is written, only its durability is in doubt) and the error says so.
 func (j *Journal) Add(key, uploadID string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -234,6 +241,10 @@ func (j *Journal) Add(key, uploadID string) error {
 		return err
 	}
 	j.addRecord(uploadID, key)
+	if err := j.syncData(j.f); err != nil {
+		// The line is in the page cache: only a power loss before the kernel writes it can lose it.
+		return fmt.Errorf("journal %s: sync: %w", j.path, err)
+	}
 	return nil
 }
 
@@ -299,13 +310,44 @@ func (j *Journal) compactLocked() error {
 	if _, err := f.WriteString(b.String()); err != nil {
 		return fail(err)
 	}
+	// Synced before the rename, so that after a power loss the name leads to the whole new content or to
+	// the old file, never to an empty one.
+	if err := j.syncData(f); err != nil {
+		return fail(err)
+	}
 	if err := os.Rename(tmp, j.path); err != nil {
 		return fail(err)
 	}
 	j.f.Close()
 	j.f = f
 	j.lines = len(live)
+	if err := j.syncDir(filepath.Dir(j.path)); err != nil {
+		return fmt.Errorf("journal %s: compact: sync directory: %w", j.path, err)
+	}
 	return nil
+}
+
+// fdatasync flushes f's data (and the size, which appends change) to the disk.
+func fdatasync(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// fsyncDir flushes the directory dir, so that a rename or creation in it survives a power loss.
+func fsyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Close compacts the journal and releases it; the file is removed when no upload is listed. The records stay

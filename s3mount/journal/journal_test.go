@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -310,5 +311,104 @@ func TestRecover(t *testing.T) {
 	defer j.Close()
 	if got, want := records(j.Pending()), records([]Record{{failing, "abort-fails"}}); got != want {
 		t.Fatalf("listed for the next start = %s, want %s", got, want)
+	}
+}
+
+// syncCounter counts the journal's disk flushes and fails them on demand.
+type syncCounter struct {
+	data, dir int
+	fail      error // returned by every flush while set
+}
+
+func (c *syncCounter) install(j *Journal) {
+	j.syncData = func(f *os.File) error { c.data++; return c.fail }
+	j.syncDir = func(string) error { c.dir++; return c.fail }
+}
+
+// TestJournalSyncs: an addition is flushed before Add returns, a removal is not, a compaction flushes the new file
+// before its rename and the directory after it; a failed flush is an error and loses no record.
+func TestJournalSyncs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j := open(t, path)
+	var c syncCounter
+	c.install(j)
+
+	if err := j.Add("a", "id-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Add("b", "id-b"); err != nil {
+		t.Fatal(err)
+	}
+	if c.data != 2 || c.dir != 0 {
+		t.Fatalf("after 2 Adds: %d data and %d directory flushes, want 2 and 0", c.data, c.dir)
+	}
+	if err := j.Remove("id-a"); err != nil {
+		t.Fatal(err)
+	}
+	if c.data != 2 {
+		t.Fatalf("a Remove flushed (%d data flushes, want 2)", c.data)
+	}
+
+	c.fail = errors.New("injected EIO")
+	if err := j.Add("c", "id-c"); err == nil || !strings.Contains(err.Error(), "injected EIO") {
+		t.Fatalf("Add with a failing flush = %v, want the flush's error", err)
+	}
+	if got, want := records(j.Pending()), records([]Record{{"id-b", "b"}, {"id-c", "c"}}); got != want {
+		t.Fatalf("after a failed flush listed %s, want %s", got, want)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err == nil {
+		t.Fatal("Close compacted with a failing flush and reported no error")
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatalf("a failed compaction changed the journal:\nbefore %q\nafter  %q", before, after)
+	}
+	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a failed compaction left its temporary file: %v", err)
+	}
+
+	j = open(t, path)
+	c = syncCounter{}
+	c.install(j)
+	if got, want := records(j.Pending()), records([]Record{{"id-b", "b"}, {"id-c", "c"}}); got != want {
+		t.Fatalf("reopened journal lists %s, want %s", got, want)
+	}
+	if err := j.Remove("id-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c.data != 1 || c.dir != 1 {
+		t.Fatalf("a compaction made %d data and %d directory flushes, want 1 and 1", c.data, c.dir)
+	}
+	if got := lines(t, path); len(got) != 2 || !strings.HasPrefix(got[1], `+ "id-c"`) {
+		t.Fatalf("compacted journal = %q, want the header and id-c", got)
+	}
+}
+
+// BenchmarkAdd measures one recorded upload (append and flush) in the test's temporary directory, the cost the
+// journal adds to every multipart upload.
+func BenchmarkAdd(b *testing.B) {
+	j, err := Open(filepath.Join(b.TempDir(), "j"), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	for i := 0; b.Loop(); i++ {
+		id := strconv.Itoa(i)
+		if err := j.Add("key/"+id, id); err != nil {
+			b.Fatal(err)
+		}
+		if err := j.Remove(id); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
