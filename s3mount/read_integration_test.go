@@ -3,12 +3,14 @@ package s3mount_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,6 +151,13 @@ func TestMinioOpenHandleNeverSeesReplacement(t *testing.T) {
 	got, err := readInChunks(fn)
 	if err != nil || !bytes.Equal(got, v2) {
 		t.Fatalf("new open: %v; %d bytes, first difference from v2 at %d", err, len(got), firstDiff(got, v2))
+	}
+	// A re-open of the old inode (through /proc/self/fd, no lookup) asks for a version S3 no longer has.
+	if f, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", old.Fd())); !errors.Is(err, syscall.ESTALE) {
+		if err == nil {
+			f.Close()
+		}
+		t.Fatalf("re-open of the replaced file through /proc/self/fd: %v, want ESTALE", err)
 	}
 	rest, err := io.ReadAll(old)
 	if len(rest) > 0 && firstDiff(rest, v1[1<<20:]) < len(rest) {
