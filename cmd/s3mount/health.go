@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
-// healthTimeout bounds how long /healthz waits for the stat of the mount's root.
+// healthTimeout bounds how long /healthz waits for the statfs of the mount's root.
 const healthTimeout = 5 * time.Second
 
 // Mount states as /healthz reports them.
@@ -22,25 +22,27 @@ const (
 	stateStopping              // a signal asked for the unmount (the mount may be detached): 503
 )
 
-// mountHealth answers /healthz for a mount: 200 "ok" while a stat of the mount's root returns without error
-// within the timeout, 503 with the reason otherwise (not mounted yet, stopping, stat failed, stat hung).
+// mountHealth probes the daemon's own mount: a statfs(2) of the mount's root that must return without error
+// within a timeout. It answers /healthz (200 "ok", or 503 with the reason: not mounted yet, stopping, statfs
+// failed, statfs hung) and gates the systemd watchdog's pings (watchdog.go, which explains the choice of statfs:
+// it always reaches the daemon, unlike a stat the kernel may answer from its attribute cache, and the root's
+// Statfs never calls S3).
 //
-// A stat that hangs (a stuck FUSE server) cannot be cancelled; at most one runs at a time, and requests that
-// arrive while it runs wait for that same stat (up to their own timeout) instead of piling up goroutines
-// blocked in the kernel. The kernel may answer the stat from its attribute cache (for the mount's stat TTL),
-// so a stuck daemon shows as unhealthy at most one TTL after it stopped answering.
+// A statfs that hangs (a stuck FUSE server) cannot be cancelled; at most one runs at a time, and probes that
+// arrive while it runs wait for that same call (up to their own timeout) instead of piling up threads blocked
+// in the kernel.
 type mountHealth struct {
 	dir     string
-	timeout time.Duration
-	stat    func(string) error // os.Stat in production; a test injects failures and hangs
+	timeout time.Duration      // of a /healthz request
+	statfs  func(string) error // syscall.Statfs in production; a test injects failures and hangs
 	log     *slog.Logger
 	state   atomic.Int32
 
 	mu      sync.Mutex
-	pending *probe // the stat running now, nil when none; guarded by mu
+	pending *probe // the statfs running now, nil when none; guarded by mu
 }
 
-// probe is one stat of the root; err is valid once done is closed.
+// probe is one statfs of the root; err is valid once done is closed.
 type probe struct {
 	done chan struct{}
 	err  error
@@ -48,19 +50,20 @@ type probe struct {
 
 func newMountHealth(dir string, log *slog.Logger) *mountHealth {
 	return &mountHealth{dir: dir, timeout: healthTimeout, log: log,
-		stat: func(p string) error { _, err := os.Stat(p); return err }}
+		statfs: func(p string) error { var st syscall.Statfs_t; return syscall.Statfs(p, &st) }}
 }
 
 // setState records the mount's life-cycle state (stateStarting, stateServing, stateStopping).
-// A nil h (no --metrics-addr) ignores it.
+// A nil h ignores it.
 func (h *mountHealth) setState(s int32) {
 	if h != nil {
 		h.state.Store(s)
 	}
 }
 
-// check stats the root, joining a stat already running, and returns nil when it succeeded within the timeout.
-func (h *mountHealth) check(ctx context.Context) error {
+// check runs a statfs of the root, joining one already running, and returns nil when it succeeded within
+// timeout; otherwise an error naming the cause. It never calls statfs before the mount is up or once it stops.
+func (h *mountHealth) check(ctx context.Context, timeout time.Duration) error {
 	switch h.state.Load() {
 	case stateStarting:
 		return errors.New("not mounted yet")
@@ -73,7 +76,7 @@ func (h *mountHealth) check(ctx context.Context) error {
 		p = &probe{done: make(chan struct{})}
 		h.pending = p
 		go func() {
-			p.err = h.stat(h.dir)
+			p.err = h.statfs(h.dir)
 			h.mu.Lock()
 			h.pending = nil
 			h.mu.Unlock()
@@ -81,16 +84,16 @@ func (h *mountHealth) check(ctx context.Context) error {
 		}()
 	}
 	h.mu.Unlock()
-	t := time.NewTimer(h.timeout)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-p.done:
 		if p.err != nil {
-			return fmt.Errorf("stat of the mount root failed: %w", p.err)
+			return fmt.Errorf("statfs of the mount root failed: %w", p.err)
 		}
 		return nil
 	case <-t.C:
-		return fmt.Errorf("stat of the mount root did not answer within %v", h.timeout)
+		return fmt.Errorf("statfs of the mount root did not answer within %v", timeout)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -104,7 +107,7 @@ func (h *mountHealth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if err := h.check(r.Context()); err != nil {
+	if err := h.check(r.Context(), h.timeout); err != nil {
 		if h.state.Load() == stateServing && r.Context().Err() == nil {
 			h.log.Warn("health check failed", "mountpoint", h.dir, "err", err)
 		}

@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// fakeStat counts stats and returns err; while block is set a stat waits until release is closed.
+// fakeStat stands in for the statfs probe: it counts calls and returns err; while block is set a call waits
+// until release is closed.
 type fakeStat struct {
 	calls   atomic.Int32
 	release chan struct{}
@@ -45,12 +46,12 @@ func healthGet(h http.Handler, method string) (int, string) {
 	return rec.Code, rec.Body.String()
 }
 
-// TestMountHealth: /healthz is 503 before the mount and once stopping, 200 while the root's stat answers, 503
-// naming the cause when the stat fails or hangs, and a hung stat is not repeated by later requests.
+// TestMountHealth: /healthz is 503 before the mount and once stopping, 200 while the root's statfs answers, 503
+// naming the cause when the statfs fails or hangs, and a hung statfs is not repeated by later requests.
 func TestMountHealth(t *testing.T) {
 	f := &fakeStat{release: make(chan struct{})}
 	h := newMountHealth("/mnt", slog.New(slog.DiscardHandler))
-	h.stat, h.timeout = f.stat, 20*time.Millisecond
+	h.statfs, h.timeout = f.stat, 20*time.Millisecond
 
 	if code, body := healthGet(h, http.MethodGet); code != 503 || !strings.Contains(body, "not mounted") {
 		t.Errorf("before the mount: %d %q", code, body)
@@ -105,5 +106,5 @@ func TestMountHealth(t *testing.T) {
 		t.Errorf("stopping: %d %q", code, body)
 	}
 	var nilHealth *mountHealth
-	nilHealth.setState(stateServing) // no --metrics-addr: a no-op, not a panic
+	nilHealth.setState(stateServing) // a no-op, not a panic
 }

@@ -39,11 +39,12 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	reg := metrics.NewRegistry()
 	metrics.RegisterRuntime(reg)
 	sm := s3metrics.Wire(reg, &s3cfg)
+	// The probe of the mount answers /healthz and gates the systemd watchdog's pings.
+	health := newMountHealth(c.Mountpoint, log)
+	wdInterval := watchdogInterval(log)
 	// The metrics listener is bound before the S3 checks, so a taken address fails the start before anything is
 	// mounted, and /metrics already counts the start-up requests.
-	var health *mountHealth
 	if c.MetricsAddr != "" {
-		health = newMountHealth(c.Mountpoint, log)
 		ms, err := metrics.Serve(c.MetricsAddr, reg.Handler(metrics.WithHealth(health)), log)
 		if err != nil {
 			return withCode(ExitUsage, fmt.Errorf("metrics address %s: %w", c.MetricsAddr, err))
@@ -109,6 +110,12 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	if err := sdNotify("READY=1"); err != nil {
 		log.Error("telling the service manager the mount is ready failed", "err", err)
 	}
+	wd := startWatchdog(wdInterval, wdInterval/2, health.check, sdNotify, log.With("component", "watchdog"), c.Mountpoint)
+	defer wd.stop()
+	if wdInterval > 0 {
+		log.Info("systemd watchdog on", "ping_interval", wdInterval, "probe", "statfs of the mount root",
+			"probe_timeout", wdInterval/2)
+	}
 
 	// The connection's name must be taken now: after a lazy unmount the path no longer leads to the mount.
 	connID, err := fuseConnID(c.Mountpoint)
@@ -148,6 +155,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 			default:
 				log.Info("unmounting", "signal", sig.String(), "mountpoint", c.Mountpoint)
 				health.setState(stateStopping)
+				wd.stop() // no ping after STOPPING=1
 				if err := sdNotify("STOPPING=1"); err != nil {
 					log.Error("telling the service manager the mount stops failed", "err", err)
 				}
