@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
 )
@@ -130,6 +132,23 @@ func TestSystemdUnitCommandLine(t *testing.T) {
 		if keys[k] != want {
 			t.Errorf("%s=%q, want %q", k, keys[k], want)
 		}
+	}
+	// The watchdog: pings come from the main process (NotifyAccess=main), systemd's default WatchdogSignal
+	// (SIGABRT) makes the Go runtime log every goroutine's stack, Restart=on-failure covers a watchdog timeout,
+	// and the probe's timeout (a quarter of WatchdogSec) is no shorter than /healthz's.
+	if keys["NotifyAccess"] != "main" || keys["KillMode"] != "mixed" || keys["WatchdogSignal"] != "" {
+		t.Errorf("NotifyAccess=%q KillMode=%q WatchdogSignal=%q, want main, mixed and the default SIGABRT",
+			keys["NotifyAccess"], keys["KillMode"], keys["WatchdogSignal"])
+	}
+	wd, err := time.ParseDuration(keys["WatchdogSec"])
+	if err != nil {
+		t.Fatalf("WatchdogSec=%q: %v", keys["WatchdogSec"], err)
+	}
+	usec := strconv.FormatInt(wd.Microseconds(), 10)
+	interval, err := watchdogFromEnv(func(k string) string { return map[string]string{"WATCHDOG_USEC": usec}[k] }, 1)
+	if err != nil || interval != wd/2 || interval/2 < healthTimeout {
+		t.Errorf("WatchdogSec=%v: ping interval %v (%v), probe timeout %v; want WatchdogSec/2 and a probe timeout "+
+			"of at least %v", wd, interval, err, interval/2, healthTimeout)
 	}
 	cmdline := strings.NewReplacer(
 		"${OPTIONS}", "allow_other,endpoint=https://s3.eu-west-1.amazonaws.com,memory_budget=256M",
