@@ -3,11 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -210,5 +216,138 @@ func TestForegroundSecondSignalAborts(t *testing.T) {
 	}
 	if ups, err := client.ListMultipartUploads(context.Background(), ""); err != nil || len(ups) != 0 {
 		t.Errorf("multipart uploads after the abort: %+v, %v; want none", ups, err)
+	}
+}
+
+// processState is field 3 of /proc/PID/stat: R, S, D, T (stopped), Z, ...
+func processState(t *testing.T, pid int) byte {
+	t.Helper()
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[bytes.LastIndexByte(st, ')')+2]
+}
+
+// minioPID finds the MinIO process serving srv's data directory.
+func minioPID(t *testing.T, srv *miniotest.Server) int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if strings.Contains(filepath.Base(args[0]), "minio") && slices.Contains(args, srv.DataDir) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			return pid
+		}
+	}
+	t.Fatalf("no minio process with data directory %s", srv.DataDir)
+	return 0
+}
+
+// TestForegroundWatchdog: under a service manager that asks for a watchdog (NOTIFY_SOCKET and
+// WATCHDOG_USEC=400000, no WATCHDOG_PID), s3mount -f sends READY=1 and then WATCHDOG=1 repeatedly. A silent S3
+// (MinIO stopped with SIGSTOP) with a lookup hanging on it does not stop the pings. While the daemon is stopped
+// no ping arrives; a stat of the root is still answered by the kernel from its attribute cache, a statfs is not
+// (the reason the probe is a statfs); pings resume after SIGCONT. SIGTERM sends STOPPING=1 and no ping after it.
+func TestForegroundWatchdog(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	l := notifyListener(t)
+	t.Setenv("WATCHDOG_USEC", "400000")
+	m := mountForeground(t, srv, bucket, "--stat-ttl", "1h")
+	if got := receive(t, l, time.Minute); got != "READY=1" {
+		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	pings := func(what string, n int) {
+		t.Helper()
+		for i := range n {
+			if got := receive(t, l, time.Minute); got != "WATCHDOG=1" {
+				t.Fatalf("%s: notification %d is %q, want WATCHDOG=1\nlog:\n%s", what, i, got, readFile(m.logFile))
+			}
+		}
+	}
+	pings("mounted", 3)
+
+	// S3 goes silent: a lookup of a name the daemon has not seen waits for S3; the root's statfs does not.
+	mpid := minioPID(t, srv)
+	if err := syscall.Kill(-mpid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumeMinio := sync.OnceFunc(func() { syscall.Kill(-mpid, syscall.SIGCONT) })
+	t.Cleanup(resumeMinio)
+	lookupDone := make(chan error, 1)
+	go func() {
+		_, err := os.Stat(filepath.Join(m.dir, "unseen.txt"))
+		lookupDone <- err
+	}()
+	drain(t, l)
+	pings("S3 silent", 5)
+	select {
+	case err := <-lookupDone:
+		t.Fatalf("the lookup returned (%v) while MinIO was stopped: the test proved nothing", err)
+	default:
+	}
+	resumeMinio()
+	if err := <-lookupDone; !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lookup after MinIO resumed: %v, want ENOENT", err)
+	}
+
+	// The daemon stops: no ping; stat of the root still answers (attribute cache), statfs waits for the daemon.
+	if _, err := os.Stat(m.dir); err != nil { // refresh the root's attributes
+		t.Fatal(err)
+	}
+	pid := m.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumeDaemon := sync.OnceFunc(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	t.Cleanup(resumeDaemon)
+	waitFor(t, "the daemon to stop", func() bool { return processState(t, pid) == 'T' })
+	drain(t, l)
+	statfsDone := make(chan error, 1)
+	go func() {
+		var st syscall.Statfs_t
+		statfsDone <- syscall.Statfs(m.dir, &st)
+	}()
+	if _, err := os.Stat(m.dir); err != nil {
+		t.Errorf("stat of the root while the daemon is stopped: %v", err)
+	}
+	if got := receive(t, l, time.Second); got != "" {
+		t.Errorf("a stopped daemon sent %q", got)
+	}
+	select {
+	case err := <-statfsDone:
+		t.Errorf("statfs of the root returned (%v) while the daemon was stopped", err)
+	default:
+	}
+	resumeDaemon()
+	if err := <-statfsDone; err != nil {
+		t.Errorf("statfs after SIGCONT: %v", err)
+	}
+	pings("after SIGCONT", 3)
+
+	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := m.wait(t); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	var after []string
+	for got := receive(t, l, 100*time.Millisecond); got != ""; got = receive(t, l, 100*time.Millisecond) {
+		after = append(after, got)
+	}
+	if i := slices.Index(after, "STOPPING=1"); i < 0 || slices.Contains(after[i+1:], "WATCHDOG=1") {
+		t.Errorf("notifications around the stop: %q; want STOPPING=1 and no ping after it", after)
+	}
+	log := readFile(m.logFile)
+	if !strings.Contains(log, "systemd watchdog on") {
+		t.Errorf("no line announcing the watchdog:\n%s", log)
+	}
+	if strings.Contains(log, "watchdog ping skipped") {
+		t.Errorf("a ping was skipped although the mount answered throughout:\n%s", log)
 	}
 }
