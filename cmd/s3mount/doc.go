@@ -28,7 +28,10 @@
 // connection (through fusectl, mounted privately when the system has not), so open files fail with ENOTCONN
 // and their unfinished uploads are aborted, each with a log line. Unmounting from outside (fusermount3 -u,
 // umount) ends either mode with exit 0. With NOTIFY_SOCKET set (systemd Type=notify) the command sends
-// READY=1 once mounted and STOPPING=1 when a signal asks it to stop.
+// READY=1 once mounted and STOPPING=1 when a signal asks it to stop. When the service manager asks for a
+// watchdog (WATCHDOG_USEC, with WATCHDOG_PID unset or naming this process) it sends WATCHDOG=1 every half of
+// WATCHDOG_USEC between the two, each time only after a statfs of its own mount root answered within a
+// quarter of it (watchdog.go: why statfs, and why S3 cannot stop the pings).
 //
 // # When the daemon dies
 //
@@ -84,10 +87,10 @@
 // health check at /healthz; the listener is bound before the S3 checks, so a taken address fails the start
 // (exit 2) before anything is mounted. /metrics counts S3 requests by operation and final status, retries,
 // payload bytes up and down, parts in flight, the write budget in use, read cache hits, misses and bytes,
-// recovered panics, and the Go runtime (names in package internal/metrics). /healthz answers 200 "ok" while a stat of the mount's
-// root returns within 5s, and 503 with the reason before the mount is up, once an unmount was asked for, or
-// when the stat fails or hangs (health.go: one stat at a time; the kernel may answer from its attribute cache
-// for up to --stat-ttl).
+// recovered panics, and the Go runtime (names in package internal/metrics). /healthz answers 200 "ok" while a
+// statfs of the mount's root returns within 5s, and 503 with the reason before the mount is up, once an
+// unmount was asked for, or when the statfs fails or hangs (health.go: one statfs at a time; unlike a stat, the
+// kernel passes every statfs to the daemon).
 //
 // # Limits
 //

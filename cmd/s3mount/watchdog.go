@@ -46,8 +46,9 @@ func watchdogFromEnv(getenv func(string) string, pid int) (time.Duration, error)
 // while every statfs(2) of a FUSE mount becomes a FUSE_STATFS request (the kernel caches no statfs result), so
 // a ping proves that the kernel reached the daemon, that the daemon read the request from /dev/fuse, that
 // go-fuse's node table answered and that the reply came back, all within half the interval. With the interval
-// half of WatchdogSec=, two pings are then never more than 3/4 of WatchdogSec= apart while the mount answers. The root's Statfs
-// (dirNode.Statfs) answers with constants and never calls S3, so an S3 outage cannot stop the pings: S3
+// half of WatchdogSec=, two pings are then never more than 3/4 of WatchdogSec= apart while the mount answers.
+// The root's Statfs (dirNode.Statfs) answers with constants and never calls S3, so an S3 outage cannot stop
+// the pings: S3
 // failures are bounded by the client's timeouts and surface as EIO to the operation that needed S3; restarting
 // the daemon would not bring S3 back and would cut every transfer in progress.
 //
