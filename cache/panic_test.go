@@ -5,13 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
@@ -40,38 +39,6 @@ type panicReader struct{}
 
 func (panicReader) Read([]byte) (int, error) { panic("injected panic in a GET body") }
 
-// lockedLog collects log lines from concurrent goroutines.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// lines returns the logged lines that contain substr.
-func (l *lockedLog) lines(substr string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.buf.String(), "\n") {
-		if strings.Contains(line, substr) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-// String returns everything logged so far.
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // A panic in a goroutine that fills blocks (the prefetch stream or a ranged fetch; in the GET call or while
 // reading its body) fails the block it was filling: the read that needs the block gets a *safego.PanicError,
 // the panic is logged once with its stack and counted once, the same read again returns the exact bytes, a new
@@ -93,10 +60,9 @@ func TestPanicInFillFailsBlockAndCacheRecovers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := s3fake.New()
 			data, info := putObject(t, f, "obj", 8*bs, 21)
-			logs := &lockedLog{}
+			log, logs := logbuf.New(nil)
 			panics := &safego.Panics{}
-			c := newCache(t, Config{MaxBytes: 1 << 20, BlockSize: bs, Panics: panics,
-				Log: slog.New(slog.NewTextHandler(logs, nil))})
+			c := newCache(t, Config{MaxBytes: 1 << 20, BlockSize: bs, Panics: panics, Log: log})
 			g := tc.getter(f)
 			r := c.NewReader(g, info, ReaderConfig{})
 			// Bounds the reads only so that a block left filling by a panic fails the test instead of hanging it.
@@ -124,7 +90,7 @@ func TestPanicInFillFailsBlockAndCacheRecovers(t *testing.T) {
 			if n := panics.Count(); n != 1 {
 				t.Errorf("panics counted = %d, want 1", n)
 			}
-			if l := logs.lines("stack="); len(l) != 1 || !strings.Contains(l[0], "level=ERROR") || !strings.Contains(l[0], "injected panic") {
+			if l := logs.Matching("stack="); len(l) != 1 || !strings.Contains(l[0], "level=ERROR") || !strings.Contains(l[0], "injected panic") {
 				t.Errorf("want one ERROR line with the panic and its stack, got %q", l)
 			}
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
@@ -64,17 +65,17 @@ type resumeEnv struct {
 	data []byte
 	info s3client.ObjectInfo
 	c    *Cache
-	log  *lockedLog
+	log  *logbuf.Buffer
 	gets *getLog
 	r    *Reader
 }
 
 func newResumeEnv(t *testing.T, bs int64, size int) *resumeEnv {
 	t.Helper()
-	e := &resumeEnv{f: s3fake.New(), log: &lockedLog{}}
+	log, logs := logbuf.New(&slog.HandlerOptions{Level: slog.LevelWarn})
+	e := &resumeEnv{f: s3fake.New(), log: logs}
 	e.data, e.info = putObject(t, e.f, "obj", size, 31)
-	e.c = newCache(t, Config{MaxBytes: 2 << 20, BlockSize: bs,
-		Log: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	e.c = newCache(t, Config{MaxBytes: 2 << 20, BlockSize: bs, Log: log})
 	e.gets = &getLog{g: e.f}
 	e.r = newReader(t, e.c, e.gets, e.info, ReaderConfig{})
 	return e
@@ -116,7 +117,7 @@ func TestResumeCutGET(t *testing.T) {
 			if n := e.f.Calls("GetObject"); n != 2 {
 				t.Errorf("%d GetObject calls, want 2", n)
 			}
-			lines := e.log.lines("resuming")
+			lines := e.log.Matching("resuming")
 			if len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") ||
 				!strings.Contains(lines[0], fmt.Sprintf("offset=%d", cut)) || !strings.Contains(lines[0], "block=2") ||
 				!strings.Contains(lines[0], "attempt=1") || !strings.Contains(lines[0], "service unavailable") {
@@ -140,7 +141,7 @@ func TestResumeCutGET(t *testing.T) {
 		if got, want := e.gets.String(), fmt.Sprintf("%d+%d %d+%d", 5*bs, bs, 5*bs+cut, bs-cut); got != want {
 			t.Errorf("GETs %s, want %s", got, want)
 		}
-		if lines := e.log.lines("resuming"); len(lines) != 1 {
+		if lines := e.log.Matching("resuming"); len(lines) != 1 {
 			t.Errorf("resume log lines: %q", lines)
 		}
 	})
@@ -191,7 +192,7 @@ func TestResumeBound(t *testing.T) {
 			if got := e.f.Calls("GetObject"); got != 1+len(resumeBackoff) {
 				t.Errorf("%d GetObject calls, want %d", got, 1+len(resumeBackoff))
 			}
-			if lines := e.log.lines("resuming"); len(lines) != len(resumeBackoff) {
+			if lines := e.log.Matching("resuming"); len(lines) != len(resumeBackoff) {
 				t.Errorf("%d resume log lines, want %d: %q", len(lines), len(resumeBackoff), lines)
 			}
 			// The failed block is gone: reading again fetches it and returns the exact bytes.
@@ -228,7 +229,7 @@ func TestResumeStopsWhenTheGETFails(t *testing.T) {
 	if got := gets.Load(); got != 2 {
 		t.Errorf("%d GETs, want 2: the first and one resume", got)
 	}
-	if lines := e.log.lines("resuming"); len(lines) != 1 {
+	if lines := e.log.Matching("resuming"); len(lines) != 1 {
 		t.Errorf("%d resume log lines, want 1: %q", len(lines), lines)
 	}
 	e.f.SetFault(nil)
@@ -251,7 +252,7 @@ func TestResumeNotForOtherErrors(t *testing.T) {
 			if n := e.f.Calls("GetObject"); n != 1 {
 				t.Errorf("%d GetObject calls, want 1", n)
 			}
-			if lines := e.log.lines("resuming"); len(lines) != 0 || e.c.Stats().Resumes != 0 {
+			if lines := e.log.Matching("resuming"); len(lines) != 0 || e.c.Stats().Resumes != 0 {
 				t.Errorf("resumed after %v: %q", kind, lines)
 			}
 			e.closeIdle(t)

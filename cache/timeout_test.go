@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
 )
@@ -70,9 +70,8 @@ func TestHeaderTimeoutIsAnS3Failure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := s3fake.New()
-			var logs lockedLog
-			c := newCache(t, Config{MaxBytes: 64 * bs, BlockSize: bs,
-				Log: slog.New(slog.NewTextHandler(&logs, nil))})
+			log, logs := logbuf.New(nil)
+			c := newCache(t, Config{MaxBytes: 64 * bs, BlockSize: bs, Log: log})
 			data, info := putObject(t, f, "obj", 64*bs, 7)
 			r := newReader(t, c, f, info, ReaderConfig{})
 			var partitioned atomic.Bool

@@ -1,7 +1,6 @@
 package ftpfront
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 )
 
 // fakeClock is an injectable clock for AccessConfig.Now.
@@ -34,24 +35,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Passwords of the test accounts; TestPasswordsNeverLogged checks none of them reaches the log.
 const (
 	alicePW = "alice-Secret-1"
@@ -64,7 +47,7 @@ const (
 type accessFixture struct {
 	a     *Access
 	clock *fakeClock
-	log   *syncBuffer
+	log   *logbuf.Buffer
 	root  string
 }
 
@@ -79,12 +62,13 @@ func newAccessFixture(t *testing.T, cfg AccessConfig) *accessFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &accessFixture{clock: newFakeClock(), log: &syncBuffer{}, root: root}
+	log, logs := logbuf.New(&slog.HandlerOptions{Level: slog.LevelDebug})
+	f := &accessFixture{clock: newFakeClock(), log: logs, root: root}
 	if cfg.FailDelay == 0 {
 		cfg.FailDelay = time.Nanosecond
 	}
 	cfg.Now = f.clock.Now
-	f.a = NewAccess(db, cfg, slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	f.a = NewAccess(db, cfg, log)
 	return f
 }
 

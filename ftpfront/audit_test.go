@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 )
 
 // lines splits the audit output into lines, failing on a missing final newline.
@@ -106,27 +107,24 @@ func TestAuditConcurrentRecordsKeepWholeLines(t *testing.T) {
 	}
 }
 
-// blockingWriter blocks every Write until release is closed, counting bytes written.
+// blockingWriter blocks every Write until release is closed, then keeps what is written.
 type blockingWriter struct {
 	release chan struct{}
 	entered chan struct{} // closed at the first Write
 	once    sync.Once
-	mu      sync.Mutex
-	buf     bytes.Buffer
+	buf     logbuf.Buffer
 }
 
 func (w *blockingWriter) Write(p []byte) (int, error) {
 	w.once.Do(func() { close(w.entered) })
 	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	return w.buf.Write(p)
 }
 
 func TestAuditStuckWriterDropsInsteadOfBlocking(t *testing.T) {
 	w := &blockingWriter{release: make(chan struct{}), entered: make(chan struct{})}
-	var logBuf syncBuffer
-	l := newAuditLog(w, slog.New(slog.NewTextHandler(&logBuf, nil)), time.Millisecond)
+	log, logBuf := logbuf.New(nil)
+	l := newAuditLog(w, log, time.Millisecond)
 	l.Record(Event{Event: "connect", Result: "ok"})
 	<-w.entered // the writer goroutine now holds one batch and is stuck
 	const extra = 50
@@ -159,8 +157,8 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 
 func TestAuditWriteErrorReported(t *testing.T) {
 	w := &failingWriter{}
-	var logBuf syncBuffer
-	l := newAuditLog(w, slog.New(slog.NewTextHandler(&logBuf, nil)), auditFullWait)
+	log, logBuf := logbuf.New(nil)
+	l := newAuditLog(w, log, auditFullWait)
 	l.Record(Event{Event: "connect", Result: "ok"})
 	err := l.Close()
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
@@ -188,8 +186,8 @@ func TestAuditRecordAfterClose(t *testing.T) {
 
 func TestAuditUnencodableTimeSkipped(t *testing.T) {
 	var buf bytes.Buffer
-	var logBuf syncBuffer
-	l := newAuditLog(&buf, slog.New(slog.NewTextHandler(&logBuf, nil)), auditFullWait)
+	log, logBuf := logbuf.New(nil)
+	l := newAuditLog(&buf, log, auditFullWait)
 	l.Record(Event{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Event: "connect", Result: "ok"})
 	l.Record(Event{Event: "disconnect", Result: "ok"})
 	l.Close()

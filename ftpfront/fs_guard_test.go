@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/spf13/afero"
 )
 
@@ -166,8 +167,7 @@ func (c *rawClient) download(name string) string {
 // logged in during the outage) upload again.
 func TestMountGuardRefusesUnmountedRoot(t *testing.T) {
 	r := newTmpfsRoot(t)
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
+	log, logs := logbuf.New(nil)
 	ts, _ := guardedServer(t, r.dir, RequireMountAuto, log)
 
 	c := dialRaw(t, ts.addr)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/spf13/afero"
 )
 
@@ -190,7 +191,7 @@ func TestHealthProbePanicIs503(t *testing.T) {
 // panicWriter panics on its first Write and keeps the rest.
 type panicWriter struct {
 	calls atomic.Int64
-	buf   syncBuffer
+	buf   logbuf.Buffer
 }
 
 func (w *panicWriter) Write(p []byte) (int, error) {

@@ -2,38 +2,20 @@ package s3mount
 
 import (
 	"context"
-	"log/slog"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
 )
 
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newTestFsys returns mount state over a fake without a kernel mount, for handle tests.
-func newTestFsys(t *testing.T) (*fsys, *s3fake.Fake, *lockedBuilder) {
+func newTestFsys(t *testing.T) (*fsys, *s3fake.Fake, *logbuf.Buffer) {
 	t.Helper()
 	fake := s3fake.New()
 	opts := DefaultOptions()
@@ -43,8 +25,7 @@ func newTestFsys(t *testing.T) (*fsys, *s3fake.Fake, *lockedBuilder) {
 	if err := opts.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuilder{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
+	log, logs := logbuf.New(nil)
 	panics := &safego.Panics{}
 	c, err := cache.New(cache.Config{MaxBytes: 8 << 20, Log: log, Panics: panics})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jlaffaye/ftp"
 	"github.com/s3ftp/s3ftp/ftpfront"
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 )
 
 var binary string
@@ -89,7 +90,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	srv := exec.Command(binary, "--root", root, "--users", users, "--listen", "127.0.0.1:0",
 		"--implicit-listen", "127.0.0.1:0", "--tls-self-signed", "--passive-ports", "0", "--ready-file", ready,
 		"--audit-log", audit, "--health-addr", "127.0.0.1:0", "--fail-delay", "10ms")
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	srv.Stderr = &logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -167,7 +168,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, ready string, exited chan error, logs *syncBuffer) map[string]string {
+func waitReady(t *testing.T, ready string, exited chan error, logs *logbuf.Buffer) map[string]string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -190,7 +191,7 @@ func waitReady(t *testing.T, ready string, exited chan error, logs *syncBuffer) 
 	return nil
 }
 
-func healthAddr(t *testing.T, logs *syncBuffer) string {
+func healthAddr(t *testing.T, logs *logbuf.Buffer) string {
 	t.Helper()
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	for sc.Scan() {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jlaffaye/ftp"
 	"github.com/s3ftp/s3ftp/ftpfront"
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/internal/metrics"
 )
 
@@ -40,7 +41,7 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 }
 
 // jsonLogAddr returns the "addr" of the first JSON log line with message msg; every line read must be JSON.
-func jsonLogAddr(t *testing.T, logs *syncBuffer, msg string) string {
+func jsonLogAddr(t *testing.T, logs *logbuf.Buffer, msg string) string {
 	t.Helper()
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	for sc.Scan() {
@@ -87,7 +88,7 @@ func TestMetricsAfterFTPSTraffic(t *testing.T) {
 	srv := exec.Command(binary, "--root", root, "--users", users, "--listen", "127.0.0.1:0", "--tls-self-signed",
 		"--passive-ports", "0", "--ready-file", ready, "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0",
 		"--log-format", "json", "--fail-delay", "10ms")
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	srv.Stderr = &logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,11 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 )
 
 func TestWatchdogFromEnv(t *testing.T) {
@@ -41,24 +41,6 @@ func TestWatchdogFromEnv(t *testing.T) {
 				tc.want, tc.wantErr)
 		}
 	}
-}
-
-// lockedBuffer is a log destination the watchdog goroutine writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // notifyListener is a fake service manager: a unixgram socket in a temporary directory named by NOTIFY_SOCKET.
@@ -113,8 +95,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // resumption; after stop no ping follows.
 func TestWatchdogPingsOnlyWhileTheMountAnswers(t *testing.T) {
 	l := notifyListener(t)
-	var logs lockedBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
+	log, logs := logbuf.New(nil)
 	f := &fakeStat{release: make(chan struct{})}
 	h := newMountHealth("/mnt", log)
 	h.statfs = f.stat

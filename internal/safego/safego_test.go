@@ -1,44 +1,21 @@
 package safego
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
-}
-
-func newLog() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(buf, nil)), buf
-}
 
 func panicsHere() { panic("boom in panicsHere") }
 
 // Call returns fn's own error untouched and neither logs nor counts it.
 func TestCallPassesErrorsThrough(t *testing.T) {
-	log, buf := newLog()
+	log, buf := logbuf.New(nil)
 	var p Panics
 	want := errors.New("plain failure")
 	if err := p.Call(log, "work", func() error { return want }); err != want {
@@ -47,15 +24,15 @@ func TestCallPassesErrorsThrough(t *testing.T) {
 	if err := p.Call(log, "work", func() error { return nil }); err != nil {
 		t.Fatalf("Call = %v, want nil", err)
 	}
-	if p.Count() != 0 || strings.TrimSpace(buf.b.String()) != "" {
-		t.Fatalf("count %d, log %q after calls that did not panic", p.Count(), buf.b.String())
+	if p.Count() != 0 || strings.TrimSpace(buf.String()) != "" {
+		t.Fatalf("count %d, log %q after calls that did not panic", p.Count(), buf.String())
 	}
 }
 
 // A panic in Call becomes a *PanicError naming what panicked, is counted once and logged as one ERROR line
 // with the value and the panicking function's stack; fn's defers have run.
 func TestCallRecoversPanic(t *testing.T) {
-	log, buf := newLog()
+	log, buf := logbuf.New(nil)
 	var p Panics
 	deferred := false
 	err := p.Call(log, "upload part", func() error {
@@ -79,7 +56,7 @@ func TestCallRecoversPanic(t *testing.T) {
 	if p.Count() != 1 {
 		t.Errorf("Count = %d, want 1", p.Count())
 	}
-	lines := buf.lines()
+	lines := buf.Lines()
 	if len(lines) != 1 {
 		t.Fatalf("%d log lines, want 1: %q", len(lines), lines)
 	}
@@ -102,7 +79,7 @@ func TestPanicErrorDoesNotUnwrap(t *testing.T) {
 
 // Go recovers a panic of its goroutine (the test binary would die otherwise), logs and counts it.
 func TestGoRecoversPanic(t *testing.T) {
-	log, buf := newLog()
+	log, buf := logbuf.New(nil)
 	var p Panics
 	done := make(chan struct{})
 	p.Go(log, "abort retries", func() {
@@ -121,7 +98,7 @@ func TestGoRecoversPanic(t *testing.T) {
 	if p.Count() != 1 {
 		t.Fatalf("Count = %d, want 1", p.Count())
 	}
-	if l := buf.lines(); len(l) != 1 || !strings.Contains(l[0], "abort retries") || !strings.Contains(l[0], "boom in a goroutine") {
+	if l := buf.Lines(); len(l) != 1 || !strings.Contains(l[0], "abort retries") || !strings.Contains(l[0], "boom in a goroutine") {
 		t.Fatalf("log = %q, want one line naming the goroutine and the panic", l)
 	}
 }
@@ -134,12 +111,12 @@ func TestNilPanicsAndLogger(t *testing.T) {
 		t.Fatalf("nil Panics: Call = %v, Count = %d", err, p.Count())
 	}
 	prev := slog.Default()
-	log, buf := newLog()
+	log, buf := logbuf.New(nil)
 	slog.SetDefault(log)
 	defer slog.SetDefault(prev)
 	var q Panics
 	_ = q.Call(nil, "default logger", func() error { panic("y") })
-	if l := buf.lines(); len(l) != 1 || !strings.Contains(l[0], "default logger") {
+	if l := buf.Lines(); len(l) != 1 || !strings.Contains(l[0], "default logger") {
 		t.Fatalf("nil logger: default log = %q", l)
 	}
 }

@@ -5,15 +5,14 @@
 package mounttest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/internal/miniotest"
 	"github.com/s3ftp/s3ftp/internal/mountinfo"
 	"github.com/s3ftp/s3ftp/s3mount"
@@ -31,11 +30,11 @@ type Env struct {
 	// Mounted is the mount itself.
 	Mounted *s3mount.Mounted
 
-	logs *logBuffer
+	logs *logbuf.Buffer
 }
 
 // Logs returns the mount's log lines so far (text format, one per line).
-func (e *Env) Logs() []string { return e.logs.lines() }
+func (e *Env) Logs() []string { return e.logs.Lines() }
 
 // Options returns s3mount.DefaultOptions with the smallest valid sizes, so that tests exercise multipart uploads
 // and cache eviction with little data.
@@ -56,8 +55,7 @@ func MountClient(t testing.TB, client s3client.Client, opts s3mount.Options) *En
 		t.Fatalf("mounttest: FUSE is not available (%v): load the fuse module and install fuse3", err)
 	}
 	dir := t.TempDir()
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := logbuf.New(&slog.HandlerOptions{Level: slog.LevelDebug})
 	m, err := s3mount.Mount(context.Background(), dir, client, opts, log)
 	if err != nil {
 		t.Fatalf("mounttest: mount on %s failed (needs /dev/fuse and fusermount3, or root): %v", dir, err)
@@ -72,32 +70,10 @@ func MountClient(t testing.TB, client s3client.Client, opts s3mount.Options) *En
 			}
 		}
 		if t.Failed() {
-			t.Logf("mount log:\n%s", strings.Join(logs.lines(), "\n"))
+			t.Logf("mount log:\n%s", strings.Join(logs.Lines(), "\n"))
 		}
 	})
 	return &Env{Dir: dir, Client: client, Mounted: m, logs: logs}
-}
-
-// logBuffer collects log output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := strings.TrimRight(b.buf.String(), "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
 }
 
 // Mount mounts a new bucket of the test binary's shared MinIO (see miniotest.Shared) with opts. Env.Client is a

@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
 )
 
 // failedMultipart writes two parts to f through a writer whose second UploadPart fails and returns the writer
 // after its Close returned the failure.
-func failedMultipart(t *testing.T, f *s3fake.Fake, aborts *Aborts) (*Writer, *logBuffer) {
+func failedMultipart(t *testing.T, f *s3fake.Fake, aborts *Aborts) (*Writer, *logbuf.Buffer) {
 	t.Helper()
 	cfg, logs := testConfig(t, NewBudget(20*mib), 1)
 	cfg.Aborts = aborts
@@ -51,7 +52,7 @@ func TestAbortRetriedUntilAccepted(t *testing.T) {
 	if aborts.Pending() != 0 || aborts.Failed() != 0 {
 		t.Errorf("Pending %d, Failed %d, want 0, 0", aborts.Pending(), aborts.Failed())
 	}
-	l := logs.lines()
+	l := logs.Lines()
 	if len(l) != 3 || !strings.Contains(l[0], "upload failed") || !strings.Contains(l[1], "retrying") ||
 		!strings.Contains(l[2], "aborted after retries") || !strings.Contains(l[2], "attempts=4") {
 		t.Errorf("want the failure, one line at the first retry and one at the end, got %q", l)
@@ -83,7 +84,7 @@ func TestAbortGivesUpAfterBound(t *testing.T) {
 	if aborts.Pending() != 0 || aborts.Failed() != 2 {
 		t.Errorf("Pending %d, Failed %d, want 0, 2", aborts.Pending(), aborts.Failed())
 	}
-	l := logs.lines()
+	l := logs.Lines()
 	if len(l) != 3 || !strings.Contains(l[1], "retrying") || !strings.Contains(l[2], "giving up") {
 		t.Errorf("want the failure, one line at the first retry and one when giving up, got %q", l)
 	}

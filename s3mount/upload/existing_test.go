@@ -43,7 +43,7 @@ func TestAppendCopiesServerSide(t *testing.T) {
 		t.Errorf("calls: UploadPartCopy %d, UploadPart %d, GetObject %d; want 1, 1, 0",
 			f.Calls("UploadPartCopy"), f.Calls("UploadPart"), f.Calls("GetObject"))
 	}
-	if l := logs.lines(); len(l) != 0 {
+	if l := logs.Lines(); len(l) != 0 {
 		t.Errorf("unexpected log lines %q", l)
 	}
 }
@@ -114,7 +114,7 @@ func TestExistingChangedFails(t *testing.T) {
 		if u := f.Uploads(); len(u) != 0 {
 			t.Errorf("keep %d: uploads left %v", keep, u)
 		}
-		if l := logs.lines(); len(l) != 1 {
+		if l := logs.Lines(); len(l) != 1 {
 			t.Errorf("keep %d: want one log line, got %q", keep, l)
 		}
 	}

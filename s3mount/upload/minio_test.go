@@ -67,7 +67,7 @@ func TestMinIOStreamsParts(t *testing.T) {
 		if stored.ContentType != "application/x-test" || stored.Metadata["mtime"] != "7" {
 			t.Errorf("%s: stored content type %q, metadata %v", tc.key, stored.ContentType, stored.Metadata)
 		}
-		if l := logs.lines(); len(l) != 0 {
+		if l := logs.Lines(); len(l) != 0 {
 			t.Errorf("%s: unexpected log lines %q", tc.key, l)
 		}
 	}

@@ -23,17 +23,6 @@ func panicOn(f *s3fake.Fake, op string) {
 	})
 }
 
-// panicLines returns the log lines of recovered panics (those carrying a stack).
-func panicLines(l *logBuffer) []string {
-	var out []string
-	for _, line := range l.lines() {
-		if strings.Contains(line, "stack=") {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 // A panic in any S3 call a writer makes from its own goroutines (a part upload, a part copy, the completion)
 // fails the writer as an S3 failure does: Close returns a *safego.PanicError, the multipart upload, if one was
 // created, is aborted, no new object version appears, every budget byte comes back, the panic is logged once
@@ -104,18 +93,18 @@ func TestPanicInWriterGoroutineFailsTheWriter(t *testing.T) {
 			if n := panics.Count(); n != 1 {
 				t.Errorf("panics counted = %d, want 1", n)
 			}
-			if pl := panicLines(logs); len(pl) != 1 || !strings.Contains(pl[0], "level=ERROR") ||
+			if pl := logs.Matching("stack="); len(pl) != 1 || !strings.Contains(pl[0], "level=ERROR") ||
 				!strings.Contains(pl[0], "injected panic in "+tc.op) {
 				t.Errorf("want one ERROR line with the panic and its stack, got %q", pl)
 			}
 			failed := 0
-			for _, l := range logs.lines() {
+			for _, l := range logs.Lines() {
 				if strings.Contains(l, "upload failed") && strings.Contains(l, "key=k") {
 					failed++
 				}
 			}
 			if failed != 1 {
-				t.Errorf("%d \"upload failed\" lines naming the key, want 1: %q", failed, logs.lines())
+				t.Errorf("%d \"upload failed\" lines naming the key, want 1: %q", failed, logs.Lines())
 			}
 
 			f.SetFault(nil)
@@ -162,7 +151,7 @@ func TestPanicInAbortIsRecovered(t *testing.T) {
 	if n := panics.Count(); n != 1 {
 		t.Errorf("panics counted = %d, want 1", n)
 	}
-	pl := panicLines(logs)
+	pl := logs.Matching("stack=")
 	if len(pl) != 1 || !strings.Contains(pl[0], "aborting multipart upload") || !strings.Contains(pl[0], "of k") {
 		t.Errorf("want one panic line naming the abort and the key, got %q", pl)
 	}

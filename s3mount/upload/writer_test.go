@@ -6,12 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/s3mount/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
 )
@@ -38,38 +38,18 @@ func testData(seed uint64, n int) []byte {
 	return b
 }
 
-// logBuffer is a slog handler target that tests read back.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := strings.TrimSpace(l.buf.String())
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
-
-func testConfig(t *testing.T, budget *Budget, concurrency int) (Config, *logBuffer) {
+// testConfig returns a writer Config over budget with concurrency part uploads, logging at Info and up into
+// the returned Buffer.
+func testConfig(t *testing.T, budget *Budget, concurrency int) (Config, *logbuf.Buffer) {
 	t.Helper()
-	lb := &logBuffer{}
+	log, logs := logbuf.New(nil)
 	return Config{
 		PartSize:    5 * mib,
 		Concurrency: concurrency,
 		Budget:      budget,
-		Log:         slog.New(slog.NewTextHandler(lb, nil)),
+		Log:         log,
 		Aborts:      &Aborts{},
-	}, lb
+	}, logs
 }
 
 // settle waits until the background aborts of w ended, so that the fake's state is final.
@@ -197,7 +177,7 @@ func TestLargeFileIsMultipart(t *testing.T) {
 			if budget.InUse() != 0 || budget.Peak() > budget.Max() {
 				t.Errorf("budget InUse %d, Peak %d, Max %d", budget.InUse(), budget.Peak(), budget.Max())
 			}
-			if l := logs.lines(); len(l) != 0 {
+			if l := logs.Lines(); len(l) != 0 {
 				t.Errorf("unexpected log lines: %q", l)
 			}
 		})
@@ -249,7 +229,7 @@ func TestThirdPartFails(t *testing.T) {
 	if budget.InUse() != 0 {
 		t.Errorf("InUse = %d after the failed Close", budget.InUse())
 	}
-	l := logs.lines()
+	l := logs.Lines()
 	if len(l) != 1 || !strings.Contains(l[0], "key=fails") || !strings.Contains(l[0], "service unavailable") {
 		t.Errorf("want one log line naming the key and cause, got %q", l)
 	}
@@ -288,7 +268,7 @@ func TestFailuresAbortAndLeaveNothing(t *testing.T) {
 			if n := f.Calls("AbortMultipartUpload"); n != wantAborts {
 				t.Errorf("AbortMultipartUpload calls = %d, want %d", n, wantAborts)
 			}
-			if l := logs.lines(); len(l) != 1 || !strings.Contains(l[0], op) {
+			if l := logs.Lines(); len(l) != 1 || !strings.Contains(l[0], op) {
 				t.Errorf("want one log line naming %s, got %q", op, l)
 			}
 		})
