@@ -29,6 +29,19 @@ func mountFake(t *testing.T, mod func(o *s3mount.Options)) (*mounttest.Env, *s3f
 	return mounttest.MountClient(t, fake, o), fake
 }
 
+// uploadsAfterAborts returns the multipart uploads left once the ones being aborted in the background
+// (upload.Aborts, after a failure) are gone, waiting up to a minute for that.
+func uploadsAfterAborts(fake *s3fake.Fake) []s3client.Upload {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ups := fake.Uploads()
+		if len(ups) == 0 || time.Now().After(deadline) {
+			return ups
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func pattern(n int, seed byte) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -100,7 +113,7 @@ func TestFakePartFailureSurfaces(t *testing.T) {
 	if _, ok := fake.Object("broken"); ok {
 		t.Errorf("an object was stored despite the failed part")
 	}
-	if ups := fake.Uploads(); len(ups) != 0 {
+	if ups := uploadsAfterAborts(fake); len(ups) != 0 {
 		t.Errorf("unfinished uploads left: %v", ups)
 	}
 }

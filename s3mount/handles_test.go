@@ -158,6 +158,7 @@ func TestFlushFailureIsSticky(t *testing.T) {
 		}
 	}
 	h.Release(context.Background())
+	waitAborts(t, f) // the failed upload's abort runs in the background
 	if ups, keys := fake.Uploads(), fake.Keys(); len(ups) != 0 || len(keys) != 0 {
 		t.Errorf("left behind: uploads %v, objects %v", ups, keys)
 	}
