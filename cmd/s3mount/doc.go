@@ -62,8 +62,7 @@
 // daemon of the same mount fails with exit 3. The record of a new upload is flushed to disk before the upload
 // goes on, so it survives a power loss; an upload created in the instant before its record was written is not
 // listed: the bucket's lifecycle rule (AbortIncompleteMultipartUpload) remains the net for those and for a lost
-// state directory. A cleanly
-// stopped mount removes its journal.
+// state directory. A cleanly stopped mount removes its journal.
 //
 // A failed or abandoned upload is aborted by package upload, retried in the background through an S3 outage
 // for up to 5 minutes; an unmount waits up to 30 s for those aborts. With --abort-uploads-older-than DURATION

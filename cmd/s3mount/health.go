@@ -54,12 +54,7 @@ func newMountHealth(dir string, log *slog.Logger) *mountHealth {
 }
 
 // setState records the mount's life-cycle state (stateStarting, stateServing, stateStopping).
-// A nil h ignores it.
-func (h *mountHealth) setState(s int32) {
-	if h != nil {
-		h.state.Store(s)
-	}
-}
+func (h *mountHealth) setState(s int32) { h.state.Store(s) }
 
 // check runs a statfs of the root, joining one already running, and returns nil when it succeeded within
 // timeout; otherwise an error naming the cause. It never calls statfs before the mount is up or once it stops.

@@ -110,12 +110,9 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func()) error
 	if err := sdNotify("READY=1"); err != nil {
 		log.Error("telling the service manager the mount is ready failed", "err", err)
 	}
-	wd := startWatchdog(wdInterval, wdInterval/2, health.check, sdNotify, log.With("component", "watchdog"), c.Mountpoint)
+	wd := startWatchdog(wdInterval, wdInterval/2, health.check, sdNotify, log.With("component", "watchdog"),
+		c.Mountpoint)
 	defer wd.stop()
-	if wdInterval > 0 {
-		log.Info("systemd watchdog on", "ping_interval", wdInterval, "probe", "statfs of the mount root",
-			"probe_timeout", wdInterval/2)
-	}
 
 	// The connection's name must be taken now: after a lazy unmount the path no longer leads to the mount.
 	connID, err := fuseConnID(c.Mountpoint)

@@ -48,9 +48,8 @@ func watchdogFromEnv(getenv func(string) string, pid int) (time.Duration, error)
 // go-fuse's node table answered and that the reply came back, all within half the interval. With the interval
 // half of WatchdogSec=, two pings are then never more than 3/4 of WatchdogSec= apart while the mount answers.
 // The root's Statfs (dirNode.Statfs) answers with constants and never calls S3, so an S3 outage cannot stop
-// the pings: S3
-// failures are bounded by the client's timeouts and surface as EIO to the operation that needed S3; restarting
-// the daemon would not bring S3 back and would cut every transfer in progress.
+// the pings: S3 failures are bounded by the client's timeouts and surface as EIO to the operation that needed
+// S3; restarting the daemon would not bring S3 back and would cut every transfer in progress.
 //
 // What the probe does not see: a single file or directory whose requests are stuck (for example an inode lock
 // held by a request that never returns) while the rest of the mount serves; that operation waits, and the
@@ -71,14 +70,16 @@ type watchdog struct {
 	done   chan struct{}
 }
 
-// startWatchdog starts probing with timeout and pinging every interval in a goroutine; stop ends it. A zero
-// interval starts nothing and returns a watchdog whose stop does nothing.
+// startWatchdog starts probing with timeout and pinging every interval in a goroutine, and logs that it did;
+// stop ends it. A zero interval starts nothing and returns a watchdog whose stop does nothing.
 func startWatchdog(interval, timeout time.Duration, probe func(context.Context, time.Duration) error,
 	notify func(string) error, log *slog.Logger, dir string) *watchdog {
 	w := &watchdog{interval: interval, timeout: timeout, probe: probe, notify: notify, log: log, dir: dir}
 	if interval <= 0 {
 		return w
 	}
+	log.Info("systemd watchdog on", "ping_interval", interval, "probe", "statfs of the mount root",
+		"probe_timeout", timeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel, w.done = cancel, make(chan struct{})
 	go func() {

@@ -32,8 +32,8 @@
 // Open rewrites the file with only the live records, and so does an append once the file holds many more
 // lines than live records: the new content goes to a temporary file, synced, that is renamed over the journal,
 // and the directory is synced after the rename, so a crash or a power loss at any point leaves either the old or
-// the new file whole. Close removes the file when no record is
-// left, so a cleanly stopped mount leaves nothing in the state directory.
+// the new file whole. Close removes the file when no record is left, so a cleanly stopped mount leaves nothing
+// in the state directory.
 //
 // # Locking
 //
