@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 
 	"github.com/s3ftp/s3ftp/internal/safego"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Getter is what the cache needs from S3. s3client.Client satisfies it.

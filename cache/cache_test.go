@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 // checkIdle verifies the accounting of a cache no reader uses any more: nothing pinned or filling, the budget

@@ -15,7 +15,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/cache"
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 func TestMain(m *testing.M) { miniotest.Main(m) }

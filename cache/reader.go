@@ -10,7 +10,7 @@ import (
 	"sync"
 
 	"github.com/s3ftp/s3ftp/internal/safego"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Reader window defaults, used when a ReaderConfig field is zero.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/safego"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // resumeBackoff is the wait before each successive resume of one block without progress; its length bounds

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/logbuf"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 // headerTimeout returns the error net/http gives a request whose server accepted it and never answered:

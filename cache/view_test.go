@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 // A view holds the requested bytes of one block, shorter only at the end of the object; a range over two blocks

@@ -20,7 +20,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
 	"github.com/s3ftp/s3ftp/internal/mountinfo"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // autoUnmountBound bounds the wait for the unmount watcher to remove a dead mount, so a watcher that does not

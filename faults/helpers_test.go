@@ -26,7 +26,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
 	"github.com/s3ftp/s3ftp/internal/mountinfo"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // binary is the s3mount executable built by TestMain from ../cmd/s3mount.

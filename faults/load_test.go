@@ -21,7 +21,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/internal/metrics"
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // TestConcurrentWritersAndReaders runs writers and readers through one mount at the same time. Writers stream

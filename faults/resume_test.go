@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // TestReadResumesCutGET reads a file through the mount while every S3 connection is closed after a few MiB of

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
 

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
 

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 	"github.com/s3ftp/s3ftp/s3mount"
 	"github.com/s3ftp/s3ftp/s3mount/mounttest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
 )
 
 func mountFake(t *testing.T, mod func(o *s3mount.Options)) (*mounttest.Env, *s3fake.Fake) {

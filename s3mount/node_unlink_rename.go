@@ -10,7 +10,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // copyPartSize is the smallest part of a multipart server-side copy; parts grow so a 5 TiB object needs at most

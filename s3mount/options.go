@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Options configure a mount. The zero value is not valid: start from DefaultOptions and call Validate.

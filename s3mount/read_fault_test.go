@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
 // A GET that fails mid-stream gives the reader EIO, never a short or wrong read — also when the transport's

@@ -18,7 +18,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/cache"
 	"github.com/s3ftp/s3ftp/internal/safego"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
 

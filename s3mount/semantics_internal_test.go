@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Listings carry no user metadata: a listed object shows the attribute headers last seen (HEAD or a write

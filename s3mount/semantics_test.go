@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 	"github.com/s3ftp/s3ftp/s3mount/mounttest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
 )
 
 // Appending 1 MiB to a 64 MiB object (O_APPEND, as FTP's APPE does) stores the concatenation without

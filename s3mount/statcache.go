@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // statEntry is what the mount believes a key (without a trailing "/") names.

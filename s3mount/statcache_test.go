@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // cacheString prints the cache's fresh entries sorted, one per line: "key file size", "key dir" or "key -".

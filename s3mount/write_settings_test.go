@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
+	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/mounttest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
 // The client's upload settings reach every object the mount writes or copies: a small file (PutObject), a

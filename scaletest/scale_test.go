@@ -28,7 +28,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/ftpfront"
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // The port plan: one control port on the balancer, and one passive range per host, forwarded to that host only.

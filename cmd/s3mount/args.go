@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/flagenv"
+	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
 // config is everything the command line (with the configuration file and environment layered under it)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
 // TestApplyMountOptions is the table of the -o parser: each case applies one -o list to the defaults and

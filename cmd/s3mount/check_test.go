@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 // TestCheckBucketMessages: each start-up failure becomes exit code 4 and one line naming the bucket and the cause.

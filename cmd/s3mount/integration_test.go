@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // TestLargeWriteStreamsWithinMemoryBudget writes 1 GiB with dd through the mount and reads it back with cmp.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/internal/metrics"
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // scrape GETs http://addr/metrics and returns its samples keyed by `name{labels}` as written.

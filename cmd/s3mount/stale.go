@@ -6,7 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // runtimeHeadroom is what setMemoryLimit adds to the budgets for the Go runtime, goroutine stacks, FUSE request

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 // uploadKeys returns the sorted keys of the unfinished uploads in the bucket.

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Default root credentials of a launched server.

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/miniolocal"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Server is a MinIO server for tests. The embedded miniolocal.Server gives Endpoint, AccessKey, SecretKey,

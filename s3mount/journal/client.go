@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Client is an s3client.Client that records the multipart uploads made through it in a Journal. Every other

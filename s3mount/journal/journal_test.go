@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 // records prints a list of records as sorted-by-age "id=key" strings for comparisons.

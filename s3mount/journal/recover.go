@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Aborter is what Recover needs of the S3 client.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/s3ftp/s3ftp/internal/miniolocal"
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // MinioKMS is a dedicated MinIO server with a static KMS key, so that it honours server-side encryption with

@@ -15,8 +15,8 @@ import (
 	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/internal/miniotest"
 	"github.com/s3ftp/s3ftp/internal/mountinfo"
+	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
 )
 
 // Env is one mounted bucket.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/safego"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Defaults of Aborts' zero fields.

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/logbuf"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 // failedMultipart writes two parts to f through a writer whose second UploadPart fails and returns the writer

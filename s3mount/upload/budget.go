@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Budget is the global memory budget of all part buffers of all writers sharing it.

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 // TestAppendCopiesServerSide appends 1 MiB to a 64 MiB object: the 64 MiB become one UploadPartCopy part and

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // discardClient accepts every upload without keeping the bytes, so that memory tests measure the writer only.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/s3ftp/s3ftp/internal/miniotest"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 func TestMain(m *testing.M) { miniotest.Main(m) }

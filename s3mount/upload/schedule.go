@@ -1,6 +1,6 @@
 package upload
 
-import "github.com/s3ftp/s3ftp/s3mount/s3client"
+import "github.com/s3ftp/s3ftp/s3client"
 
 // partsPerStep is how many consecutive parts share one size before the schedule doubles it.
 const partsPerStep = 900

@@ -3,7 +3,7 @@ package upload
 import (
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 func TestPartSizeExamples(t *testing.T) {

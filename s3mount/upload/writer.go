@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/internal/safego"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Client is the subset of s3client.Client the writer uses; s3client.Client satisfies it. GetObject and

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/s3ftp/s3ftp/internal/logbuf"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 const mib = 1 << 20

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // checkSize is the self-check file's size: above the default part size, so the upload is multipart.

@@ -17,7 +17,7 @@ import (
 	"github.com/s3ftp/s3ftp/ftpfront"
 	"github.com/s3ftp/s3ftp/internal/miniolocal"
 	"github.com/s3ftp/s3ftp/internal/mountinfo"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // demoUser is the FTP account the demo creates. It is on ftpfront's default refused list (scanners try it), so

@@ -7,7 +7,7 @@ import (
 	"context"
 
 	"github.com/s3ftp/s3ftp/internal/metrics"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // Wire registers the s3mount metrics in r and makes cfg's Observer and RetryObserver feed them; observers already

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/s3ftp/s3ftp/internal/metrics"
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
-	"github.com/s3ftp/s3ftp/s3mount/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
 )
 
 func scrape(r *metrics.Registry) string {

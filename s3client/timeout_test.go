@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // TestSDKSilentServerFailsAttempts: a server that accepts requests but never answers makes each attempt fail

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 // hangBound bounds every wait of these tests only so that a hang fails; outcomes are asserted, not durations.

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/s3ftp/s3ftp/s3mount/s3client"
+	"github.com/s3ftp/s3ftp/s3client"
 )
 
 func md5hex(b []byte) string {
