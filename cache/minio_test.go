@@ -52,7 +52,7 @@ func putBig(tb testing.TB, c s3client.Client, key string, size int64) s3client.O
 		}
 		parts = append(parts, s3client.Part{Number: num, ETag: etag})
 	}
-	if _, err := c.CompleteMultipartUpload(ctx, key, id, parts); err != nil {
+	if _, err := c.CompleteMultipartUpload(ctx, key, id, parts, false); err != nil {
 		tb.Fatal(err)
 	}
 	info, err := c.HeadObject(ctx, key)

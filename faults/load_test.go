@@ -671,7 +671,7 @@ func putStream(c s3client.Client, key string, seed uint64, size int64) error {
 		}
 		parts = append(parts, s3client.Part{Number: num, ETag: etag})
 	}
-	_, err = c.CompleteMultipartUpload(ctx, key, id, parts)
+	_, err = c.CompleteMultipartUpload(ctx, key, id, parts, false)
 	return err
 }
 

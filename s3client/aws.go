@@ -288,6 +288,7 @@ func (s *SDK) PutObject(ctx context.Context, key string, body []byte, opts PutOp
 		ContentType: optional(opts.ContentType), Metadata: opts.Metadata,
 		ServerSideEncryption: types.ServerSideEncryption(s.cfg.SSE), SSEKMSKeyId: optional(s.cfg.SSEKMSKeyID),
 		StorageClass: types.StorageClass(s.cfg.StorageClass), ACL: types.ObjectCannedACL(s.cfg.ACL),
+		IfNoneMatch: ifNoneMatchHeader(opts.IfNoneMatch),
 	}
 	out, err := s.api.PutObject(ctx, in)
 	if err != nil {
@@ -399,7 +400,7 @@ func (s *SDK) UploadPartCopy(ctx context.Context, key, uploadID string, number i
 }
 
 // CompleteMultipartUpload assembles the parts, sorted by number.
-func (s *SDK) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []Part) (string, error) {
+func (s *SDK) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []Part, ifNoneMatch bool) (string, error) {
 	sorted := slices.SortedFunc(slices.Values(parts), func(a, b Part) int { return int(a.Number) - int(b.Number) })
 	completed := make([]types.CompletedPart, len(sorted))
 	for i, p := range sorted {
@@ -408,6 +409,7 @@ func (s *SDK) CompleteMultipartUpload(ctx context.Context, key, uploadID string,
 	out, err := s.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, UploadId: &uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+		IfNoneMatch:     ifNoneMatchHeader(ifNoneMatch),
 	})
 	if err != nil {
 		return "", s.done("CompleteMultipartUpload", key, 0, err)
@@ -493,4 +495,12 @@ func lowerMeta(m map[string]string) map[string]string {
 		out[strings.ToLower(k)] = v
 	}
 	return out
+}
+
+// ifNoneMatchHeader is the If-None-Match value of a conditional create: "*" when asked for, nil otherwise.
+func ifNoneMatchHeader(on bool) *string {
+	if on {
+		return aws.String("*")
+	}
+	return nil
 }

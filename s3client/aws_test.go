@@ -218,9 +218,9 @@ func TestSDKMultipart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.CompleteMultipartUpload(ctx, "dst", id, []s3client.Part{{Number: 1, ETag: p1}, {Number: 2, ETag: `"ffffffffffffffffffffffffffffffff"`}})
+	_, err = c.CompleteMultipartUpload(ctx, "dst", id, []s3client.Part{{Number: 1, ETag: p1}, {Number: 2, ETag: `"ffffffffffffffffffffffffffffffff"`}}, false)
 	assertKind(t, err, s3client.ErrTooLarge)
-	etag, err := c.CompleteMultipartUpload(ctx, "dst", id, []s3client.Part{{Number: 2, ETag: p2}, {Number: 1, ETag: p1}})
+	etag, err := c.CompleteMultipartUpload(ctx, "dst", id, []s3client.Part{{Number: 2, ETag: p2}, {Number: 1, ETag: p1}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestSDKMultipart(t *testing.T) {
 	id, _ = c.CreateMultipartUpload(ctx, "small", s3client.PutOptions{})
 	a, _ := c.UploadPart(ctx, "small", id, 1, []byte("abc"))
 	b, _ := c.UploadPart(ctx, "small", id, 2, []byte("def"))
-	_, err = c.CompleteMultipartUpload(ctx, "small", id, []s3client.Part{{Number: 1, ETag: a}, {Number: 2, ETag: b}})
+	_, err = c.CompleteMultipartUpload(ctx, "small", id, []s3client.Part{{Number: 1, ETag: a}, {Number: 2, ETag: b}}, false)
 	assertKind(t, err, s3client.ErrTooLarge)
 	if err := c.AbortMultipartUpload(ctx, "small", id); err != nil {
 		t.Fatal(err)
@@ -461,7 +461,7 @@ func TestSDKWriteDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CompleteMultipartUpload(ctx, "multi", id, []s3client.Part{{Number: 1, ETag: p}}); err != nil {
+	if _, err := c.CompleteMultipartUpload(ctx, "multi", id, []s3client.Part{{Number: 1, ETag: p}}, false); err != nil {
 		t.Fatal(err)
 	}
 	raw := s3.New(s3.Options{

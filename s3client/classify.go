@@ -30,7 +30,9 @@ var codeKinds = map[string]error{
 	"InvalidToken":          ErrAccessDenied,
 
 	"PreconditionFailed": ErrPrecondition,
-	"InvalidRange":       ErrInvalidRange,
+	// A conditional write that raced another write of the same key (409).
+	"ConditionalRequestConflict": ErrPrecondition,
+	"InvalidRange":               ErrInvalidRange,
 
 	"EntityTooLarge":   ErrTooLarge,
 	"EntityTooSmall":   ErrTooLarge,

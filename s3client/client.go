@@ -78,7 +78,9 @@ type Client interface {
 	// copy conditional on the source's ETag.
 	UploadPartCopy(ctx context.Context, key, uploadID string, number int32, src, srcETag string, off, length int64) (string, error)
 	// CompleteMultipartUpload assembles the parts (sorted by number) into the object and returns its ETag.
-	CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []Part) (string, error)
+	// With ifNoneMatch the object is stored only if the key names none (If-None-Match: *); otherwise the
+	// error is of kind ErrPrecondition.
+	CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []Part, ifNoneMatch bool) (string, error)
 	// AbortMultipartUpload discards an upload and its parts.
 	AbortMultipartUpload(ctx context.Context, key, uploadID string) error
 	// ListMultipartUploads lists the unfinished uploads under prefix.
@@ -104,6 +106,10 @@ type PutOptions struct {
 	Metadata map[string]string
 	// ReplaceMetadata, for CopyObject only: use ContentType and Metadata instead of the source's.
 	ReplaceMetadata bool
+	// IfNoneMatch, for PutObject only: store the object only if the key names none (If-None-Match: *); an
+	// existing object gives an error of kind ErrPrecondition and is left as it was. Writers that complete a
+	// multipart upload pass it on to CompleteMultipartUpload.
+	IfNoneMatch bool
 }
 
 // ListPage is one page of a listing.

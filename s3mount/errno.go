@@ -65,3 +65,25 @@ func s3Code(err error) string {
 	}
 	return ""
 }
+
+// uploadErrno is the errno of a failed write session, whose cause was logged where it happened (the writer,
+// or openFile.failLocked):
+//
+//	s3client.ErrPrecondition of an O_EXCL create (excl)   EEXIST (another host created the name first)
+//	upload.ErrNotSequential                              EINVAL
+//	upload.ErrObjectTooLarge                             EFBIG
+//	s3client.ErrCanceled                                 EINTR
+//	anything else                                        EIO
+func uploadErrno(err error, excl bool) syscall.Errno {
+	switch {
+	case excl && errors.Is(err, s3client.ErrPrecondition):
+		return syscall.EEXIST
+	case errors.Is(err, upload.ErrNotSequential):
+		return syscall.EINVAL
+	case errors.Is(err, upload.ErrObjectTooLarge):
+		return syscall.EFBIG
+	case s3client.KindOf(err) == s3client.ErrCanceled && !errors.Is(err, upload.ErrAborted):
+		return syscall.EINTR
+	}
+	return syscall.EIO
+}

@@ -391,9 +391,6 @@ func TestFakeWhileWriting(t *testing.T) {
 	if _, err := os.Open(fn); !errors.Is(err, syscall.EBUSY) {
 		t.Errorf("reader while writing = %v, want EBUSY", err)
 	}
-	if err := os.Remove(fn); !errors.Is(err, syscall.EBUSY) {
-		t.Errorf("unlink while writing = %v, want EBUSY", err)
-	}
 	if err := os.Rename(fn, fn+".moved"); !errors.Is(err, syscall.EBUSY) {
 		t.Errorf("rename while writing = %v, want EBUSY", err)
 	}
@@ -401,11 +398,43 @@ func TestFakeWhileWriting(t *testing.T) {
 	if len(ents) != 1 || ents[0].Name() != "w" {
 		t.Errorf("listing while writing = %v, want [w]", ents)
 	}
+	if keys := fake.Keys(); len(keys) != 0 {
+		t.Errorf("objects while the file is written = %v, want none (nothing is stored before the commit)", keys)
+	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := fake.Object("w"); !ok || len(got) != 3000 {
-		t.Errorf("object after close: %v, %d bytes", ok, len(got))
+	if got, ok := fake.Object("w"); !ok || len(got) != 3000 || fake.Created("w") != 1 {
+		t.Errorf("object after close: %v, %d bytes, %d creations", ok, len(got), fake.Created("w"))
+	}
+}
+
+// Unlink of a file being written removes the name at once; the handle keeps taking writes, and nothing is
+// ever stored: no object, no upload left.
+func TestFakeUnlinkWhileWriting(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "w")
+	f, err := os.Create(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 7<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(fn); err != nil {
+		t.Fatalf("unlink while writing: %v", err)
+	}
+	if _, err := os.Stat(fn); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat after unlink = %v, want ENOENT", err)
+	}
+	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
+		t.Errorf("write after unlink: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Errorf("close after unlink: %v", err)
+	}
+	if keys, ups := fake.Keys(), uploadsAfterAborts(fake); len(keys) != 0 || len(ups) != 0 {
+		t.Errorf("after the close: objects %v, uploads %v; want none", keys, ups)
 	}
 }
 
@@ -445,8 +474,8 @@ func TestFakeDupRedirect(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("close of the first descriptor: %v", err)
 	}
-	if _, ok := fake.Object("out"); !ok {
-		t.Errorf("no empty object after the first close")
+	if keys := fake.Keys(); len(keys) != 0 {
+		t.Errorf("objects after the first close = %v, want none: the process still holds the file", keys)
 	}
 	if _, err := syscall.Write(fd2, []byte("hello\n")); err != nil {
 		t.Fatalf("write through the duplicate: %v", err)
@@ -454,8 +483,8 @@ func TestFakeDupRedirect(t *testing.T) {
 	if err := syscall.Close(fd2); err != nil {
 		t.Fatalf("close of the duplicate: %v", err)
 	}
-	if got, _ := fake.Object("out"); string(got) != "hello\n" {
-		t.Errorf("object = %q, want %q", got, "hello\n")
+	if got, _ := fake.Object("out"); string(got) != "hello\n" || fake.Created("out") != 1 {
+		t.Errorf("object = %q (%d creations), want %q once", got, fake.Created("out"), "hello\n")
 	}
 }
 

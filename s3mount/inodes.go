@@ -2,7 +2,6 @@ package s3mount
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"syscall"
 
@@ -22,40 +21,11 @@ type fileNode struct {
 	fs.Inode
 	f *fsys
 
-	mu     sync.Mutex   // guards writer, unarmed and etag; acquired after a handle's lock, before fsys.uploadsMu
-	writer *writeHandle // the one handle writing this file, nil when none (readers-or-one-writer)
+	mu sync.Mutex // guards etag; acquired after an openFile's lock, before fsys.filesMu
 	// etag is the version of the object this inode stands for, and so the version of the bytes the kernel's
 	// page cache holds for it: set when the inode is made for a listed or HEADed object, or by the first open
 	// for reading of an inode made without one (created through the mount). "" until then.
 	etag string
-	// unarmed are the open write handles waiting for a truncation to 0, oldest first. The kernel turns
-	// open(O_TRUNC) of an existing file into OPEN without O_TRUNC followed by SETATTR(size 0) without a file
-	// handle; that SETATTR arms the newest of them.
-	unarmed []*writeHandle
-}
-
-// addUnarmed records h as waiting for a truncation.
-func (n *fileNode) addUnarmed(h *writeHandle) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.unarmed = append(n.unarmed, h)
-}
-
-// removeUnarmed forgets h (armed or released).
-func (n *fileNode) removeUnarmed(h *writeHandle) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.unarmed = slices.DeleteFunc(n.unarmed, func(x *writeHandle) bool { return x == h })
-}
-
-// newestUnarmed returns the most recently opened handle waiting for a truncation, or nil.
-func (n *fileNode) newestUnarmed() *writeHandle {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.unarmed) == 0 {
-		return nil
-	}
-	return n.unarmed[len(n.unarmed)-1]
 }
 
 // key returns the key prefix of d's children: Options.Prefix for the root, otherwise prefix+path+"/".
@@ -80,31 +50,12 @@ func (n *fileNode) key() (string, syscall.Errno) {
 	return n.f.opts.Prefix + p, 0
 }
 
-// activeWriter returns the handle writing n, or nil.
-func (n *fileNode) activeWriter() *writeHandle {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.writer
-}
-
-// claimWriter makes h n's writer; EBUSY when another handle writes n.
-func (n *fileNode) claimWriter(h *writeHandle) syscall.Errno {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.writer != nil && n.writer != h {
-		return syscall.EBUSY
+// activeWriter returns n's write state when n holds bytes S3 does not have yet (a dirty openFile), or nil.
+func (n *fileNode) activeWriter() *openFile {
+	if of := n.f.openFileOf(n); of != nil && of.dirty.Load() {
+		return of
 	}
-	n.writer = h
-	return 0
-}
-
-// dropWriter clears n's writer if it is h.
-func (n *fileNode) dropWriter(h *writeHandle) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.writer == h {
-		n.writer = nil
-	}
+	return nil
 }
 
 // bindETag makes etag the version n stands for when n has none yet, and reports whether n stands for etag.
@@ -125,12 +76,12 @@ func (n *fileNode) rebindETag(etag string) {
 }
 
 // replaceableFor reports whether n must give way to a new inode to stand for version etag: it stands for
-// another known version and holds no write state (a writer or handles waiting for a truncation), which must
-// stay with the name.
+// another known version and is not open for writing (write state must stay with the name).
 func (n *fileNode) replaceableFor(etag string) bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	return etag != "" && n.etag != "" && n.etag != etag && n.writer == nil && len(n.unarmed) == 0
+	differs := etag != "" && n.etag != "" && n.etag != etag
+	n.mu.Unlock()
+	return differs && n.f.openFileOf(n) == nil
 }
 
 // childInode returns the inode of d's child name described by e, and fills out. Inode numbers are allocated

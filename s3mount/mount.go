@@ -15,6 +15,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3ftp/s3ftp/cache"
+	"github.com/s3ftp/s3ftp/internal/mountinfo"
 	"github.com/s3ftp/s3ftp/internal/safego"
 	"github.com/s3ftp/s3ftp/s3client"
 	"github.com/s3ftp/s3ftp/s3mount/upload"
@@ -118,11 +119,17 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	if ra := min(opts.MaxReadahead, kernelReadahead); ra > 0 {
 		setKernelReadahead(mountpoint, ra, log)
 	}
+	if e, ok, err := mountinfo.Lookup(mountpoint); err == nil && ok {
+		f.mounted.Store(&mountIdentity{mountpoint: e.MountPoint, id: e.ID})
+	} else {
+		log.Warn("the mount is not in /proc/self/mountinfo: every flush of a written file commits it",
+			"mountpoint", mountpoint, "err", err)
+	}
 	m := &Mounted{fsys: f, server: server, panics: panics, mountpoint: mountpoint, done: make(chan struct{})}
 	panics.Go(log, "s3mount: ending the mount", func() {
 		defer close(m.done) // Wait and Unmount return even if aborting the uploads panicked
 		server.Wait()
-		f.abortUploads("unmounted")
+		f.abortWrites("unmounted")
 		f.waitAborts(unmountAbortWait)
 	})
 	log.Info("mounted", "mountpoint", mountpoint, "prefix", opts.Prefix, "read_only", opts.ReadOnly,

@@ -2,6 +2,7 @@ package s3mount
 
 import (
 	"context"
+	"maps"
 	"syscall"
 	"time"
 
@@ -17,10 +18,11 @@ import (
 // O_RDONLY: a reader bound to the ETag the stat cache or a fresh HEAD gives; EBUSY while the file is being
 // written through this mount (its object is incomplete). Reads never wait for a writer.
 //
-// O_WRONLY / O_RDWR: EROFS on a read-only mount; EBUSY while another handle writes the file (one writer per
-// file). With O_TRUNC, or on an empty object, the handle is armed at once for a new object; otherwise it is
-// armed by its first truncation or write, which decide what of the existing object is kept (see writeHandle):
-// O_APPEND and FTP's APPE and REST+STOR keep the bytes before the first write without downloading them.
+// O_WRONLY / O_RDWR: EROFS on a read-only mount. The handle joins the file's write state (openFile), shared
+// by every handle open for writing on it; EBUSY while another process's writes are not committed yet or a
+// write session failed. With O_TRUNC the file starts a new version from scratch; otherwise its first write or
+// truncation decides what of the existing object is kept (openfile.go): O_APPEND and FTP's APPE and REST+STOR
+// keep the bytes before the first write without downloading them. Nothing is sent to S3 before a commit.
 //
 // Page cache: an inode stands for one ETag (childInode), so an open for reading of the version the inode
 // stands for keeps the kernel's page cache (FOPEN_KEEP_CACHE): warm re-reads cost no request. When the object
@@ -76,38 +78,45 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if n.f.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
-	if n.activeWriter() != nil {
-		return nil, 0, n.f.refuse("open", key, syscall.EBUSY, "another handle is writing the file")
-	}
-	name, _ := n.Parent()
-	armed := flags&syscall.O_TRUNC != 0
-	if !armed {
+	trunc := flags&syscall.O_TRUNC != 0
+	h, errno := n.f.openWrite(n, callerProcess(ctx), func(of *openFile) syscall.Errno {
 		e, errno := n.f.stat(ctx, key)
 		switch {
 		case errno == syscall.ENOENT:
-			armed = true
+			// Deleted since the lookup: the file is new again, and its close creates it.
+			of.baseFresh = true
+			of.freshLocked("")
+			return 0
 		case errno != 0:
-			return nil, 0, errno
+			return errno
 		case e.dir:
-			return nil, 0, syscall.EISDIR
-		case e.info.Size == 0:
-			armed = true
+			return syscall.EISDIR
 		}
-	}
-	h := n.f.newWriteHandle(n, key, name, armed)
-	if armed {
-		if errno := n.claimWriter(h); errno != 0 {
-			return nil, 0, n.f.refuse("open", key, errno, "another handle is writing the file")
+		e.info.Key = key
+		of.base, of.exists = e.info, true
+		of.meta = maps.Clone(e.info.Metadata)
+		if trunc {
+			of.freshLocked("")
 		}
-	} else {
-		n.addUnarmed(h)
+		return 0
+	}, func(of *openFile) syscall.Errno {
+		if trunc {
+			of.freshLocked("")
+		}
+		return 0
+	})
+	if errno != 0 {
+		return nil, 0, errno
 	}
 	return h, 0, 0
 }
 
-// Create creates name and opens it for writing: the object is stored when the handle is flushed (close) and
-// is visible through this mount meanwhile. EROFS on a read-only mount; EBUSY while another handle writes the
-// same name; ENAMETOOLONG/EINVAL for names that cannot be keys.
+// Create creates name and opens it for writing. Nothing is stored at create: the object appears in S3 at the
+// file's first commit (its last close, see openfile.go), with every byte written, and the file is visible
+// through this mount meanwhile with its current size. With O_EXCL the first commit is conditional
+// (If-None-Match: *): when another host created the name first, the close fails with EEXIST and nothing is
+// overwritten. EROFS on a read-only mount; EBUSY while another process writes the same name;
+// ENAMETOOLONG/EINVAL for names that cannot be keys.
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	if d.f.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
@@ -122,9 +131,16 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	ch := d.childInode(ctx, name, statEntry{info: s3client.ObjectInfo{Key: key, LastModified: time.Now()}}, out)
 	fn := ch.Operations().(*fileNode)
-	h := d.f.newWriteHandle(fn, key, name, true)
-	if errno := fn.claimWriter(h); errno != 0 {
-		return nil, nil, 0, d.f.refuse("create", key, errno, "another handle is writing the file")
+	excl := flags&syscall.O_EXCL != 0
+	create := func(of *openFile) syscall.Errno {
+		of.excl = excl && !of.exists
+		of.baseFresh = true
+		of.freshLocked("")
+		return 0
+	}
+	h, errno := d.f.openWrite(fn, callerProcess(ctx), create, create)
+	if errno != 0 {
+		return nil, nil, 0, errno
 	}
 	d.f.meta.forget(key)
 	return ch, h, 0, 0

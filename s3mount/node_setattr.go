@@ -15,15 +15,15 @@ import (
 
 // Setattr of a file. EROFS on a read-only mount.
 //
-// Size: through a write handle (the one passed, the file's writer, or, for a truncation to 0, the newest
-// handle waiting to be armed), see writeHandle.truncate. Without one: 0 stores an empty object, a smaller
-// size stores the object's first bytes (server-side copy), the current size does nothing, and growing is
-// ENOTSUP.
+// Size: on a file open for writing (through the handle passed, or for the handle-less SETATTR(size 0) the
+// kernel sends after OPEN for open(O_TRUNC) of an existing file, through the mount's table), see
+// openFile.truncate. Otherwise: 0 stores an empty object, a smaller size stores the object's first bytes
+// (server-side copy), the current size does nothing, and growing is ENOTSUP.
 //
 // Mode, owner and modification time are stored as s3fs's headers (x-amz-meta-mode, -uid, -gid, -mtime): on a
-// file being written they go with the new version (see writeHandle.setAttrs); otherwise the object is copied
-// onto itself with the new headers (CopyObject, or a multipart copy above 5 GiB), unless they are already
-// what the object has. Access and change times are accepted and not stored.
+// file with uncommitted writes they go with its new version (openFile.setAttrs); otherwise the object is
+// copied onto itself with the new headers (upload.Copier), unless they are already what the object has.
+// Access and change times are accepted and not stored.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if n.f.opts.ReadOnly {
 		return syscall.EROFS
@@ -32,42 +32,28 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	if errno != 0 {
 		return errno
 	}
-	h, _ := fh.(*writeHandle)
+	var of *openFile
+	if h, ok := fh.(*writeHandle); ok {
+		of = h.of
+	} else {
+		of = n.f.openFileOf(n)
+	}
 	if size, ok := in.GetSize(); ok {
-		current := func() (uint64, syscall.Errno) {
-			e, errno := n.f.stat(ctx, key)
-			if errno != 0 {
-				return 0, errno
-			}
-			if e.dir {
-				return 0, syscall.EISDIR
-			}
-			return uint64(e.info.Size), 0
-		}
-		th := h
-		if th == nil {
-			th = n.activeWriter()
-		}
-		if th == nil && size == 0 {
-			// open(O_TRUNC) of an existing file: OPEN without O_TRUNC, then this SETATTR without a handle.
-			th = n.newestUnarmed()
-		}
-		if th != nil {
-			if errno := th.truncate(ctx, size, current); errno != 0 {
+		if of != nil {
+			if errno := of.truncate(ctx, size); errno != 0 {
 				return errno
 			}
-		} else if errno := n.truncateObject(ctx, key, size, current); errno != 0 {
+		} else if errno := n.truncateObject(ctx, key, size); errno != 0 {
 			return errno
 		}
 	}
 	if meta, ok := attrHeaders(in); ok {
-		folded := h != nil && h.setAttrs(meta)
-		if w := n.activeWriter(); !folded && w != nil && w != h {
-			folded = w.setAttrs(meta)
-		}
-		if !folded {
+		if of == nil || !of.setAttrs(meta) {
 			if errno := n.f.setObjectAttrs(ctx, key, meta); errno != 0 {
 				return errno
+			}
+			if of != nil {
+				of.objectChanged()
 			}
 		}
 	}
@@ -75,11 +61,15 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 }
 
 // truncateObject truncates the object of a file nobody writes.
-func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64, current func() (uint64, syscall.Errno)) syscall.Errno {
-	cur, errno := current()
+func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64) syscall.Errno {
+	e, errno := n.f.stat(ctx, key)
 	if errno != 0 {
 		return errno
 	}
+	if e.dir {
+		return syscall.EISDIR
+	}
+	cur := uint64(e.info.Size)
 	switch {
 	case size == cur:
 		return 0
@@ -107,7 +97,7 @@ func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64, 
 	src.Key = key
 	w := upload.NewFromExisting(n.f.client, key, src, int64(size), n.f.putOptions(name, keptAttrs(src.Metadata)),
 		upload.Config{PartSize: n.f.opts.PartSize, Concurrency: n.f.opts.UploadConcurrency, Budget: n.f.budget, Log: n.f.log,
-			Panics: n.f.panics})
+			Aborts: n.f.aborts, Panics: n.f.panics})
 	info, err := w.Close(mctx)
 	if err != nil {
 		return n.f.errno("truncate", key, err)
@@ -136,7 +126,7 @@ func (f *fsys) setObjectAttrs(ctx context.Context, key string, meta map[string]s
 		return 0
 	}
 	opts := s3client.PutOptions{ContentType: info.ContentType, Metadata: merged, ReplaceMetadata: true}
-	etag, err := f.replaceMetadata(detached(ctx), info, opts)
+	etag, err := f.copier.Copy(detached(ctx), info, key, opts)
 	if err != nil {
 		return f.errno("CopyObject", key, err)
 	}

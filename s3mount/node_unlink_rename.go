@@ -13,12 +13,9 @@ import (
 	"github.com/s3ftp/s3ftp/s3client"
 )
 
-// copyPartSize is the smallest part of a multipart server-side copy; parts grow so a 5 TiB object needs at most
-// MaxParts of them.
-const copyPartSize = 512 << 20
-
-// Unlink deletes the file's object. EBUSY while the file is being written through this mount (the upload
-// would bring it back); EROFS on a read-only mount.
+// Unlink deletes the file's object; EROFS on a read-only mount. A file open for writing through this mount
+// becomes unlinked (openfile.go): its upload is aborted and nothing of it is stored, ever; its handles keep
+// taking writes until they are closed.
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if d.f.opts.ReadOnly {
 		return syscall.EROFS
@@ -32,8 +29,12 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	if ch := d.GetChild(name); ch != nil {
-		if fn, ok := ch.Operations().(*fileNode); ok && fn.activeWriter() != nil {
-			return d.f.refuse("unlink", key, syscall.EBUSY, "the file is being written")
+		if fn, ok := ch.Operations().(*fileNode); ok {
+			if of := d.f.openFileOf(fn); of != nil {
+				of.mu.Lock()
+				of.unlinkedLocked()
+				of.mu.Unlock()
+			}
 		}
 	}
 	if err := d.f.client.DeleteObject(detached(ctx), key); err != nil {
@@ -121,7 +122,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		se.info = info
 	}
 	mctx := detached(ctx)
-	if err := d.f.copyObject(mctx, se.info, dst); err != nil {
+	if _, err := d.f.copier.Copy(mctx, se.info, dst, s3client.PutOptions{}); err != nil {
 		return d.f.errno("copy", src+" -> "+dst, err)
 	}
 	if err := d.f.client.DeleteObject(mctx, src); err != nil {
@@ -131,82 +132,14 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	d.f.meta.forget(dst)
 	d.f.cache.Invalidate(src)
 	d.f.cache.Invalidate(dst)
+	if ch := d.GetChild(name); ch != nil {
+		if fn, ok := ch.Operations().(*fileNode); ok {
+			if of := d.f.openFileOf(fn); of != nil {
+				of.objectChanged() // open for writing and clean: its next write session starts from the copy
+			}
+		}
+	}
 	return 0
-}
-
-// copyObject copies src to dst server-side, keeping its metadata: one CopyObject up to MaxCopySize, above it a
-// multipart upload of UploadPartCopy parts conditional on src's ETag, aborted on failure.
-func (f *fsys) copyObject(ctx context.Context, src s3client.ObjectInfo, dst string) error {
-	if src.Size <= s3client.MaxCopySize {
-		_, err := f.client.CopyObject(ctx, src.Key, dst, s3client.PutOptions{})
-		return err
-	}
-	return f.copyMultipart(ctx, src, dst, copyPartLen(src.Size))
-}
-
-// copyMultipart copies src to dst with UploadPartCopy parts of partLen bytes, keeping its content type and
-// metadata.
-func (f *fsys) copyMultipart(ctx context.Context, src s3client.ObjectInfo, dst string, partLen int64) error {
-	// The destination of a multipart copy gets new metadata: carry the source's over.
-	opts := s3client.PutOptions{ContentType: src.ContentType, Metadata: src.Metadata}
-	_, err := f.copyMultipartWith(ctx, src, dst, opts, partLen)
-	return err
-}
-
-// copyMultipartWith copies src to dst (which may be src itself) with UploadPartCopy parts of partLen bytes,
-// conditional on src's ETag, and stores it with opts' content type and metadata. It returns the new ETag; on
-// failure the multipart upload is aborted.
-func (f *fsys) copyMultipartWith(ctx context.Context, src s3client.ObjectInfo, dst string, opts s3client.PutOptions, partLen int64) (string, error) {
-	opts.ReplaceMetadata = false
-	id, err := f.client.CreateMultipartUpload(ctx, dst, opts)
-	if err != nil {
-		return "", err
-	}
-	var etag string
-	parts, err := f.copyParts(ctx, src, dst, id, partLen)
-	if err == nil {
-		etag, err = f.client.CompleteMultipartUpload(ctx, dst, id, parts)
-	}
-	if err != nil {
-		if aerr := f.client.AbortMultipartUpload(ctx, dst, id); aerr != nil {
-			f.log.Error("abort of failed multipart copy failed", "key", dst, "upload_id", id, "err", aerr)
-		}
-		return "", err
-	}
-	return etag, nil
-}
-
-// replaceMetadata copies the object src onto itself with opts' content type and metadata: one CopyObject up
-// to MaxCopySize, a multipart copy above it. It returns the object's new ETag.
-func (f *fsys) replaceMetadata(ctx context.Context, src s3client.ObjectInfo, opts s3client.PutOptions) (string, error) {
-	if src.Size <= s3client.MaxCopySize {
-		opts.ReplaceMetadata = true
-		return f.client.CopyObject(ctx, src.Key, src.Key, opts)
-	}
-	return f.copyMultipartWith(ctx, src, src.Key, opts, copyPartLen(src.Size))
-}
-
-func (f *fsys) copyParts(ctx context.Context, src s3client.ObjectInfo, dst, id string, ps int64) ([]s3client.Part, error) {
-	var parts []s3client.Part
-	for off, n := int64(0), int32(1); off < src.Size; off, n = off+ps, n+1 {
-		l := min(ps, src.Size-off)
-		etag, err := f.client.UploadPartCopy(ctx, dst, id, n, src.Key, src.ETag, off, l)
-		if err != nil {
-			return nil, err
-		}
-		parts = append(parts, s3client.Part{Number: n, ETag: etag})
-	}
-	return parts, nil
-}
-
-// copyPartLen is the part length of a multipart copy of size bytes: copyPartSize, or larger so that at most
-// MaxParts parts are needed.
-func copyPartLen(size int64) int64 {
-	ps := int64(copyPartSize)
-	if need := (size + s3client.MaxParts - 1) / s3client.MaxParts; need > ps {
-		ps = need
-	}
-	return ps
 }
 
 // dirRenameConcurrency is how many copies, and then deletes, a directory rename runs at once.
@@ -298,7 +231,7 @@ func (d *dirNode) renameDir(ctx context.Context, dn *dirNode, src, dst string, n
 	copied := make([]string, len(objs)) // "" where no copy was made
 	err := d.f.forEachBounded(len(objs), dirRenameConcurrency, func(i int) error {
 		to := dst + "/" + strings.TrimPrefix(objs[i].Key, src+"/")
-		if err := d.f.copyObject(mctx, objs[i], to); err != nil {
+		if _, err := d.f.copier.Copy(mctx, objs[i], to, s3client.PutOptions{}); err != nil {
 			return fmt.Errorf("copy %s -> %s: %w", objs[i].Key, to, err)
 		}
 		copied[i] = to

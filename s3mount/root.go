@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,16 +32,27 @@ type fsys struct {
 	meta      *statCache
 	cache     *cache.Cache
 	budget    *upload.Budget
-	aborts    *upload.Aborts // background aborts of failed uploads (upload.DefaultAborts()); unmount waits for them
+	aborts    *upload.Aborts // background aborts of failed uploads, this mount's own; unmount waits for them
+	copier    *upload.Copier // the server-side copies of renames and metadata changes
 	panics    *safego.Panics // recovers and counts the panics of requests and of every goroutine of the mount
 	mountTime time.Time
+	// mounted is where the kernel mounted us, as /proc shows it; nil until Mount knows (the commit rule of a
+	// FLUSH then commits, as for an unknown caller).
+	mounted atomic.Pointer[mountIdentity]
 
-	// uploadsMu guards uploads. Lock order: a handle's lock, then a fileNode's mu, then uploadsMu.
-	uploadsMu sync.Mutex
-	uploads   map[*writeHandle]struct{} // write handles whose upload is neither completed nor aborted
+	// filesMu guards files. Lock order: openFile.mu, then fileNode.mu, then filesMu.
+	filesMu sync.Mutex
+	files   map[*fileNode]*openFile // the files open for writing through this mount (openfile.go)
+}
+
+// mountIdentity is the mount as /proc/self/mountinfo shows it.
+type mountIdentity struct {
+	mountpoint string
+	id         int
 }
 
 func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Cache, panics *safego.Panics) *fsys {
+	aborts := &upload.Aborts{}
 	f := &fsys{
 		client:    client,
 		opts:      opts,
@@ -48,40 +60,23 @@ func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Ca
 		meta:      newStatCache(opts.StatTTL, opts.NegativeTTL),
 		cache:     c,
 		budget:    upload.NewBudget(opts.MemoryBudget),
-		aborts:    upload.DefaultAborts(),
+		aborts:    aborts,
+		copier:    &upload.Copier{C: client, Aborts: aborts, Log: log, Panics: panics},
 		panics:    panics,
 		mountTime: time.Now(),
-		uploads:   make(map[*writeHandle]struct{}),
+		files:     make(map[*fileNode]*openFile),
 	}
 	f.root = &dirNode{f: f}
 	return f
 }
 
-// registerUpload records h as an upload in flight, so that an unmount can abort it.
-func (f *fsys) registerUpload(h *writeHandle) {
-	f.uploadsMu.Lock()
-	f.uploads[h] = struct{}{}
-	f.uploadsMu.Unlock()
-}
-
-// unregisterUpload forgets h once its upload completed or was aborted.
-func (f *fsys) unregisterUpload(h *writeHandle) {
-	f.uploadsMu.Lock()
-	delete(f.uploads, h)
-	f.uploadsMu.Unlock()
-}
-
-// abortUploads aborts every upload still in flight, with one log line each naming the key and why.
-func (f *fsys) abortUploads(reason string) {
-	f.uploadsMu.Lock()
-	hs := make([]*writeHandle, 0, len(f.uploads))
-	for h := range f.uploads {
-		hs = append(hs, h)
+// fileOnMount identifies n for holdsForWrite; false while the mount's identity is unknown.
+func (f *fsys) fileOnMount(n *fileNode) (fileOnMount, bool) {
+	m := f.mounted.Load()
+	if m == nil {
+		return fileOnMount{}, false
 	}
-	f.uploadsMu.Unlock()
-	for _, h := range hs {
-		h.abort(reason)
-	}
+	return fileOnMount{mountpoint: m.mountpoint, mountID: m.id, ino: n.StableAttr().Ino}, true
 }
 
 // relPath returns in's path below the mount's root ("" for the root), or false when in is no longer

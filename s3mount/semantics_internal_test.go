@@ -1,7 +1,6 @@
 package s3mount
 
 import (
-	"context"
 	"maps"
 	"strconv"
 	"testing"
@@ -38,32 +37,6 @@ func TestStatCacheKnownAttrsForListings(t *testing.T) {
 	}
 	if n := len(c.known); n != maxKnownAttrs {
 		t.Errorf("%d known attribute sets, want %d (the bound)", n, maxKnownAttrs)
-	}
-}
-
-// Attribute headers on an object over 5 GiB are replaced with a multipart copy onto itself (exercised with
-// 5 MiB parts): content unchanged, new metadata, content type kept.
-func TestReplaceMetadataMultipart(t *testing.T) {
-	f, fake, _ := newTestFsys(t)
-	data := make([]byte, 11<<20+3)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	fake.PutWith("big", data, s3client.PutOptions{ContentType: "video/mp4", Metadata: map[string]string{"uid": "7"}})
-	src, _ := fake.Info("big")
-	opts := s3client.PutOptions{ContentType: src.ContentType, Metadata: map[string]string{"uid": "7", "mtime": "5"}}
-	etag, err := f.copyMultipartWith(context.Background(), src, "big", opts, 5<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := fake.Object("big")
-	info, _ := fake.Info("big")
-	if string(got) != string(data) || info.ContentType != "video/mp4" || !maps.Equal(info.Metadata, opts.Metadata) ||
-		info.ETag != etag {
-		t.Errorf("after the copy: equal=%v %+v (etag returned %s)", string(got) == string(data), info, etag)
-	}
-	if n := fake.Calls("UploadPartCopy"); n != 3 {
-		t.Errorf("UploadPartCopy calls = %d, want 3", n)
 	}
 }
 

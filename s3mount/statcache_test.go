@@ -97,15 +97,3 @@ func TestStatCacheSweepBoundsTheMap(t *testing.T) {
 		t.Errorf("%d entries held after the old ones expired, want %d", n, sweepEvery)
 	}
 }
-
-func TestCopyPartLen(t *testing.T) {
-	for _, c := range []struct{ size, want int64 }{
-		{6 << 30, copyPartSize},
-		{5 << 40, (5<<40 + s3client.MaxParts - 1) / s3client.MaxParts},
-	} {
-		got := copyPartLen(c.size)
-		if got != c.want || (c.size+got-1)/got > s3client.MaxParts || got > s3client.MaxPartSize {
-			t.Errorf("copyPartLen(%d) = %d, want %d within %d parts", c.size, got, c.want, s3client.MaxParts)
-		}
-	}
-}

@@ -24,8 +24,9 @@ import (
 
 // Fake is an in-memory bucket implementing s3client.Client. The zero value is not usable; call New.
 type Fake struct {
-	bytesUp   atomic.Int64
-	bytesDown atomic.Int64
+	bytesUp     atomic.Int64
+	bytesDown   atomic.Int64
+	bytesCopied atomic.Int64
 
 	mu sync.Mutex
 	// guarded by mu:
@@ -38,6 +39,7 @@ type Fake struct {
 	latency     time.Duration
 	clock       func() time.Time
 	minPartSize int64
+	created     map[string]int // objects stored per key (PUT, copy, completion), for Created
 }
 
 type object struct {
@@ -76,6 +78,7 @@ func New() *Fake {
 		failQueue:   map[string][]error{},
 		clock:       func() time.Time { return time.Now().UTC().Truncate(time.Second) },
 		minPartSize: s3client.MinPartSize,
+		created:     map[string]int{},
 	}
 }
 
@@ -168,7 +171,22 @@ func (f *Fake) ResetCounters() {
 	f.calls = map[string]int{}
 	f.bytesUp.Store(0)
 	f.bytesDown.Store(0)
+	f.bytesCopied.Store(0)
+	f.created = map[string]int{}
 }
+
+// Created returns how many objects calls stored under key since New or ResetCounters: each PutObject,
+// CopyObject to key and CompleteMultipartUpload that succeeded counts one, as S3 sends one object-created event
+// for each. Put and PutWith do not count.
+func (f *Fake) Created(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.created[key]
+}
+
+// BytesCopied returns the source bytes of successful CopyObject and UploadPartCopy calls: the server-side
+// copy work that calls caused.
+func (f *Fake) BytesCopied() int64 { return f.bytesCopied.Load() }
 
 // BytesUploaded returns the body bytes received by PutObject and UploadPart, failed calls excluded.
 func (f *Fake) BytesUploaded() int64 { return f.bytesUp.Load() }
@@ -311,11 +329,15 @@ func (f *Fake) PutObject(ctx context.Context, key string, body []byte, opts s3cl
 	if err := f.begin(ctx, "PutObject", key); err != nil {
 		return "", err
 	}
-	f.bytesUp.Add(int64(len(body)))
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, exists := f.objects[key]; exists && opts.IfNoneMatch {
+		return "", newErr("PutObject", key, s3client.ErrPrecondition, http.StatusPreconditionFailed, "PreconditionFailed")
+	}
+	f.bytesUp.Add(int64(len(body)))
 	etag := etagOf(body)
 	f.storeLocked(key, bytes.Clone(body), etag, opts)
+	f.created[key]++
 	return etag, nil
 }
 
@@ -339,6 +361,8 @@ func (f *Fake) CopyObject(ctx context.Context, src, dst string, opts s3client.Pu
 	}
 	etag := etagOf(o.data)
 	f.storeLocked(dst, o.data, etag, opts)
+	f.created[dst]++
+	f.bytesCopied.Add(int64(len(o.data)))
 	return etag, nil
 }
 
@@ -466,13 +490,14 @@ func (f *Fake) UploadPartCopy(ctx context.Context, key, uploadID string, number 
 		return "", newErr(op, src, s3client.ErrTooLarge, http.StatusBadRequest, "EntityTooLarge")
 	}
 	data := o.data[off : off+length] // immutable, shared
+	f.bytesCopied.Add(length)
 	etag := etagOf(data)
 	u.parts[number] = part{data: data, etag: etag}
 	return etag, nil
 }
 
 // CompleteMultipartUpload assembles the listed parts (in number order) into the object.
-func (f *Fake) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part) (string, error) {
+func (f *Fake) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part, ifNoneMatch bool) (string, error) {
 	const op = "CompleteMultipartUpload"
 	if err := f.begin(ctx, op, key); err != nil {
 		return "", err
@@ -485,6 +510,9 @@ func (f *Fake) CompleteMultipartUpload(ctx context.Context, key, uploadID string
 	}
 	if len(parts) == 0 {
 		return "", newErr(op, key, s3client.ErrOther, http.StatusBadRequest, "MalformedXML")
+	}
+	if _, exists := f.objects[key]; exists && ifNoneMatch {
+		return "", newErr(op, key, s3client.ErrPrecondition, http.StatusPreconditionFailed, "PreconditionFailed")
 	}
 	parts = slices.Clone(parts)
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
@@ -508,6 +536,7 @@ func (f *Fake) CompleteMultipartUpload(ctx context.Context, key, uploadID string
 	total := md5.Sum(sums)
 	etag := fmt.Sprintf("%q", hex.EncodeToString(total[:])+fmt.Sprintf("-%d", len(parts)))
 	f.storeLocked(key, data, etag, u.opts)
+	f.created[key]++
 	delete(f.uploads, uploadID)
 	return etag, nil
 }

@@ -199,9 +199,9 @@ func TestMultipart(t *testing.T) {
 	if !strings.Contains(f.String(), "upload dst parts=[1 2]") {
 		t.Fatalf("state:\n%s", f)
 	}
-	_, err = f.CompleteMultipartUpload(ctx, "dst", id, []s3client.Part{{Number: 2, ETag: e2}, {Number: 1, ETag: `"bad"`}})
+	_, err = f.CompleteMultipartUpload(ctx, "dst", id, []s3client.Part{{Number: 2, ETag: e2}, {Number: 1, ETag: `"bad"`}}, false)
 	assertKind(t, err, s3client.ErrTooLarge)
-	etag, err := f.CompleteMultipartUpload(ctx, "dst", id, []s3client.Part{{Number: 2, ETag: e2}, {Number: 1, ETag: e1}})
+	etag, err := f.CompleteMultipartUpload(ctx, "dst", id, []s3client.Part{{Number: 2, ETag: e2}, {Number: 1, ETag: e1}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestMultipart(t *testing.T) {
 	id, _ = f.CreateMultipartUpload(ctx, "small", s3client.PutOptions{})
 	p1, _ := f.UploadPart(ctx, "small", id, 1, []byte("abc"))
 	p2, _ := f.UploadPart(ctx, "small", id, 2, []byte("abcd"))
-	_, err = f.CompleteMultipartUpload(ctx, "small", id, []s3client.Part{{Number: 1, ETag: p1}, {Number: 2, ETag: p2}})
+	_, err = f.CompleteMultipartUpload(ctx, "small", id, []s3client.Part{{Number: 1, ETag: p1}, {Number: 2, ETag: p2}}, false)
 	assertKind(t, err, s3client.ErrTooLarge)
 	if err := f.AbortMultipartUpload(ctx, "small", id); err != nil {
 		t.Fatal(err)

@@ -37,8 +37,8 @@ func (c *Client) CreateMultipartUpload(ctx context.Context, key string, opts s3c
 }
 
 // CompleteMultipartUpload assembles the object; the record goes once the upload is complete or gone.
-func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part) (string, error) {
-	etag, err := c.Client.CompleteMultipartUpload(ctx, key, uploadID, parts)
+func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part, ifNoneMatch bool) (string, error) {
+	etag, err := c.Client.CompleteMultipartUpload(ctx, key, uploadID, parts, ifNoneMatch)
 	if err == nil || s3client.KindOf(err) == s3client.ErrNoSuchUpload {
 		c.remove(key, uploadID)
 	}

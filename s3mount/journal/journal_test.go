@@ -215,7 +215,7 @@ func TestClientRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CompleteMultipartUpload(ctx, "completed", completed, []s3client.Part{{Number: 1, ETag: etag}}); err != nil {
+	if _, err := c.CompleteMultipartUpload(ctx, "completed", completed, []s3client.Part{{Number: 1, ETag: etag}}, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.AbortMultipartUpload(ctx, "aborted", aborted); err != nil {
@@ -232,7 +232,7 @@ func TestClientRecords(t *testing.T) {
 		t.Fatalf("abort of an upload already aborted = %v, want ErrNoSuchUpload", err)
 	}
 	fake.FailNext("CompleteMultipartUpload", 1, s3client.ErrUnavailable)
-	if _, err := c.CompleteMultipartUpload(ctx, "complete-fails", incomplete, nil); err == nil {
+	if _, err := c.CompleteMultipartUpload(ctx, "complete-fails", incomplete, nil, false); err == nil {
 		t.Fatal("injected CompleteMultipartUpload failure did not fail")
 	}
 

@@ -48,12 +48,10 @@ type Aborts struct {
 	failed  int // aborts given up since creation
 }
 
-// defaultAborts serves writers whose Config has no Aborts.
-var defaultAborts = &Aborts{}
-
-// DefaultAborts returns the Aborts shared by the writers whose Config.Aborts is nil (s3mount's), so that an
-// unmount can wait for their aborts.
-func DefaultAborts() *Aborts { return defaultAborts }
+// aborter is what an abort needs of the client.
+type aborter interface {
+	AbortMultipartUpload(ctx context.Context, key, uploadID string) error
+}
 
 // Pending returns the number of aborts still running.
 func (a *Aborts) Pending() int {
@@ -87,7 +85,7 @@ func (a *Aborts) Wait(ctx context.Context) error {
 
 // start aborts upload id of key in a new goroutine. A panic there is logged and counted on panics; the abort
 // is then given up (counted in Failed), as one that ran out of time.
-func (a *Aborts) start(c Client, key, id string, log *slog.Logger, panics *safego.Panics) {
+func (a *Aborts) start(c aborter, key, id string, log *slog.Logger, panics *safego.Panics) {
 	a.mu.Lock()
 	a.pending++
 	a.mu.Unlock()
@@ -111,7 +109,7 @@ func (a *Aborts) start(c Client, key, id string, log *slog.Logger, panics *safeg
 
 // run retries the abort until it succeeds, the upload is gone, or the bound passed; it reports whether the
 // upload is known to be gone.
-func (a *Aborts) run(c Client, key, id string, log *slog.Logger) bool {
+func (a *Aborts) run(c aborter, key, id string, log *slog.Logger) bool {
 	bound := orDefault(a.Bound, DefaultAbortBound)
 	delay := orDefault(a.MinDelay, DefaultAbortMinDelay)
 	maxDelay := max(orDefault(a.MaxDelay, DefaultAbortMaxDelay), delay)

@@ -8,7 +8,7 @@
 // # Extending an existing object
 //
 // NewFromExisting starts an upload whose first keep bytes are an existing object's (append, or FTP's REST +
-// STOR). A kept prefix of 5 MiB or more becomes the first parts through UploadPartCopy (at most 5 GiB each),
+// STOR). A kept prefix of 5 MiB or more becomes the first parts through UploadPartCopy (the parts of CopyPlan),
 // so a large object is extended without downloading it; a shorter prefix is read with one ranged GET into the
 // first part buffer. Both are conditional on the source's ETag: if it changed, the writer fails with
 // s3client.ErrPrecondition instead of splicing two versions.
@@ -86,7 +86,14 @@
 // the upload ID; s3mount --abort-uploads-older-than removes such leftovers at the next start). Close is
 // idempotent; a Close whose ctx is cancelled returns early while the completion continues, and the next Close
 // returns its result. Options changed with SetOptions after the multipart upload was created are applied by
-// copying the object onto itself (objects up to 5 GiB).
+// copying the object onto itself (Copier).
+//
+// # Server-side copies
+//
+// Copier is the one copy engine of the mount: renames, metadata replacement, late options. Up to 5 GiB one
+// CopyObject; above, UploadPartCopy parts of CopyPlan (at least 512 MiB each, at most 10,000),
+// CopyConcurrency in flight, conditional on the source's ETag, the multipart upload aborted through Aborts on
+// failure. Each mount has its own Aborts, which its unmount waits for.
 //
 // # Locks
 //

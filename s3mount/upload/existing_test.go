@@ -120,22 +120,24 @@ func TestExistingChangedFails(t *testing.T) {
 	}
 }
 
-func TestCopyRanges(t *testing.T) {
-	for _, keep := range []int64{5 * mib, 5<<30 - 1, 5 << 30, 5<<30 + 1, 12 << 30, 5 << 40} {
-		rs := copyRanges(keep)
-		want := (keep + s3client.MaxPartSize - 1) / s3client.MaxPartSize
-		if int64(len(rs)) != want {
-			t.Errorf("copyRanges(%d): %d ranges, want %d", keep, len(rs), want)
+// CopyPlan covers the range in order with parts S3 accepts before another part (5 MiB to 5 GiB), at least
+// half of CopyPartSize each when the size allows, and at most MaxParts.
+func TestCopyPlan(t *testing.T) {
+	for _, size := range []int64{5 * mib, CopyPartSize + 1*mib, 5<<30 - 1, 5 << 30, 5<<30 + 1, 12 << 30, 5 << 40} {
+		rs := CopyPlan(size)
+		if len(rs) > s3client.MaxParts {
+			t.Errorf("CopyPlan(%d): %d parts", size, len(rs))
 		}
 		next := int64(0)
 		for _, r := range rs {
-			if r.off != next || r.len < s3client.MinPartSize || r.len > s3client.MaxPartSize {
-				t.Fatalf("copyRanges(%d): range %+v after %d", keep, r, next)
+			if r.Off != next || r.Len < s3client.MinPartSize || r.Len > s3client.MaxPartSize ||
+				(size >= CopyPartSize && r.Len < CopyPartSize/2) {
+				t.Fatalf("CopyPlan(%d): part %+v after %d", size, r, next)
 			}
-			next += r.len
+			next += r.Len
 		}
-		if next != keep {
-			t.Errorf("copyRanges(%d) covers %d bytes", keep, next)
+		if next != size {
+			t.Errorf("CopyPlan(%d) covers %d bytes", size, next)
 		}
 	}
 }

@@ -50,7 +50,7 @@ func (d *discardClient) UploadPart(ctx context.Context, key, uploadID string, nu
 	return fmt.Sprintf(`"p%d"`, number), nil
 }
 
-func (d *discardClient) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part) (string, error) {
+func (d *discardClient) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part, ifNoneMatch bool) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(parts) != d.parts {

@@ -29,7 +29,7 @@ type Client interface {
 	CopyObject(ctx context.Context, src, dst string, opts s3client.PutOptions) (string, error)
 	CreateMultipartUpload(ctx context.Context, key string, opts s3client.PutOptions) (string, error)
 	UploadPart(ctx context.Context, key, uploadID string, number int32, body []byte) (string, error)
-	CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part) (string, error)
+	CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.Part, ifNoneMatch bool) (string, error)
 	AbortMultipartUpload(ctx context.Context, key, uploadID string) error
 }
 
@@ -61,8 +61,8 @@ type Config struct {
 	// (Concurrency+1) × PartSize (at least 10 MiB).
 	Budget *Budget
 	Log    *slog.Logger // nil means slog.Default()
-	// Aborts runs the writer's AbortMultipartUpload in the background, retried (see Aborts). nil means the
-	// package's shared DefaultAborts().
+	// Aborts runs the writer's AbortMultipartUpload in the background, retried (see Aborts); a mount passes
+	// its own, so that its unmount waits for its aborts only. nil gives the writer a private one.
 	Aborts *Aborts
 	// Panics counts the panics recovered in the writer's goroutines and in its aborts (s3mount passes the
 	// mount's counter); nil counts them nowhere. They are logged and fail the writer either way.
@@ -102,7 +102,7 @@ type Writer struct {
 	// 1..len(copies), how many of them were started, and whether a prefix shorter than a part was fetched.
 	src        s3client.ObjectInfo
 	keep       int64
-	copies     []byteRange
+	copies     []ByteRange
 	copied     int
 	prefixDone bool
 
@@ -119,8 +119,6 @@ type Writer struct {
 	result     error
 	abortOnce  sync.Once
 }
-
-type byteRange struct{ off, len int64 }
 
 type pendingWrite struct {
 	off  int64
@@ -142,7 +140,7 @@ func New(c Client, key string, opts s3client.PutOptions, cfg Config) *Writer {
 	}
 	aborts := cfg.Aborts
 	if aborts == nil {
-		aborts = defaultAborts
+		aborts = &Aborts{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Writer{
@@ -182,23 +180,10 @@ func NewFromExisting(c Client, key string, src s3client.ObjectInfo, keep int64, 
 	w.contig = w.keep
 	w.end.Store(w.keep)
 	if w.keep >= s3client.MinPartSize {
-		w.copies = copyRanges(w.keep)
+		w.copies = CopyPlan(w.keep)
 		w.next = int32(len(w.copies)) + 1
 	}
 	return w
-}
-
-// copyRanges splits [0, keep) (keep >= 5 MiB) into the fewest ranges of at most 5 GiB, of nearly equal size, so
-// that each is at least 5 MiB too.
-func copyRanges(keep int64) []byteRange {
-	n := (keep + s3client.MaxPartSize - 1) / s3client.MaxPartSize
-	ranges := make([]byteRange, 0, n)
-	for i, off := int64(0), int64(0); i < n; i++ {
-		end := keep * (i + 1) / n
-		ranges = append(ranges, byteRange{off: off, len: end - off})
-		off = end
-	}
-	return ranges
 }
 
 // prepareLocked sets up the kept prefix of NewFromExisting: it starts the UploadPartCopy parts, or fetches a
@@ -248,11 +233,11 @@ func (w *Writer) prepareLocked(ctx context.Context) error {
 }
 
 // copyPart runs one UploadPartCopy of the kept prefix. A failure or a panic fails the writer.
-func (w *Writer) copyPart(id string, number int32, r byteRange) {
+func (w *Writer) copyPart(id string, number int32, r ByteRange) {
 	defer w.wg.Done()
 	defer func() { <-w.slots }()
 	err := w.panics.Call(w.log, "upload: UploadPartCopy", func() error {
-		etag, err := w.c.UploadPartCopy(w.ctx, w.key, id, number, w.src.Key, w.src.ETag, r.off, r.len)
+		etag, err := w.c.UploadPartCopy(w.ctx, w.key, id, number, w.src.Key, w.src.ETag, r.Off, r.Len)
 		if err == nil {
 			w.addPart(number, etag)
 		}
@@ -616,7 +601,7 @@ func (w *Writer) complete() (s3client.ObjectInfo, error) {
 		w.mu.Unlock()
 		slices.SortFunc(parts, func(a, b s3client.Part) int { return int(a.Number - b.Number) })
 		var err error
-		etag, err = w.c.CompleteMultipartUpload(w.ctx, w.key, id, parts)
+		etag, err = w.c.CompleteMultipartUpload(w.ctx, w.key, id, parts, w.options().IfNoneMatch)
 		if err != nil {
 			w.fail(err, "CompleteMultipartUpload", 0)
 			return s3client.ObjectInfo{}, w.orSticky(err)
@@ -645,13 +630,11 @@ func (w *Writer) applyLateOptions(etag string) (string, error) {
 	if !changed {
 		return etag, nil
 	}
-	if w.contig > s3client.MaxCopySize {
-		w.log.Warn("upload: options changed while writing are not applied to objects over 5 GiB",
-			"key", w.key, "size", w.contig)
-		return etag, nil
-	}
 	opts.ReplaceMetadata = true
-	newETag, err := w.c.CopyObject(w.ctx, w.key, w.key, opts)
+	opts.IfNoneMatch = false
+	cp := &Copier{C: w.c, Aborts: w.aborts, Log: w.log, Panics: w.panics}
+	src := s3client.ObjectInfo{Key: w.key, Size: w.contig, ETag: etag}
+	newETag, err := cp.Copy(w.ctx, src, w.key, opts)
 	if err != nil {
 		w.log.Error("upload: object stored, but updating its metadata failed", "key", w.key, "err", err)
 		return etag, nil

@@ -1,0 +1,169 @@
+package s3mount_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/s3ftp/s3ftp/s3client"
+)
+
+// Tests of the commit model (openfile.go): when a write session is committed, what S3 holds in between, and
+// what a commit costs.
+
+// open(O_CREAT) stores nothing: no placeholder, no PUT. The empty file of `touch` is stored at its close, with
+// one request.
+func TestFakeCreateStoresNothingUntilClose(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "new")
+	f, err := os.Create(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(fn); err != nil || st.Size() != 0 {
+		t.Errorf("stat of the created file = %v, %v; want size 0 from the mount's own state", st, err)
+	}
+	if n := fake.TotalCalls() - fake.Calls("HeadObject") - fake.Calls("List"); n != 0 {
+		t.Errorf("%d S3 calls beyond lookups after open(O_CREAT), want 0 (%v)", n, fake)
+	}
+	if keys := fake.Keys(); len(keys) != 0 {
+		t.Errorf("objects after open(O_CREAT) = %v, want none", keys)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := fake.Object("new"); !ok || len(got) != 0 {
+		t.Errorf("object after close = %q, %v; want an empty object", got, ok)
+	}
+	if p, c := fake.Calls("PutObject"), fake.Created("new"); p != 1 || c != 1 {
+		t.Errorf("PutObject calls = %d, creations = %d; want 1 and 1", p, c)
+	}
+}
+
+// A child started while the file is written (fork+exec closes the inherited descriptor: a FLUSH from the
+// child) ends nothing: the writes after it succeed and the object is created once, with every byte.
+func TestFakeChildExecBetweenWrites(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "spawn")
+	f, err := os.Create(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := pattern(6<<20, 3), pattern(3<<20, 9)
+	if _, err := f.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	// The child inherits the descriptor as fd 3 and closes it by exiting; Go's own descriptors are closed
+	// at its exec.
+	cmd := exec.Command("sh", "-c", "exec 3>&-")
+	cmd.ExtraFiles = []*os.File{f}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	if keys := fake.Keys(); len(keys) != 0 {
+		t.Errorf("objects after the child's close = %v, want none: the writer still holds the file", keys)
+	}
+	if _, err := f.Write(second); err != nil {
+		t.Fatalf("write after the child exited: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := fake.Object("spawn")
+	if !bytes.Equal(got, append(first, second...)) {
+		t.Errorf("object holds %d bytes, want the %d written in order", len(got), len(first)+len(second))
+	}
+	if c := fake.Created("spawn"); c != 1 {
+		t.Errorf("creations = %d, want 1", c)
+	}
+}
+
+// fsync commits; writing on starts a new version that keeps the committed bytes by a server-side copy of
+// them once: a second commit costs the first one's size in copies, not more.
+func TestFakeFsyncThenContinue(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "log")
+	f, err := os.Create(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := pattern(6<<20, 1), pattern(1<<20, 2)
+	if _, err := f.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync: %v", err)
+	}
+	if got, _ := fake.Object("log"); !bytes.Equal(got, first) {
+		t.Fatalf("object after fsync holds %d bytes, want %d", len(got), len(first))
+	}
+	if _, err := f.Write(second); err != nil {
+		t.Fatalf("write after fsync: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := fake.Object("log"); !bytes.Equal(got, append(first, second...)) {
+		t.Errorf("object after close holds %d bytes, want %d", len(got), len(first)+len(second))
+	}
+	if c := fake.Created("log"); c != 2 {
+		t.Errorf("creations = %d, want 2 (fsync, close)", c)
+	}
+	if n := fake.BytesCopied(); n != int64(len(first)) {
+		t.Errorf("bytes copied server-side = %d, want %d (the first commit, once)", n, len(first))
+	}
+	if up := fake.BytesUploaded(); up != int64(len(first)+len(second)) {
+		t.Errorf("bytes uploaded = %d, want %d: each byte sent once", up, len(first)+len(second))
+	}
+}
+
+// A file created with O_EXCL does not overwrite an object another host stored under its name meanwhile:
+// the commit fails with EEXIST and the other object stays.
+func TestFakeExclusiveCreateLosesToOtherHost(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "lock")
+	f, err := os.OpenFile(fn, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	fake.Put("lock", []byte("theirs"))
+	if err := f.Close(); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("close = %v, want EEXIST", err)
+	}
+	if got, _ := fake.Object("lock"); string(got) != "theirs" {
+		t.Errorf("object = %q, want the other host's %q", got, "theirs")
+	}
+}
+
+// An overwrite that fails leaves the previous version untouched and no upload behind.
+func TestFakeFailedOverwriteKeepsOldVersion(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	old := pattern(1000, 5)
+	fake.Put("data", old)
+	f, err := os.OpenFile(filepath.Join(env.Dir, "data"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.FailNext("UploadPart", 10, s3client.ErrUnavailable)
+	_, werr := f.Write(pattern(12<<20, 6))
+	cerr := f.Close()
+	if werr == nil && cerr == nil {
+		t.Fatal("write and close both succeeded although every part failed")
+	}
+	if cerr != nil && !errors.Is(cerr, syscall.EIO) {
+		t.Errorf("close = %v, want EIO", cerr)
+	}
+	if got, _ := fake.Object("data"); !bytes.Equal(got, old) {
+		t.Errorf("object after the failed overwrite holds %d bytes, want the old %d", len(got), len(old))
+	}
+	if ups := uploadsAfterAborts(fake); len(ups) != 0 {
+		t.Errorf("uploads left = %v, want none", ups)
+	}
+}
