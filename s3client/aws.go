@@ -3,7 +3,9 @@ package s3client
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -292,7 +294,12 @@ func (s *SDK) PutObject(ctx context.Context, key string, body []byte, opts PutOp
 	}
 	out, err := s.api.PutObject(ctx, in)
 	if err != nil {
-		return "", s.done("PutObject", key, int64(len(body)), err)
+		err = s.done("PutObject", key, int64(len(body)), err)
+		if opts.IfNoneMatch {
+			sum := md5.Sum(body)
+			return s.lostConditional(ctx, "PutObject", key, hex.EncodeToString(sum[:]), err)
+		}
+		return "", err
 	}
 	return aws.ToString(out.ETag), s.done("PutObject", key, int64(len(body)), nil)
 }
@@ -412,9 +419,48 @@ func (s *SDK) CompleteMultipartUpload(ctx context.Context, key, uploadID string,
 		IfNoneMatch:     ifNoneMatchHeader(ifNoneMatch),
 	})
 	if err != nil {
-		return "", s.done("CompleteMultipartUpload", key, 0, err)
+		err = s.done("CompleteMultipartUpload", key, 0, err)
+		if ifNoneMatch {
+			return s.lostConditional(ctx, "CompleteMultipartUpload", key, multipartETag(sorted), err)
+		}
+		return "", err
 	}
 	return aws.ToString(out.ETag), s.done("CompleteMultipartUpload", key, 0, nil)
+}
+
+// lostConditional settles a conditional write (If-None-Match: *) whose answer was lost (err is ErrUnavailable):
+// S3 may have refused it before reading the whole body and closed the connection, which the client sees as a
+// reset, on every attempt. One HEAD tells: no object, err stands; an object whose ETag is ours (etag, the MD5
+// S3 gives an unencrypted or SSE-S3 object), ours was stored; any other object, another writer won and the
+// result is ErrPrecondition, as the answer would have said.
+func (s *SDK) lostConditional(ctx context.Context, op, key, etag string, err error) (string, error) {
+	if !errors.Is(err, ErrUnavailable) {
+		return "", err
+	}
+	info, herr := s.HeadObject(ctx, key)
+	switch {
+	case herr != nil:
+		return "", err
+	case strings.Trim(info.ETag, `"`) == etag:
+		s.log.Debug("conditional write: the answer was lost, the object stored is ours", "op", op, "key", key)
+		return info.ETag, nil
+	}
+	return "", &Error{Op: op, Key: key, Kind: ErrPrecondition, Status: http.StatusPreconditionFailed,
+		Err: fmt.Errorf("another writer created the object while the answer to this conditional write was lost: %w", err)}
+}
+
+// multipartETag is the ETag S3 gives the object completed from parts (sorted): the MD5 of their MD5s, then
+// "-" and their number.
+func multipartETag(parts []Part) string {
+	h := md5.New()
+	for _, p := range parts {
+		b, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil {
+			return ""
+		}
+		h.Write(b)
+	}
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(parts))
 }
 
 // AbortMultipartUpload discards an upload.

@@ -1,6 +1,7 @@
 package s3client_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -8,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -476,5 +480,91 @@ func TestSDKWriteDefaults(t *testing.T) {
 		if out.StorageClass != types.StorageClassReducedRedundancy {
 			t.Errorf("%s: storage class %q", key, out.StorageClass)
 		}
+	}
+}
+
+// resetPUTs listens on loopback and forwards connections to target, except those whose first request is a
+// PUT: those are reset once their headers arrived, as S3 does to a conditional PUT it refuses before reading
+// the body.
+func resetPUTs(t *testing.T, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				first, err := br.Peek(4)
+				if err != nil {
+					return
+				}
+				if string(first) == "PUT " {
+					if _, err := http.ReadRequest(br); err == nil {
+						c.(*net.TCPConn).SetLinger(0)
+					}
+					return
+				}
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, br)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// A conditional PUT whose answer is lost (the connection reset on every attempt) is settled by one HEAD: an
+// object another writer stored makes it ErrPrecondition; our own object makes it a success; no object leaves
+// the error as it was.
+func TestSDKConditionalPutAnswerLost(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	direct := srv.Client(t, bucket)
+	ctx := context.Background()
+	cfg := srv.Config(bucket)
+	u, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Endpoint = "http://" + resetPUTs(t, u.Host)
+	cfg.MaxAttempts = 2
+	cfg.MaxBackoff = time.Millisecond
+	// A new client per case: its PUT is the first request of a connection, which the proxy resets.
+	put := func(key string, body []byte) (string, error) {
+		c, err := s3client.New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.PutObject(ctx, key, body, s3client.PutOptions{IfNoneMatch: true})
+	}
+	mine := []byte("mine")
+	_, err = put("none", mine)
+	assertKind(t, err, s3client.ErrUnavailable)
+
+	if _, err := direct.PutObject(ctx, "theirs", []byte("theirs"), s3client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = put("theirs", mine)
+	assertKind(t, err, s3client.ErrPrecondition)
+
+	etag, err := direct.PutObject(ctx, "ours", mine, s3client.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := put("ours", mine)
+	if err != nil || got != etag {
+		t.Errorf("conditional PUT of the bytes already stored = %q, %v; want success with %q", got, err, etag)
 	}
 }

@@ -32,21 +32,29 @@
 // # Writes
 //
 // Writing streams a new version of the object through upload.Writer, under the mount-wide memory budget
-// (Options.MemoryBudget): no local disk, parts upload while the file is written. A file has at most one writer
-// (a second gets EBUSY) and is not readable while written (open for reading gets EBUSY): its object is
-// incomplete; a handle open for writing (O_RDWR included) cannot read (EBADF). Getattr of a file being
-// written reports its size so far and the attributes set meanwhile. The first Flush (close) or Fsync after
-// writes completes the upload and reports a failure as EIO with a log line naming the key and the cause; a
-// failed part also fails the next write. Release aborts an upload no Flush completed, and Unmount aborts the
-// uploads still open; each abort is logged.
+// (Options.MemoryBudget): no local disk, parts upload while the file is written. Every handle open for
+// writing on a file shares its openFile (openfile.go, with the state diagram), kept in the mount's table
+// (fsys.files). Nothing is stored at create: S3 holds only complete objects, created at a commit. A commit
+// runs at an fsync, at the last release, and at a FLUSH after which the process that opened the handle holds
+// no descriptor for writing on the file (commitsOnFlush reads that process's fd table only, bounded by
+// procScanWait); the closes of forked children, of dup'd descriptors and of a shell's several commands on
+// one redirection never commit while the opener holds the file. Writes after a commit start the next version,
+// which keeps the committed bytes server-side, so a commit costs at most the committed size in copies.
 //
-// What the new version starts with is decided when the handle is armed (writeHandle): from scratch after
-// creation, O_TRUNC or a truncation to 0; with the first n bytes of the old version after a truncation to n;
-// with the old bytes before the first write's offset, and after the last written byte, when the first write
-// arms it (O_APPEND, FTP's APPE and REST+STOR). Kept bytes are copied server-side (UploadPartCopy from 5 MiB,
-// one ranged GET below) conditional on the old ETag; kept bytes after the written range are read and uploaded
-// again. After the first write, writes must be sequential (small reordering is tolerated by the writer); any
-// other write gets EINVAL and aborts the upload, so no object with a hole or a mix is ever stored.
+// While a file is dirty (bytes not committed), a second process opening it for writing and a reader get
+// EBUSY; a handle open for writing (O_RDWR included) cannot read (EBADF). Getattr reports its size so far and
+// the attributes set meanwhile. A failed part or commit fails the file (every later write, flush and fsync
+// gets EIO, one log line names the key and the cause); a file created with O_EXCL commits with If-None-Match
+// until its first commit (EEXIST when another host won). Unlink of a file being written drops its upload;
+// the mount's end aborts every upload still open, each with a log line.
+//
+// What the new version starts with is decided by its first change: from scratch after creation, O_TRUNC or
+// a truncation to 0; with the first n bytes of the old version after a truncation to n; with the old bytes
+// before the first write's offset, and after the last written byte (O_APPEND, FTP's APPE and REST+STOR).
+// Kept bytes are copied server-side by upload.Copier plans (UploadPartCopy from 5 MiB, one ranged GET below)
+// conditional on the old ETag; kept bytes after the written range are read and uploaded again. After the
+// first write, writes must be sequential (small reordering is tolerated by the writer); any other write gets
+// EINVAL and fails the file, so no object with a hole or a mix is ever stored.
 //
 // # Memory
 //
@@ -61,7 +69,7 @@
 //
 // chmod, chown and utimens store s3fs's headers (x-amz-meta-mode, -uid, -gid, -mtime; attrHeaders). On a file
 // being written they go with its upload (Writer.SetOptions); otherwise the object is copied onto itself with
-// the headers replaced (CopyObject, multipart above 5 GiB), unless they are unchanged. Objects without headers
+// the headers replaced (upload.Copier: CopyObject, multipart above 5 GiB), unless they are unchanged. Objects without headers
 // show LastModified and the mount's UID, GID and modes. Listings carry no metadata: the stat cache remembers
 // the headers seen per key, ETag and size (statCache.known) so listed entries keep them.
 //
@@ -69,8 +77,8 @@
 //
 // Rename moves a file with a server-side copy (UploadPartCopy parts above 5 GiB) and a delete; a directory by
 // copying every object below it, then deleting the sources, dirRenameConcurrency at a time (renameDir states
-// the rule on failure). Neither is atomic. RENAME_NOREPLACE gives EEXIST. Unlink deletes the object (EBUSY
-// while the file is being written). Rmdir deletes the marker (ENOTEMPTY while anything else is below it).
+// the rule on failure). Neither is atomic. RENAME_NOREPLACE gives EEXIST. Unlink deletes the object (of a file
+// being written: drops its upload, nothing is stored). Rmdir deletes the marker (ENOTEMPTY while anything else is below it).
 // Truncate shortens server-side and cannot extend (ENOTSUP). Statfs reports large constant numbers. No
 // symlinks, hard links, device nodes, xattrs or locks (see node_api_check.go): nothing on the mount can point
 // outside it. A read-only mount answers EROFS to every change. SEMANTICS.md at the repository root lists every
@@ -109,7 +117,8 @@
 //
 // # Locks
 //
-// Lock order: writeHandle.mu, then fileNode.mu, then fsys.uploadsMu. statCache.mu is a leaf: nothing is
+// Lock order: openFile.mu, then fileNode.mu, then fsys.filesMu. A writeHandle has no lock; its fields are
+// guarded by its openFile's mu. statCache.mu is a leaf: nothing is
 // locked while it is held. readHandle.mu is taken alone (read side for reads, write side for Release), with
 // readHandle.failMu as a leaf under its read side. go-fuse's
 // own tree locks are never held while these are taken (we only call GetChild/Children/Parent, which lock and

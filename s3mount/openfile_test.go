@@ -2,14 +2,22 @@ package s3mount_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/s3ftp/s3ftp/internal/logbuf"
 	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3client/s3fake"
+	"github.com/s3ftp/s3ftp/s3mount"
+	"github.com/s3ftp/s3ftp/s3mount/mounttest"
 )
 
 // Tests of the commit model (openfile.go): when a write session is committed, what S3 holds in between, and
@@ -165,5 +173,83 @@ func TestFakeFailedOverwriteKeepsOldVersion(t *testing.T) {
 	}
 	if ups := uploadsAfterAborts(fake); len(ups) != 0 {
 		t.Errorf("uploads left = %v, want none", ups)
+	}
+}
+
+// A failed upload stays failed: every later write, fsync and close of the file reports it, and a new
+// open for writing starts over.
+func TestFakeFailureIsSticky(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "f")
+	f, err := os.Create(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.FailNext("UploadPart", 10, s3client.ErrUnavailable)
+	f.Write(pattern(12<<20, 1)) // fails once a part failed; which write sees it depends on timing
+	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("first fsync after the failed part = %v, want EIO", err)
+	}
+	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("second fsync = %v, want EIO again", err)
+	}
+	if _, err := f.Write([]byte("more")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("write after the failure = %v, want EIO", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("close = %v, want EIO", err)
+	}
+	if keys, ups := fake.Keys(), uploadsAfterAborts(fake); len(keys) != 0 || len(ups) != 0 {
+		t.Errorf("after the failure: objects %v, uploads %v; want none", keys, ups)
+	}
+	if err := os.WriteFile(fn, []byte("again"), 0o644); err != nil {
+		t.Errorf("a new write of the file after the failure: %v", err)
+	}
+	if got, _ := fake.Object("f"); string(got) != "again" {
+		t.Errorf("object = %q, want %q", got, "again")
+	}
+}
+
+// When the mount ends under a file being written (umount -f aborts the FUSE connection), its multipart upload
+// is aborted with a log line naming the key: no object, no upload left.
+func TestFakeForcedUnmountAbortsUploads(t *testing.T) {
+	fake := s3fake.New()
+	dir := t.TempDir()
+	log, logs := logbuf.New(nil)
+	m, err := s3mount.Mount(context.Background(), dir, fake, mounttest.Options(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(pattern(7<<20, 1)); err != nil { // one part sent: a multipart upload exists
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(fake.Uploads()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no multipart upload was started")
+		}
+	}
+	syscall.Unmount(dir, syscall.MNT_FORCE) // aborts the connection; EBUSY while f is open is expected
+	done := make(chan struct{})
+	go func() { m.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the mount did not end after umount -f")
+	}
+	f.Close() // ENOTCONN: the connection is gone
+	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("lazy unmount: %v", err)
+	}
+	if keys, ups := fake.Keys(), uploadsAfterAborts(fake); len(keys) != 0 || len(ups) != 0 {
+		t.Errorf("after the unmount: objects %v, uploads %v; want none", keys, ups)
+	}
+	if !slices.ContainsFunc(logs.Lines(), func(l string) bool {
+		return strings.Contains(l, "unmounted") && strings.Contains(l, "big")
+	}) {
+		t.Errorf("no log line names the aborted upload of big:\n%s", strings.Join(logs.Lines(), "\n"))
 	}
 }
