@@ -25,6 +25,7 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	}
 	kinds := make(map[string]uint32) // name → S_IFREG or S_IFDIR
 	token := ""
+	start := d.f.meta.snapshot()
 	for {
 		page, err := d.f.client.List(ctx, dk, "/", token, listPageSize)
 		if err != nil {
@@ -73,6 +74,7 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		}
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: mode})
 	}
+	d.f.meta.markComplete(dk, start)
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	return fs.NewListDirStream(entries), 0
 }
@@ -100,11 +102,13 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, errno
 	}
 	opts := s3client.PutOptions{ContentType: "application/x-directory"}
+	start := d.f.meta.snapshot()
 	if _, err := d.f.client.PutObject(detached(ctx), marker, nil, opts); err != nil {
 		return nil, d.f.errno("PutObject", marker, err)
 	}
 	e := statEntry{dir: true}
 	d.f.meta.put(dk+name, e)
+	d.f.meta.markComplete(marker, start) // created empty: anything below "name/" would have made the kernel's lookup find it
 	return d.childInode(ctx, name, e, out), 0
 }
 

@@ -142,6 +142,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	d.f.meta.forget(key)
+	// The stat cache keeps what it knew (nothing, as the kernel's lookup found): while the file is written its
+	// write state answers, and its commit records the object.
 	return ch, h, 0, 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,5 +252,35 @@ func TestFakeForcedUnmountAbortsUploads(t *testing.T) {
 		return strings.Contains(l, "unmounted") && strings.Contains(l, "big")
 	}) {
 		t.Errorf("no log line names the aborted upload of big:\n%s", strings.Join(logs.Lines(), "\n"))
+	}
+}
+
+// Small files created one after another in a directory made (or just listed) through the mount cost one
+// PutObject each: the directory's listing answers the lookups of the new names, nothing is stored at create.
+func TestFakeCreateSmallFilesOnePutEach(t *testing.T) {
+	env, fake := mountFake(t, func(o *s3mount.Options) { o.StatTTL, o.NegativeTTL = time.Minute, time.Minute })
+	for _, dir := range []string{"made", "listed"} {
+		d := filepath.Join(env.Dir, dir)
+		if dir == "listed" {
+			fake.Put("listed/old", []byte("x"))
+			if ents, err := os.ReadDir(d); err != nil || len(ents) != 1 {
+				t.Fatalf("listing %s = %v, %v", d, ents, err)
+			}
+		} else if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		fake.ResetCounters()
+		const n = 20
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%02d", i)), []byte("small"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p, total := fake.Calls("PutObject"), fake.TotalCalls(); p != n || total != n {
+			t.Errorf("%s: %d files cost %d PutObject and %d requests in all, want %d and %d (%v)", dir, n, p, total, n, n, fake)
+		}
+		if got, _ := fake.Object(dir + "/f07"); string(got) != "small" {
+			t.Errorf("%s/f07 = %q", dir, got)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package s3mount
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,12 @@ type statEntry struct {
 // negative ones (the key names nothing) negTTL. A zero TTL disables that half. Expired entries are swept every
 // sweepEvery puts, which bounds the map by the entries inserted within one TTL.
 //
+// A directory prefix known complete (complete: listed in full by Readdir, or created empty by Mkdir) answers,
+// for min(ttl, negTTL), a key below it that has no entry as naming nothing: creating files one after another
+// in a directory just listed or made costs no HEAD and no LIST per name. Every change through the mount that
+// leaves a key below it existing without an entry goes through forget, which drops the marks of the key's
+// parent and of the key as a directory; so does a put with a zero ttl.
+//
 // Listings carry no user metadata, so the cache also remembers, beyond the TTL, the attribute headers
 // (x-amz-meta-mode, -uid, -gid, -mtime) last seen for a key with a HEAD or written through the mount, with the
 // ETag and size they belong to: a listed object with the same ETag and size shows them (putListed). At most
@@ -31,6 +38,8 @@ type statCache struct {
 	negative map[string]time.Time // key → expiry
 	puts     int
 	known    map[string]knownAttrs // key → headers last seen, kept beyond the TTL
+	complete map[string]time.Time  // directory prefix ("" or ending in "/") → expiry of its complete mark
+	forgets  uint64                // forget calls so far
 }
 
 // knownAttrs are the user metadata of one version of an object.
@@ -52,7 +61,8 @@ const sweepEvery = 4096
 
 func newStatCache(ttl, negTTL time.Duration) *statCache {
 	return &statCache{ttl: ttl, negTTL: negTTL, now: time.Now,
-		entries: make(map[string]timedStat), negative: make(map[string]time.Time), known: make(map[string]knownAttrs)}
+		entries: make(map[string]timedStat), negative: make(map[string]time.Time), known: make(map[string]knownAttrs),
+		complete: make(map[string]time.Time)}
 }
 
 // get returns the entry of key while it is fresh. negative reports a fresh "names nothing" entry.
@@ -72,7 +82,47 @@ func (c *statCache) get(key string) (e statEntry, hit, negative bool) {
 		}
 		delete(c.negative, key)
 	}
+	if exp, ok := c.complete[parentPrefix(key)]; ok {
+		if now.Before(exp) {
+			return statEntry{}, false, true
+		}
+		delete(c.complete, parentPrefix(key))
+	}
 	return statEntry{}, false, false
+}
+
+// parentPrefix returns the prefix of key's directory: "" for a key at the top, else up to its last "/".
+func parentPrefix(key string) string { return key[:strings.LastIndexByte(key, '/')+1] }
+
+// snapshot is the moment a listing (or a Mkdir) started: the time its entries' TTLs count from, and how many
+// forgets had happened.
+type snapshot struct {
+	at      time.Time
+	forgets uint64
+}
+
+// snapshot returns the current moment, for markComplete.
+func (c *statCache) snapshot() snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return snapshot{at: c.now(), forgets: c.forgets}
+}
+
+// markComplete records that every key directly below prefix ("" or ending in "/") got an entry since s: the
+// directory was listed in full, or created empty. The mark lasts min(ttl, negTTL) from s, so it never outlives
+// the entries the listing made; nothing is marked when a forget happened since s (it may have been for a key
+// below prefix, after the listing saw it).
+func (c *statCache) markComplete(prefix string, s snapshot) {
+	d := min(c.ttl, c.negTTL)
+	if d <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.forgets != s.forgets {
+		return
+	}
+	c.complete[prefix] = s.at.Add(d)
 }
 
 // put records that key names e. A file's non-nil Metadata (from a HEAD or a write: empty when the object has
@@ -125,12 +175,20 @@ func (c *statCache) putNegative(key string) {
 	c.sweepLocked()
 }
 
-// forget drops whatever is known about key.
+// forget drops whatever is known about key, and the complete marks of its directory and of the key as a
+// directory (and below).
 func (c *statCache) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgets++
 	delete(c.entries, key)
 	delete(c.negative, key)
+	delete(c.complete, parentPrefix(key))
+	for p := range c.complete {
+		if strings.HasPrefix(p, key+"/") {
+			delete(c.complete, p)
+		}
+	}
 }
 
 func (c *statCache) sweepLocked() {
@@ -147,6 +205,11 @@ func (c *statCache) sweepLocked() {
 	for k, exp := range c.negative {
 		if !now.Before(exp) {
 			delete(c.negative, k)
+		}
+	}
+	for k, exp := range c.complete {
+		if !now.Before(exp) {
+			delete(c.complete, k)
 		}
 	}
 }

@@ -97,3 +97,53 @@ func TestStatCacheSweepBoundsTheMap(t *testing.T) {
 		t.Errorf("%d entries held after the old ones expired, want %d", n, sweepEvery)
 	}
 }
+
+// A directory marked complete answers the names it did not list as naming nothing, until the mark (counted
+// from the listing's start) expires; a forget below it, during or after the listing, drops the mark.
+func TestStatCacheCompleteDirectory(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newStatCache(time.Second, 2*time.Second)
+	c.now = func() time.Time { return now }
+	neg := func(key string) bool { _, _, n := c.get(key); return n }
+
+	s := c.snapshot()
+	c.put("d/a", statEntry{info: s3client.ObjectInfo{Size: 1}})
+	now = now.Add(100 * time.Millisecond)
+	c.markComplete("d/", s)
+	if !neg("d/new") || neg("d/a") {
+		t.Errorf("after the listing: d/new negative %v (want true), d/a negative %v (want false)", neg("d/new"), neg("d/a"))
+	}
+	if neg("e/new") || neg("d/sub/x") {
+		t.Errorf("the mark reached beyond d/'s own children")
+	}
+	now = now.Add(950 * time.Millisecond) // 1.05 s after the listing's start: d/a has expired, so must the mark
+	if neg("d/new") || neg("d/a") {
+		t.Errorf("the mark outlived the listing's entries")
+	}
+
+	s = c.snapshot()
+	c.markComplete("d/", s)
+	c.forget("d/renamed-here")
+	if neg("d/renamed-here") || neg("d/other") {
+		t.Errorf("a forget below d/ left its mark")
+	}
+
+	s = c.snapshot()
+	c.forget("d/x") // during the listing
+	c.markComplete("d/", s)
+	if neg("d/y") {
+		t.Errorf("a listing with a forget during it marked d/ complete")
+	}
+
+	c.markComplete("d/sub/", c.snapshot())
+	c.forget("d/sub")
+	if neg("d/sub/x") {
+		t.Errorf("forgetting d/sub left the mark of d/sub/")
+	}
+
+	zero := newStatCache(time.Second, 0)
+	zero.markComplete("d/", zero.snapshot())
+	if _, _, n := zero.get("d/x"); n {
+		t.Errorf("a mark with NegativeTTL 0")
+	}
+}
