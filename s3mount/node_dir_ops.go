@@ -23,18 +23,39 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	kinds := make(map[string]uint32) // name → S_IFREG or S_IFDIR
+	kinds, _, errno := d.f.listDir(ctx, dk, 0)
+	if errno != 0 {
+		return nil, errno
+	}
+	for name, ch := range d.Children() {
+		if fn, ok := ch.Operations().(*fileNode); ok && fn.activeWriter() != nil {
+			kinds[name] = syscall.S_IFREG
+		}
+	}
+	entries := make([]fuse.DirEntry, 0, len(kinds))
+	for name, mode := range kinds {
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: mode})
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	return fs.NewListDirStream(entries), 0
+}
+
+// listDir lists the directory prefix dk with ListObjectsV2 pages (delimiter "/"), at most maxPages of them (0:
+// all), and returns its entries by name (S_IFREG or S_IFDIR; a file shadows a directory of the same name).
+// Every entry goes into the stat cache; a listing that reached the end marks dk complete there (complete true).
+func (f *fsys) listDir(ctx context.Context, dk string, maxPages int) (kinds map[string]uint32, complete bool, errno syscall.Errno) {
+	kinds = make(map[string]uint32)
+	start := f.meta.snapshot()
 	token := ""
-	start := d.f.meta.snapshot()
-	for {
-		page, err := d.f.client.List(ctx, dk, "/", token, listPageSize)
+	for pages := 1; ; pages++ {
+		page, err := f.client.List(ctx, dk, "/", token, listPageSize)
 		if err != nil {
-			return nil, d.f.errno("List", dk, err)
+			return nil, false, f.errno("List", dk, err)
 		}
 		for _, p := range page.CommonPrefixes {
 			name, _, ok, reason := nameFromKey(dk, p)
 			if !ok {
-				d.f.skipKey(p, reason)
+				f.skipKey(p, reason)
 				continue
 			}
 			if _, seen := kinds[name]; !seen {
@@ -44,7 +65,7 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		for _, o := range page.Objects {
 			name, dir, ok, reason := nameFromKey(dk, o.Key)
 			if !ok {
-				d.f.skipKey(o.Key, reason)
+				f.skipKey(o.Key, reason)
 				continue
 			}
 			if dir {
@@ -55,28 +76,26 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 				continue
 			}
 			kinds[name] = syscall.S_IFREG
-			d.f.meta.putListed(dk+name, o)
+			f.meta.putListed(dk+name, o)
 		}
 		if page.NextToken == "" {
+			complete = true
+			break
+		}
+		if pages == maxPages {
 			break
 		}
 		token = page.NextToken
 	}
-	for name, ch := range d.Children() {
-		if fn, ok := ch.Operations().(*fileNode); ok && fn.activeWriter() != nil {
-			kinds[name] = syscall.S_IFREG
-		}
-	}
-	entries := make([]fuse.DirEntry, 0, len(kinds))
 	for name, mode := range kinds {
 		if mode == syscall.S_IFDIR {
-			d.f.meta.put(dk+name, statEntry{dir: true})
+			f.meta.put(dk+name, statEntry{dir: true})
 		}
-		entries = append(entries, fuse.DirEntry{Name: name, Mode: mode})
 	}
-	d.f.meta.markComplete(dk, start)
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	return fs.NewListDirStream(entries), 0
+	if complete {
+		f.meta.markComplete(dk, start, len(kinds) <= listPageSize)
+	}
+	return kinds, complete, 0
 }
 
 // skipKey logs a listed key that cannot be shown as a file name. A directory's own marker is expected, not logged.
@@ -108,7 +127,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	}
 	e := statEntry{dir: true}
 	d.f.meta.put(dk+name, e)
-	d.f.meta.markComplete(marker, start) // created empty: anything below "name/" would have made the kernel's lookup find it
+	d.f.meta.markComplete(marker, start, true) // created empty: anything below "name/" would have made the kernel's lookup find it
 	return d.childInode(ctx, name, e, out), 0
 }
 

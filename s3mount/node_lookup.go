@@ -15,11 +15,22 @@ import (
 // stat resolves key (without a trailing "/") to a file or a directory: from the stat cache while fresh,
 // otherwise HEAD key and, when there is no such object, a one-key listing of "key/" (a marker or any object
 // below makes a directory). A file shadows a directory of the same name. ENOENT is remembered for NegativeTTL.
+// Below a small directory that was complete a moment ago (statCache.relistable), one listing of the directory
+// answers instead, and the lookups after it cost nothing.
 func (f *fsys) stat(ctx context.Context, key string) (statEntry, syscall.Errno) {
 	if e, hit, neg := f.meta.get(key); hit {
 		return e, 0
 	} else if neg {
 		return statEntry{}, syscall.ENOENT
+	}
+	if parent := parentPrefix(key); f.meta.relistable(parent) {
+		if _, complete, errno := f.listDir(ctx, parent, 1); errno == 0 && complete {
+			if e, hit, neg := f.meta.get(key); hit {
+				return e, 0
+			} else if neg {
+				return statEntry{}, syscall.ENOENT
+			}
+		}
 	}
 	info, err := f.client.HeadObject(ctx, key)
 	if err == nil {

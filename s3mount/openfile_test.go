@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -282,5 +283,47 @@ func TestFakeCreateSmallFilesOnePutEach(t *testing.T) {
 		if got, _ := fake.Object(dir + "/f07"); string(got) != "small" {
 			t.Errorf("%s/f07 = %q", dir, got)
 		}
+	}
+}
+
+// Past the stat TTL, a lookup of a new name in a small directory lists the directory again (one request)
+// instead of a HEAD and a listing of the name: creating files at a steady pace costs one PutObject each plus
+// one listing per TTL.
+func TestFakeCreateSmallFilesRelistsAfterTTL(t *testing.T) {
+	env, fake := mountFake(t, func(o *s3mount.Options) { o.StatTTL, o.NegativeTTL = 50*time.Millisecond, 50*time.Millisecond })
+	d := filepath.Join(env.Dir, "in")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var heads, keyLists, dirLists atomic.Int32 // requests about the new names, listings of in/
+	fake.SetFault(func(op, key string, call int) error {
+		switch {
+		case op == "HeadObject" && strings.HasPrefix(key, "in/"):
+			heads.Add(1)
+		case op == "List" && strings.HasPrefix(key, "in/f"):
+			keyLists.Add(1)
+		case op == "List" && key == "in/":
+			dirLists.Add(1)
+		}
+		return nil
+	})
+	fake.ResetCounters()
+	const n = 10
+	for i := range n {
+		time.Sleep(60 * time.Millisecond) // every lookup comes after the TTL
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%02d", i)), []byte("small"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The kernel also looks "in" itself up again after the TTL (a HEAD of "in" and a listing of "in/"); those
+	// are the directory's, not the new names'.
+	if h, l := heads.Load(), keyLists.Load(); h != 0 || l != 0 {
+		t.Errorf("%d HEADs and %d listings of the %d new names, want none", h, l, n)
+	}
+	if p, l := fake.Calls("PutObject"), dirLists.Load(); p != n || l > 2*n {
+		t.Errorf("%d PutObject and %d listings of in/, want %d and at most %d", p, l, n, 2*n)
+	}
+	if ents, err := os.ReadDir(d); err != nil || len(ents) != n {
+		t.Errorf("listing = %d entries, %v; want %d", len(ents), err, n)
 	}
 }

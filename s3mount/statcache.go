@@ -38,7 +38,7 @@ type statCache struct {
 	negative map[string]time.Time // key → expiry
 	puts     int
 	known    map[string]knownAttrs // key → headers last seen, kept beyond the TTL
-	complete map[string]time.Time  // directory prefix ("" or ending in "/") → expiry of its complete mark
+	complete map[string]completeMark // directory prefix ("" or ending in "/") → its complete mark
 	forgets  uint64                // forget calls so far
 }
 
@@ -52,6 +52,16 @@ type knownAttrs struct {
 // maxKnownAttrs bounds statCache.known (about 200 bytes per entry).
 const maxKnownAttrs = 1 << 16
 
+// completeMark says a directory was complete until expires; small, that it fits one listing page, so
+// listing it again answers a lookup below it in one request (statCache.relistable).
+type completeMark struct {
+	expires time.Time
+	small   bool
+}
+
+// relistKeep is how long an expired complete mark is kept to tell that its directory is worth listing again.
+const relistKeep = time.Minute
+
 type timedStat struct {
 	statEntry
 	expires time.Time
@@ -62,7 +72,7 @@ const sweepEvery = 4096
 func newStatCache(ttl, negTTL time.Duration) *statCache {
 	return &statCache{ttl: ttl, negTTL: negTTL, now: time.Now,
 		entries: make(map[string]timedStat), negative: make(map[string]time.Time), known: make(map[string]knownAttrs),
-		complete: make(map[string]time.Time)}
+		complete: make(map[string]completeMark)}
 }
 
 // get returns the entry of key while it is fresh. negative reports a fresh "names nothing" entry.
@@ -82,13 +92,20 @@ func (c *statCache) get(key string) (e statEntry, hit, negative bool) {
 		}
 		delete(c.negative, key)
 	}
-	if exp, ok := c.complete[parentPrefix(key)]; ok {
-		if now.Before(exp) {
-			return statEntry{}, false, true
-		}
-		delete(c.complete, parentPrefix(key))
+	if m, ok := c.complete[parentPrefix(key)]; ok && now.Before(m.expires) {
+		return statEntry{}, false, true
 	}
 	return statEntry{}, false, false
+}
+
+// relistable reports whether the directory prefix was complete within relistKeep and fits one listing page:
+// a lookup below it is then better answered by listing it again (one request, and the following lookups cost
+// none) than by a HEAD and a listing of the key as a directory.
+func (c *statCache) relistable(prefix string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.complete[prefix]
+	return ok && m.small && c.now().Before(m.expires.Add(relistKeep))
 }
 
 // parentPrefix returns the prefix of key's directory: "" for a key at the top, else up to its last "/".
@@ -109,10 +126,10 @@ func (c *statCache) snapshot() snapshot {
 }
 
 // markComplete records that every key directly below prefix ("" or ending in "/") got an entry since s: the
-// directory was listed in full, or created empty. The mark lasts min(ttl, negTTL) from s, so it never outlives
+// directory was listed in full, or created empty; small when it fits one listing page. The mark lasts min(ttl, negTTL) from s, so it never outlives
 // the entries the listing made; nothing is marked when a forget happened since s (it may have been for a key
 // below prefix, after the listing saw it).
-func (c *statCache) markComplete(prefix string, s snapshot) {
+func (c *statCache) markComplete(prefix string, s snapshot, small bool) {
 	d := min(c.ttl, c.negTTL)
 	if d <= 0 {
 		return
@@ -122,7 +139,7 @@ func (c *statCache) markComplete(prefix string, s snapshot) {
 	if c.forgets != s.forgets {
 		return
 	}
-	c.complete[prefix] = s.at.Add(d)
+	c.complete[prefix] = completeMark{expires: s.at.Add(d), small: small}
 }
 
 // put records that key names e. A file's non-nil Metadata (from a HEAD or a write: empty when the object has
@@ -207,8 +224,8 @@ func (c *statCache) sweepLocked() {
 			delete(c.negative, k)
 		}
 	}
-	for k, exp := range c.complete {
-		if !now.Before(exp) {
+	for k, m := range c.complete {
+		if !now.Before(m.expires.Add(relistKeep)) {
 			delete(c.complete, k)
 		}
 	}

@@ -109,7 +109,7 @@ func TestStatCacheCompleteDirectory(t *testing.T) {
 	s := c.snapshot()
 	c.put("d/a", statEntry{info: s3client.ObjectInfo{Size: 1}})
 	now = now.Add(100 * time.Millisecond)
-	c.markComplete("d/", s)
+	c.markComplete("d/", s, true)
 	if !neg("d/new") || neg("d/a") {
 		t.Errorf("after the listing: d/new negative %v (want true), d/a negative %v (want false)", neg("d/new"), neg("d/a"))
 	}
@@ -120,9 +120,21 @@ func TestStatCacheCompleteDirectory(t *testing.T) {
 	if neg("d/new") || neg("d/a") {
 		t.Errorf("the mark outlived the listing's entries")
 	}
+	if !c.relistable("d/") {
+		t.Errorf("a small directory complete a moment ago is not relistable")
+	}
+	now = now.Add(relistKeep)
+	if c.relistable("d/") {
+		t.Errorf("relistable %v after the mark expired", relistKeep)
+	}
+	c.markComplete("big/", c.snapshot(), false)
+	now = now.Add(time.Second)
+	if c.relistable("big/") {
+		t.Errorf("a directory of several listing pages is relistable")
+	}
 
 	s = c.snapshot()
-	c.markComplete("d/", s)
+	c.markComplete("d/", s, true)
 	c.forget("d/renamed-here")
 	if neg("d/renamed-here") || neg("d/other") {
 		t.Errorf("a forget below d/ left its mark")
@@ -130,19 +142,19 @@ func TestStatCacheCompleteDirectory(t *testing.T) {
 
 	s = c.snapshot()
 	c.forget("d/x") // during the listing
-	c.markComplete("d/", s)
+	c.markComplete("d/", s, true)
 	if neg("d/y") {
 		t.Errorf("a listing with a forget during it marked d/ complete")
 	}
 
-	c.markComplete("d/sub/", c.snapshot())
+	c.markComplete("d/sub/", c.snapshot(), true)
 	c.forget("d/sub")
 	if neg("d/sub/x") {
 		t.Errorf("forgetting d/sub left the mark of d/sub/")
 	}
 
 	zero := newStatCache(time.Second, 0)
-	zero.markComplete("d/", zero.snapshot())
+	zero.markComplete("d/", zero.snapshot(), true)
 	if _, _, n := zero.get("d/x"); n {
 		t.Errorf("a mark with NegativeTTL 0")
 	}
