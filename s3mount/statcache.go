@@ -37,9 +37,9 @@ type statCache struct {
 	entries  map[string]timedStat
 	negative map[string]time.Time // key → expiry
 	puts     int
-	known    map[string]knownAttrs // key → headers last seen, kept beyond the TTL
+	known    map[string]knownAttrs   // key → headers last seen, kept beyond the TTL
 	complete map[string]completeMark // directory prefix ("" or ending in "/") → its complete mark
-	forgets  uint64                // forget calls so far
+	forgets  uint64                  // forget calls so far
 }
 
 // knownAttrs are the user metadata of one version of an object.
