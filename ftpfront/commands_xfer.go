@@ -131,7 +131,7 @@ func cmdAPPE(s *session, cmd Command, _ cmdState) bool {
 }
 
 // store runs STOR/APPE. A plain STOR that fails (file write or close error, data connection error, ABOR)
-// removes the partial file; APPE and REST+STOR leave the file as far as it was written, since removing it
+// removes the partial file, before closing it when the transfer failed (so the mount stores nothing); APPE and REST+STOR leave the file as far as it was written, since removing it
 // would destroy data the client had before.
 func (s *session) store(p string, flag int, offset int64, removeOnFail bool) bool {
 	if !s.dataReady() {
@@ -171,24 +171,34 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 		verb = "APPE"
 	}
 	s.startTransfer(verb, p, func(ctx context.Context, t *transfer, d dataOpener) {
-		fail := func(result string) {
-			if removeOnFail {
-				if err := s.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-					s.log.Warn("removing partial upload failed", "path", p, "err", err)
-				}
+		// drop removes a plain STOR's partial file. It runs before the close where it can: on the mount, a file
+		// unlinked while open is never stored, so a failed upload leaves no partial object behind at all.
+		dropped := false
+		drop := func() {
+			if !removeOnFail || dropped {
+				return
 			}
+			dropped = true
+			if err := s.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("removing partial upload failed", "path", p, "err", err)
+			}
+		}
+		fail := func(result string) {
+			drop()
 			s.audit(Event{Event: "upload", Path: p, Bytes: t.bytes.Load(), Duration: time.Since(t.started), Result: result})
 		}
 		closed := false // f was closed: the upload's outcome is decided
 		defer func() {
 			if !closed {
 				// A panic (startTransfer answers 451): the upload failed; a plain STOR's partial file goes.
+				drop()
 				f.Close()
 				fail("internal error")
 			}
 		}()
 		conn, ok := s.openData(ctx, t, d, p, func() {
 			closed = true
+			drop()
 			f.Close()
 			fail("no data connection")
 		})
@@ -208,6 +218,9 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 		conn.Close()
 		if fileErr == nil && lf != nil {
 			fileErr = lf.flush()
+		}
+		if t.aborted.Load() || dataErr != nil {
+			drop() // the transfer failed whatever the close says
 		}
 		// On a streaming backend Close is where the upload succeeds or fails (the mount completes the S3 upload).
 		closed = true

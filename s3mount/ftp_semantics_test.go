@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
+	"net/textproto"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -29,10 +31,11 @@ import (
 // vsftpdMountOptions are the options of a mount served by vsftpd, which runs anonymous sessions as the user
 // ftp: the mount lets other users in (AllowOther). Its root stays owned by root with mode 0755, because vsftpd
 // refuses to chroot into a directory its session user may write; the mount does not check permissions
-// (no default_permissions), so the session can still create and write files.
+// (DefaultPermissions off), so the session can still create and write files.
 func vsftpdMountOptions() s3mount.Options {
 	o := mounttest.Options()
 	o.AllowOther = true
+	o.DefaultPermissions = false
 	o.UID, o.GID = 0, 0
 	return o
 }
@@ -314,4 +317,58 @@ func readInotify(t *testing.T, fd int) []string {
 		}
 	}
 	return out
+}
+
+// An upload through ftpfront that is aborted (ABOR while the data still streams) leaves nothing in S3: the
+// partial file is removed before it is closed, so the mount never stores it, not even for a moment.
+func TestFakeFtpfrontAbortedStorStoresNothing(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	conn, err := net.Dial("tcp", startFtpfront(t, env.Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	ctrl := textproto.NewConn(conn)
+	expect := func(code int, cmd string) string {
+		t.Helper()
+		if cmd != "" {
+			if err := ctrl.PrintfLine("%s", cmd); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, msg, err := ctrl.ReadResponse(code)
+		if err != nil {
+			t.Fatalf("%s: %v (want %d)", cmd, err, code)
+		}
+		return msg
+	}
+	expect(220, "")
+	expect(331, "USER u")
+	expect(230, "PASS p")
+	expect(200, "TYPE I")
+	pasv := expect(227, "PASV")
+	var h [6]int
+	if _, err := fmt.Sscanf(pasv[strings.Index(pasv, "(")+1:], "%d,%d,%d,%d,%d,%d", &h[0], &h[1], &h[2], &h[3], &h[4], &h[5]); err != nil {
+		t.Fatalf("PASV reply %q: %v", pasv, err)
+	}
+	data, err := net.Dial("tcp", fmt.Sprintf("%d.%d.%d.%d:%d", h[0], h[1], h[2], h[3], h[4]<<8|h[5]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	expect(150, "STOR part.bin")
+	if _, err := data.Write(pattern(7<<20, 4)); err != nil { // more than a part: a multipart upload is under way
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(fake.Uploads()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no multipart upload started")
+		}
+	}
+	expect(426, "ABOR")
+	expect(226, "")
+	if keys, ups, c := fake.Keys(), uploadsAfterAborts(fake), fake.Created("part.bin"); len(keys) != 0 || len(ups) != 0 || c != 0 {
+		t.Errorf("after the aborted STOR: objects %v, uploads %v, creations %d; want none", keys, ups, c)
+	}
 }

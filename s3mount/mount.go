@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,9 +84,20 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	f := newFsys(client, opts, log, c, panics)
 
 	statTTL, negTTL := opts.StatTTL, opts.NegativeTTL
+	allowOther := opts.AllowOther
+	if allowOther && os.Geteuid() != 0 && !userAllowOther() {
+		log.Warn("mounting without allow_other: only root may set it unless /etc/fuse.conf has user_allow_other; "+
+			"other users cannot reach the mount", "mountpoint", mountpoint)
+		allowOther = false
+	}
+	var mountOpts []string
+	if opts.DefaultPermissions {
+		mountOpts = append(mountOpts, "default_permissions")
+	}
 	fopts := &fs.Options{
 		MountOptions: fuse.MountOptions{
-			AllowOther:   opts.AllowOther,
+			AllowOther:   allowOther,
+			Options:      mountOpts,
 			FsName:       "s3ftp",
 			Name:         "s3mount",
 			MaxWrite:     opts.MaxWrite,
@@ -135,6 +147,20 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 	log.Info("mounted", "mountpoint", mountpoint, "prefix", opts.Prefix, "read_only", opts.ReadOnly,
 		"stat_ttl", opts.StatTTL, "memory_budget", opts.MemoryBudget, "cache_size", opts.CacheSize)
 	return m, nil
+}
+
+// userAllowOther reports whether /etc/fuse.conf lets users other than root mount with allow_other.
+func userAllowOther() bool {
+	b, err := os.ReadFile("/etc/fuse.conf")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "user_allow_other" {
+			return true
+		}
+	}
+	return false
 }
 
 // Wait blocks until the file system is unmounted, by Unmount or from outside (fusermount -u, umount), and the

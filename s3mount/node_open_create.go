@@ -2,7 +2,9 @@ package s3mount
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -92,6 +94,20 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		case e.dir:
 			return syscall.EISDIR
 		}
+		if e.info.Metadata == nil {
+			// Seen in a listing, which carries no headers: a new version keeps the mode and owner (also after
+			// O_TRUNC, which the kernel may send as a truncation after the open), so ask.
+			info, err := n.f.client.HeadObject(ctx, key)
+			switch {
+			case errors.Is(err, s3client.ErrNotFound):
+				of.baseFresh = true
+				of.freshLocked("")
+				return 0
+			case err != nil:
+				return n.f.errno("HeadObject", key, err)
+			}
+			e.info, of.baseFresh = info, true
+		}
 		e.info.Key = key
 		of.base, of.exists = e.info, true
 		of.meta = maps.Clone(e.info.Metadata)
@@ -111,11 +127,32 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	return h, 0, 0
 }
 
+// createAttrs returns the attribute headers a file created with mode (the kernel applied the caller's umask)
+// by the calling process is stored with: its permission bits, uid and gid, each only where it differs from
+// what the mount shows by default (FileMode minus Umask, UID, GID), so a file created by the mount's own user
+// with the default mode carries no headers.
+func (f *fsys) createAttrs(ctx context.Context, mode uint32) map[string]string {
+	m := map[string]string{}
+	if perm := mode & 0o7777; perm != f.perm(false) {
+		m[metaMode] = strconv.FormatUint(uint64(syscall.S_IFREG|perm), 10)
+	}
+	if c, ok := fuse.FromContext(ctx); ok {
+		if c.Uid != f.opts.UID {
+			m[metaUID] = strconv.FormatUint(uint64(c.Uid), 10)
+		}
+		if c.Gid != f.opts.GID {
+			m[metaGID] = strconv.FormatUint(uint64(c.Gid), 10)
+		}
+	}
+	return m
+}
+
 // Create creates name and opens it for writing. Nothing is stored at create: the object appears in S3 at the
 // file's first commit (its last close, see openfile.go), with every byte written, and the file is visible
 // through this mount meanwhile with its current size. With O_EXCL the first commit is conditional
 // (If-None-Match: *): when another host created the name first, the close fails with EEXIST and nothing is
-// overwritten. EROFS on a read-only mount; EBUSY while another process writes the same name;
+// overwritten. The file keeps the mode it was created with and its creator's uid and gid (createAttrs).
+// EROFS on a read-only mount; EBUSY while another process writes the same name;
 // ENAMETOOLONG/EINVAL for names that cannot be keys.
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	if d.f.opts.ReadOnly {
@@ -129,13 +166,18 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	ch := d.childInode(ctx, name, statEntry{info: s3client.ObjectInfo{Key: key, LastModified: time.Now()}}, out)
+	owner := d.f.createAttrs(ctx, mode)
+	// The entry the kernel caches shows the new file's mode and owner from the start: permission checks use it.
+	ch := d.childInode(ctx, name, statEntry{info: s3client.ObjectInfo{Key: key, LastModified: time.Now(), Metadata: owner}}, out)
 	fn := ch.Operations().(*fileNode)
 	excl := flags&syscall.O_EXCL != 0
 	create := func(of *openFile) syscall.Errno {
 		of.excl = excl && !of.exists
 		of.baseFresh = true
+		of.meta = nil // a new file: nothing of an earlier one is kept
 		of.freshLocked("")
+		maps.Copy(of.meta, owner)
+		of.publishLocked()
 		return 0
 	}
 	h, errno := d.f.openWrite(fn, callerProcess(ctx), create, create)

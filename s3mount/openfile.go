@@ -225,16 +225,19 @@ func (of *openFile) write(ctx context.Context, data []byte, off int64) (uint32, 
 	case stateUnlinked:
 		return uint32(len(data)), 0
 	}
-	key, errno := of.key()
-	if errno != 0 {
-		return 0, errno
-	}
-	if of.state == stateClean {
-		if errno := of.beginLocked(ctx, key, off, true); errno != 0 {
+	if of.w == nil {
+		// The path walk is paid once per upload, not per write.
+		key, errno := of.key()
+		if errno != 0 {
 			return 0, errno
 		}
+		if of.state == stateClean {
+			if errno := of.beginLocked(ctx, key, off, true); errno != 0 {
+				return 0, errno
+			}
+		}
+		of.ensureWriterLocked(key)
 	}
-	of.ensureWriterLocked(key)
 	n, err := of.w.WriteAt(ctx, data, off)
 	of.noteSizeLocked()
 	if err == nil {
@@ -247,6 +250,7 @@ func (of *openFile) write(ctx context.Context, data []byte, off int64) (uint32, 
 		}
 		return 0, syscall.EINTR
 	}
+	key, _ := of.key()
 	return 0, of.failLocked("write", key, err)
 }
 

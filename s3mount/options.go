@@ -18,8 +18,14 @@ type Options struct {
 
 	// ReadOnly refuses every change with EROFS.
 	ReadOnly bool
-	// AllowOther lets users other than the mounting one access the mount (needs user_allow_other for non-root).
+	// AllowOther lets users other than the mounting one access the mount (FUSE allow_other). A daemon that is
+	// not root needs user_allow_other in /etc/fuse.conf; without it the mount is made without allow_other and a
+	// warning says so.
 	AllowOther bool
+	// DefaultPermissions makes the kernel check every access against the mode and owner a file or directory
+	// shows (FUSE default_permissions), as on a local file system: with AllowOther, other users get what the
+	// modes give them, not everything.
+	DefaultPermissions bool
 	// UID and GID own files and directories whose objects carry no x-amz-meta-uid/gid.
 	UID, GID uint32
 	// FileMode and DirMode are the permission bits of files and directories whose objects carry no
@@ -74,6 +80,8 @@ const (
 // DefaultOptions returns the defaults documented in the README.
 func DefaultOptions() Options {
 	return Options{
+		AllowOther:         true,
+		DefaultPermissions: true,
 		UID:                uint32(os.Getuid()),
 		GID:                uint32(os.Getgid()),
 		FileMode:           0o644,
