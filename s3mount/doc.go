@@ -16,7 +16,10 @@
 //
 //   - The stat cache (statcache.go) remembers what a key names (file with size, ETag and mtime, or directory)
 //     for Options.StatTTL, and that a key names nothing for Options.NegativeTTL. Listings fill it, so `ls -l`
-//     costs one LIST per 1000 entries and no HEAD per entry. Changes made through the mount update it.
+//     costs one LIST per 1000 entries and no HEAD per entry. Changes made through the mount update it. A
+//     directory listed in full or made by Mkdir is marked complete for min(StatTTL, NegativeTTL): a name it
+//     does not hold is answered ENOENT without a request, and past the TTL one listing of a small directory
+//     renews the mark (statCache.relistable). Every forget drops the marks around the key.
 //   - The kernel caches attributes and directory entries for StatTTL (fs.Options AttrTimeout/EntryTimeout) and
 //     failed lookups for NegativeTTL. After these TTLs, an object changed by another client is seen with its new
 //     size and ETag. The page cache is kept per version: an inode stands for one ETag (inodes.go), a lookup
@@ -66,6 +69,10 @@
 // bounds that part where many clients write at once.
 //
 // # Attributes
+//
+// The kernel checks permissions (default_permissions, Options.DefaultPermissions) against what Getattr shows. A
+// created file is stored with its create mode and its creator's uid and gid where they differ from the
+// mount's defaults (createAttrs), and every new version of a file keeps its mode and owner headers.
 //
 // chmod, chown and utimens store s3fs's headers (x-amz-meta-mode, -uid, -gid, -mtime; attrHeaders). On a file
 // being written they go with its upload (Writer.SetOptions); otherwise the object is copied onto itself with
