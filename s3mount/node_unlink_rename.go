@@ -47,8 +47,9 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 
 // Rename moves a file with a server-side copy (CopyObject, or UploadPartCopy parts above 5 GiB), then deletes
 // the source; the object keeps its metadata. A directory is moved by copying every object below it, then
-// deleting the sources (see renameDir). Neither is atomic. Also: EBUSY for a file being written, EISDIR when
-// the target is a directory, EEXIST with RENAME_NOREPLACE when the target exists, EINVAL for RENAME_EXCHANGE.
+// deleting the sources (see renameDir). Neither is atomic. A file being written is committed first (its bytes
+// so far become the object that moves; the handles keep writing, and the next commit lands under the new
+// name); EBUSY when the target is being written, EISDIR when the target is a directory, EEXIST with RENAME_NOREPLACE when the target exists, EINVAL for RENAME_EXCHANGE.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if d.f.opts.ReadOnly {
 		return syscall.EROFS
@@ -82,8 +83,12 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		case *dirNode:
 			return d.renameDir(ctx, ops, src, dst, np, newName, flags)
 		case *fileNode:
-			if ops.activeWriter() != nil {
-				return d.f.refuse("rename", src, syscall.EBUSY, "the file is being written")
+			if of := d.f.openFileOf(ops); of != nil {
+				// S3 cannot move an upload in progress: the bytes written so far are committed under the old
+				// name, then moved like any object; later writes start a version under the new name.
+				if errno := of.commit(ctx, "rename"); errno != 0 {
+					return errno
+				}
 			}
 		}
 	}

@@ -27,8 +27,9 @@ package s3mount
 // runs (1) at a FLUSH after which the process that opened the handle holds no descriptor open for writing on
 // the file (its last close, or any close once it let go), so the closes of forked children, of dup'd
 // descriptors and of a shell's several commands writing one redirection never commit while the opener holds
-// the file; (2) at a FLUSH of a handle whose opener is unknown; (3) at an fsync; (4) at the last release. Writes after a
-// commit start the next session: its new version keeps the committed bytes, copied server-side (UploadPartCopy
+// the file; (2) at a FLUSH of a handle whose opener is unknown; (3) at an fsync; (4) at the last release; (5)
+// at a rename of the file, whose bytes so far then move as an object. Writes after a commit start the next
+// session: its new version keeps the committed bytes, copied server-side (UploadPartCopy
 // from 5 MiB, conditional on the committed ETag), so a commit costs at most the committed size in copies.
 //
 // A file created with O_EXCL commits with If-None-Match: * until its first commit succeeds: when another host
@@ -322,6 +323,13 @@ func (of *openFile) commitLocked(ctx context.Context, op string) syscall.Errno {
 	of.f.meta.put(key, statEntry{info: info})
 	of.node.rebindETag(info.ETag)
 	return 0
+}
+
+// commit stores what a dirty file holds (commitLocked) under of.mu; op names the caller for the log.
+func (of *openFile) commit(ctx context.Context, op string) syscall.Errno {
+	of.mu.Lock()
+	defer of.mu.Unlock()
+	return of.commitLocked(ctx, op)
 }
 
 // copyTailLocked appends the old version's bytes after the written end to the upload, when the session keeps

@@ -327,3 +327,40 @@ func TestFakeCreateSmallFilesRelistsAfterTTL(t *testing.T) {
 		t.Errorf("listing = %d entries, %v; want %d", len(ents), err, n)
 	}
 }
+
+// A file renamed while it is written (logrotate's move of a log its writer keeps appending to): the bytes so
+// far are committed and moved, the handle keeps writing, and its close stores every byte, in order, under the
+// new name; the old name is gone.
+func TestFakeRenameWhileWriting(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "app.log")
+	f, err := os.OpenFile(fn, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := pattern(7<<20, 1), pattern(2<<20, 2) // the first part is already uploaded at the rename
+	if _, err := f.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(fn, fn+".1"); err != nil {
+		t.Fatalf("rename while writing: %v", err)
+	}
+	if _, err := os.Stat(fn); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of the old name = %v, want ENOENT", err)
+	}
+	if _, err := f.Write(second); err != nil {
+		t.Fatalf("write after the rename: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after the rename: %v", err)
+	}
+	if got, _ := fake.Object("app.log.1"); !bytes.Equal(got, append(first, second...)) {
+		t.Errorf("app.log.1 holds %d bytes, want the %d written, in order", len(got), len(first)+len(second))
+	}
+	if _, ok := fake.Object("app.log"); ok {
+		t.Errorf("the old name still has an object")
+	}
+	if ups := uploadsAfterAborts(fake); len(ups) != 0 {
+		t.Errorf("uploads left: %v", ups)
+	}
+}
