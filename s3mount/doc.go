@@ -86,7 +86,7 @@
 // copying every object below it, then deleting the sources, dirRenameConcurrency at a time (renameDir states
 // the rule on failure). Neither is atomic. RENAME_NOREPLACE gives EEXIST. Unlink deletes the object (of a file
 // being written: drops its upload, nothing is stored). Rmdir deletes the marker (ENOTEMPTY while anything else is below it).
-// Truncate shortens server-side and cannot extend (ENOTSUP). Statfs reports large constant numbers. No
+// Truncate shortens server-side and extends with zeros (uploaded; the kept bytes are copied server-side). Statfs reports large constant numbers. No
 // symlinks, hard links, device nodes, xattrs or locks (see node_api_check.go): nothing on the mount can point
 // outside it. A read-only mount answers EROFS to every change. SEMANTICS.md at the repository root lists every
 // rule with the test that proves it.

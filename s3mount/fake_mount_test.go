@@ -436,24 +436,28 @@ func TestFakeUnlinkWhileWriting(t *testing.T) {
 	}
 }
 
-// A write far from the end of the data is refused with EINVAL; the upload is aborted and close reports EIO.
-func TestFakeNonSequentialWrite(t *testing.T) {
+// A write past the end of the file (lseek beyond it, then write) grows the file: the gap reads as zeros, which
+// are uploaded (S3 has no holes).
+func TestFakeWritePastEndZeroFills(t *testing.T) {
 	env, fake := mountFake(t, nil)
 	f, err := os.Create(filepath.Join(env.Dir, "r"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(make([]byte, 100)); err != nil {
+	if _, err := f.Write(pattern(100, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte("x"), 50<<20); !errors.Is(err, syscall.EINVAL) {
-		t.Errorf("write 50 MiB ahead = %v, want EINVAL", err)
+	if _, err := f.WriteAt([]byte("x"), 50<<20); err != nil {
+		t.Errorf("write 50 MiB past the end = %v", err)
 	}
-	if err := f.Close(); !errors.Is(err, syscall.EIO) {
-		t.Errorf("close after a refused write = %v, want EIO", err)
+	if err := f.Close(); err != nil {
+		t.Errorf("close = %v", err)
 	}
-	if _, ok := fake.Object("r"); ok {
-		t.Errorf("an object was stored")
+	want := make([]byte, 50<<20+1)
+	copy(want, pattern(100, 1))
+	want[50<<20] = 'x'
+	if got, _ := fake.Object("r"); !bytes.Equal(got, want) {
+		t.Errorf("object of %d bytes, want %d: the written bytes, zeros, x", len(got), len(want))
 	}
 }
 
@@ -490,8 +494,14 @@ func TestFakeTruncateWithoutHandle(t *testing.T) {
 	env, fake := mountFake(t, nil)
 	fake.Put("t", []byte("0123456789"))
 	fn := filepath.Join(env.Dir, "t")
-	if err := os.Truncate(fn, 20); !errors.Is(err, syscall.ENOTSUP) {
-		t.Errorf("truncate to 20 (growing) = %v, want ENOTSUP", err)
+	if err := os.Truncate(fn, 20); err != nil {
+		t.Errorf("truncate to 20 (growing) = %v", err)
+	}
+	if got, _ := fake.Object("t"); string(got) != "0123456789"+string(make([]byte, 10)) {
+		t.Errorf("object after truncate(20) = %q, want the bytes and 10 zeros", got)
+	}
+	if err := os.Truncate(fn, 10); err != nil {
+		t.Errorf("truncate back to 10 = %v", err)
 	}
 	if err := os.Truncate(fn, 10); err != nil {
 		t.Errorf("truncate to the current size = %v", err)

@@ -60,7 +60,9 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	return n.Getattr(ctx, fh, out)
 }
 
-// truncateObject truncates the object of a file nobody writes.
+// truncateObject truncates the object of a file nobody writes: to 0 with an empty PutObject; shorter or longer
+// with a new version that keeps the first bytes server-side, extended with zeros (S3 has no holes, so they
+// are uploaded).
 func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64) syscall.Errno {
 	e, errno := n.f.stat(ctx, key)
 	if errno != 0 {
@@ -70,11 +72,8 @@ func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64) 
 		return syscall.EISDIR
 	}
 	cur := uint64(e.info.Size)
-	switch {
-	case size == cur:
+	if size == cur {
 		return 0
-	case size > cur:
-		return n.f.refuse("truncate", key, syscall.ENOTSUP, "a file cannot be extended by truncate")
 	}
 	name, _ := n.Parent()
 	mctx := detached(ctx)
@@ -89,15 +88,20 @@ func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64) 
 			LastModified: time.Now(), Metadata: map[string]string{}}})
 		return 0
 	}
-	// Shorten: a new version made of the first size bytes, copied server-side (fetched when under 5 MiB).
+	// A new version made of the first min(size, cur) bytes, copied server-side (fetched when under 5 MiB),
+	// then, to extend, zeros up to size.
 	src, err := n.f.client.HeadObject(ctx, key)
 	if err != nil {
 		return n.f.errno("HeadObject", key, err)
 	}
 	src.Key = key
-	w := upload.NewFromExisting(n.f.client, key, src, int64(size), n.f.putOptions(name, keptAttrs(src.Metadata)),
+	w := upload.NewFromExisting(n.f.client, key, src, min(int64(size), src.Size), n.f.putOptions(name, keptAttrs(src.Metadata)),
 		upload.Config{PartSize: n.f.opts.PartSize, Concurrency: n.f.opts.UploadConcurrency, Budget: n.f.budget, Log: n.f.log,
 			Aborts: n.f.aborts, Panics: n.f.panics})
+	if err := w.Extend(mctx, int64(size)); err != nil {
+		w.Abort(context.Background())
+		return n.f.errno("truncate", key, err)
+	}
 	info, err := w.Close(mctx)
 	if err != nil {
 		return n.f.errno("truncate", key, err)

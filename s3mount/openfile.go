@@ -453,8 +453,9 @@ func (of *openFile) objectChanged() {
 
 // truncate handles ftruncate/truncate of an open file. 0 starts a new version from scratch (an upload in
 // progress is dropped); the current size changes nothing; while writing, the bytes written so far drop a
-// kept tail; on a clean file a smaller size starts a version with that many of its first bytes. Growing is
-// ENOTSUP: the upload cannot take back bytes it has sent, nor add a hole.
+// kept tail; on a clean file a smaller size starts a version with that many of its first bytes. A larger size
+// appends zeros (extendLocked). Shortening a file whose upload has sent more is ENOTSUP: it cannot take back
+// bytes it has sent.
 func (of *openFile) truncate(ctx context.Context, size uint64) syscall.Errno {
 	of.mu.Lock()
 	defer of.mu.Unlock()
@@ -482,13 +483,37 @@ func (of *openFile) truncate(ctx context.Context, size uint64) syscall.Errno {
 		if of.exists && int64(size) < of.base.Size {
 			return 0
 		}
-		of.setStateLocked(stateClean)
 		if of.exists && int64(size) == of.base.Size {
+			of.setStateLocked(stateClean)
 			return 0
 		}
 	}
+	if int64(size) > of.size.Load() {
+		return of.extendLocked(ctx, key, int64(size))
+	}
 	return of.f.refuse("truncate", key, syscall.ENOTSUP,
-		"a file can be truncated to 0 or shortened before writing, or to its current size; not extended")
+		"a file being written can be truncated to 0, to its current size or to the bytes written so far, or extended")
+}
+
+// extendLocked grows a dirty file to size (truncate to a larger size): the new version holds every byte it
+// had, then zeros, uploaded like written bytes. A kept tail is copied first, as it comes before the zeros.
+func (of *openFile) extendLocked(ctx context.Context, key string, size int64) syscall.Errno {
+	if of.state == stateClean {
+		if errno := of.beginLocked(ctx, key, of.base.Size, false); errno != 0 {
+			return errno
+		}
+	}
+	of.ensureWriterLocked(key)
+	err := of.copyTailLocked(ctx)
+	if err == nil {
+		of.keepTail = false
+		err = of.w.Extend(ctx, size)
+	}
+	of.noteSizeLocked()
+	if err != nil {
+		return of.failLocked("truncate", key, err)
+	}
+	return 0
 }
 
 // openWrite opens n for writing on behalf of process opener: it joins the file's openFile, or makes one.

@@ -364,3 +364,44 @@ func TestFakeRenameWhileWriting(t *testing.T) {
 		t.Errorf("uploads left: %v", ups)
 	}
 }
+
+// Extending a file (truncate -s to a larger size, or ftruncate on an open handle) keeps its bytes by a
+// server-side copy and uploads only the zeros after them.
+func TestFakeExtendKeepsBytesServerSide(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	old := pattern(6<<20, 3)
+	fake.Put("big", old)
+	fn := filepath.Join(env.Dir, "big")
+	fake.ResetCounters()
+	if err := os.Truncate(fn, 8<<20); err != nil {
+		t.Fatalf("truncate -s 8MiB: %v", err)
+	}
+	want := append(bytes.Clone(old), make([]byte, 2<<20)...)
+	if got, _ := fake.Object("big"); !bytes.Equal(got, want) {
+		t.Errorf("object after the extension: %d bytes, want the old 6 MiB and 2 MiB of zeros", len(got))
+	}
+	if c, u := fake.BytesCopied(), fake.BytesUploaded(); c != int64(len(old)) || u != 2<<20 {
+		t.Errorf("copied %d and uploaded %d bytes, want %d and %d", c, u, len(old), 2<<20)
+	}
+
+	f, err := os.OpenFile(fn, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(9 << 20); err != nil {
+		t.Fatalf("ftruncate to 9 MiB: %v", err)
+	}
+	if st, err := f.Stat(); err != nil || st.Size() != 9<<20 {
+		t.Errorf("fstat after ftruncate = %v, %v; want 9 MiB", st, err)
+	}
+	if _, err := f.WriteAt([]byte("end"), 9<<20); err != nil {
+		t.Fatalf("write at the new end: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want = append(append(want, make([]byte, 1<<20)...), "end"...)
+	if got, _ := fake.Object("big"); !bytes.Equal(got, want) {
+		t.Errorf("object after ftruncate and a write: %d bytes, want %d", len(got), len(want))
+	}
+}

@@ -272,8 +272,9 @@ func (w *Writer) SetOptions(opts s3client.PutOptions) {
 }
 
 // WriteAt writes p at off. Sequential writes (off == Size()) are the normal case. Also accepted: rewrites of
-// bytes still in the part being filled, and writes up to MaxReorder bytes ahead of a gap (kernel writeback may
-// reorder); any other offset returns ErrNotSequential. WriteAt blocks while the budget is full (backpressure,
+// bytes still in the part being filled, writes up to MaxReorder bytes ahead of a gap (kernel writeback may
+// reorder), and writes past the end of everything written, whose gap becomes zeros (Extend); any other offset
+// returns ErrNotSequential. WriteAt blocks while the budget is full (backpressure,
 // never ENOSPC) or all upload slots are busy; cancelling ctx stops the wait and returns ctx's error with
 // nothing lost (the bytes counted in n were accepted). After a part failed every WriteAt returns that error.
 func (w *Writer) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
@@ -296,7 +297,14 @@ func (w *Writer) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	}
 	if off > w.contig {
 		if off+int64(len(p))-w.contig > MaxReorder || w.stashLen+int64(len(p)) > MaxReorder {
-			return 0, fmt.Errorf("%w: offset %d, %d bytes written so far", ErrNotSequential, off, w.contig)
+			if off < w.Size() {
+				return 0, fmt.Errorf("%w: offset %d, %d bytes written so far", ErrNotSequential, off, w.contig)
+			}
+			// A write past the end of everything written: the file grows, the gap reads as zeros.
+			if err := w.extendLocked(ctx, off); err != nil {
+				return 0, err
+			}
+			return w.writeLocked(ctx, p, off)
 		}
 		w.stash = append(w.stash, pendingWrite{off: off, data: slices.Clone(p)})
 		w.stashLen += int64(len(p))
@@ -483,6 +491,42 @@ func (w *Writer) flushStashLocked(ctx context.Context) error {
 			if _, err := w.writeLocked(ctx, zeros[:n], w.contig); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// Extend grows the object to size bytes: the bytes between the data written so far and size are zeros, sent
+// like any others (S3 has no holes), under the same budget and backpressure as WriteAt. A size at or below
+// Size() changes nothing. Its errors are WriteAt's.
+func (w *Writer) Extend(ctx context.Context, size int64) error {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	if err := w.stickyErr(); err != nil {
+		return err
+	}
+	if w.closing {
+		return ErrClosed
+	}
+	if size <= w.Size() {
+		return nil
+	}
+	if err := w.prepareLocked(ctx); err != nil {
+		return err
+	}
+	return w.extendLocked(ctx, size)
+}
+
+// extendLocked applies the stashed writes (filling the gaps before them with zeros), then writes zeros up to
+// size.
+func (w *Writer) extendLocked(ctx context.Context, size int64) error {
+	if err := w.flushStashLocked(ctx); err != nil {
+		return err
+	}
+	for w.contig < size {
+		n := min(int64(len(zeros)), size-w.contig)
+		if _, err := w.writeLocked(ctx, zeros[:n], w.contig); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -469,10 +469,6 @@ func TestOutOfOrderWindow(t *testing.T) {
 			}
 		}
 	}
-	// A write beyond the window is refused.
-	if _, err := w.WriteAt(ctx, []byte("far"), int64(len(data))+MaxReorder); !errors.Is(err, ErrNotSequential) {
-		t.Fatalf("write MaxReorder past the end = %v, want ErrNotSequential", err)
-	}
 	// A write into a part already handed off is refused.
 	if _, err := w.WriteAt(ctx, []byte("old"), 10); !errors.Is(err, ErrNotSequential) {
 		t.Fatalf("write into an uploaded part = %v, want ErrNotSequential", err)
@@ -676,5 +672,39 @@ func TestFailedWriterAbortsWithoutClose(t *testing.T) {
 	}
 	for f.Calls("AbortMultipartUpload") == 0 || len(f.Uploads()) != 0 {
 		pollPause()
+	}
+}
+
+// A write past the end of everything written, beyond the reorder window, grows the object: the gap is
+// zeros. Extend grows it the same way; a size at or below Size() changes nothing.
+func TestWritePastEndAndExtend(t *testing.T) {
+	f := s3fake.New()
+	cfg, _ := testConfig(t, NewBudget(20*mib), 2)
+	ctx := context.Background()
+	w := New(f, "sparse", s3client.PutOptions{}, cfg)
+	if _, err := w.WriteAt(ctx, []byte("head"), 0); err != nil {
+		t.Fatal(err)
+	}
+	far := int64(11 * mib)
+	if _, err := w.WriteAt(ctx, []byte("x"), far); err != nil {
+		t.Fatalf("write %d bytes past the end: %v", far, err)
+	}
+	if err := w.Extend(ctx, far+1+3*mib); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Extend(ctx, 5); err != nil || w.Size() != far+1+3*mib {
+		t.Fatalf("Extend below the size = %v, size %d; want no change", err, w.Size())
+	}
+	if _, err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, far+1+3*mib)
+	copy(want, "head")
+	want[far] = 'x'
+	if got, _ := f.Object("sparse"); !bytes.Equal(got, want) {
+		t.Errorf("object of %d bytes differs from head, zeros, x, zeros (%d bytes)", len(got), len(want))
+	}
+	if _, err := w.WriteAt(ctx, []byte("late"), 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after Close = %v, want ErrClosed", err)
 	}
 }
