@@ -74,7 +74,9 @@
 // created file is stored with its create mode and its creator's uid and gid where they differ from the
 // mount's defaults (createAttrs), and every new version of a file keeps its mode and owner headers.
 //
-// chmod, chown and utimens store s3fs's headers (x-amz-meta-mode, -uid, -gid, -mtime; attrHeaders). On a file
+// chmod, chown and utimens store s3fs's headers (x-amz-meta-mode, -uid, -gid, -mtime; attrHeaders), on the
+// object of a file and on the marker "dir/" of a directory (Mkdir writes them; setDirAttrs; withMarker reads
+// them at lookup). On a file
 // being written they go with its upload (Writer.SetOptions); otherwise the object is copied onto itself with
 // the headers replaced (upload.Copier: CopyObject, multipart above 5 GiB), unless they are unchanged. Objects without headers
 // show LastModified and the mount's UID, GID and modes. Listings carry no metadata: the stat cache remembers

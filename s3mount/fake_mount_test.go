@@ -236,7 +236,7 @@ func TestFakeListingFromOtherClient(t *testing.T) {
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("root listing = %q, want %q", got, want)
 	}
-	// ls -l: stat of every entry costs no HEAD.
+	// ls -l: stat of a listed file costs no HEAD; a directory costs one, of its marker "dir/" (its headers).
 	for _, e := range ents {
 		if _, err := e.Info(); err != nil {
 			t.Errorf("stat %s: %v", e.Name(), err)
@@ -245,8 +245,8 @@ func TestFakeListingFromOtherClient(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(env.Dir, "a.txt")); err != nil || st.Size() != 3 {
 		t.Errorf("stat a.txt = %v, %v", st, err)
 	}
-	if n := fake.Calls("HeadObject"); n != 0 {
-		t.Errorf("ls -l issued %d HEADs, want 0", n)
+	if n := fake.Calls("HeadObject"); n != 5 {
+		t.Errorf("ls -l issued %d HEADs, want 5: none for the file, one per directory for its marker's headers", n)
 	}
 	for _, d := range []string{"bad", "dot", "long"} {
 		ents, err := os.ReadDir(filepath.Join(env.Dir, d))

@@ -92,7 +92,7 @@ func (n *fileNode) replaceableFor(etag string) bool {
 // version start with an empty page cache. That is what lets Open keep the page cache (FOPEN_KEEP_CACHE).
 func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out *fuse.EntryOut) *fs.Inode {
 	if e.dir {
-		d.f.dirAttr(&out.Attr)
+		d.f.dirAttr(e.info.Metadata, &out.Attr)
 	} else {
 		d.f.fileAttr(e.info, &out.Attr)
 	}

@@ -3,7 +3,9 @@ package s3mount
 import (
 	"context"
 	"sort"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -89,7 +91,7 @@ func (f *fsys) listDir(ctx context.Context, dk string, maxPages int) (kinds map[
 	}
 	for name, mode := range kinds {
 		if mode == syscall.S_IFDIR {
-			f.meta.put(dk+name, statEntry{dir: true})
+			f.meta.putListedDir(dk + name)
 		}
 	}
 	if complete {
@@ -106,7 +108,11 @@ func (f *fsys) skipKey(key, reason string) {
 	f.log.Warn("key skipped in listing: cannot be a file name", "key", key, "why", reason)
 }
 
-// Mkdir creates the marker object "name/" (empty, Content-Type application/x-directory). EROFS on a read-only
+// dirContentType is the Content-Type of directory markers, as s3fs writes them.
+const dirContentType = "application/x-directory"
+
+// Mkdir creates the marker object "name/" (empty, Content-Type application/x-directory) with s3fs's mode,
+// uid, gid and mtime headers. EROFS on a read-only
 // mount; ENAMETOOLONG/EINVAL for names that cannot be keys.
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if d.f.opts.ReadOnly {
@@ -120,12 +126,24 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if errno != 0 {
 		return nil, errno
 	}
-	opts := s3client.PutOptions{ContentType: "application/x-directory"}
+	// s3fs's directory headers: the mode (after the caller's umask, type bits included), the creator's uid and
+	// gid, and the creation time as mtime, so tools that restore directory times (cp -a, tar, rsync) find them.
+	meta := map[string]string{
+		metaMode:  strconv.FormatUint(uint64(syscall.S_IFDIR|mode&0o7777), 10),
+		metaMtime: formatMtime(time.Now()),
+	}
+	uid, gid := d.f.opts.UID, d.f.opts.GID
+	if c, ok := fuse.FromContext(ctx); ok {
+		uid, gid = c.Uid, c.Gid
+	}
+	meta[metaUID], meta[metaGID] = strconv.FormatUint(uint64(uid), 10), strconv.FormatUint(uint64(gid), 10)
+	opts := s3client.PutOptions{ContentType: dirContentType, Metadata: meta}
 	start := d.f.meta.snapshot()
-	if _, err := d.f.client.PutObject(detached(ctx), marker, nil, opts); err != nil {
+	etag, err := d.f.client.PutObject(detached(ctx), marker, nil, opts)
+	if err != nil {
 		return nil, d.f.errno("PutObject", marker, err)
 	}
-	e := statEntry{dir: true}
+	e := statEntry{dir: true, info: s3client.ObjectInfo{Key: marker, ETag: etag, ContentType: dirContentType, Metadata: meta}}
 	d.f.meta.put(dk+name, e)
 	d.f.meta.markComplete(marker, start, true) // created empty: anything below "name/" would have made the kernel's lookup find it
 	return d.childInode(ctx, name, e, out), 0

@@ -3,6 +3,7 @@ package s3mount
 import (
 	"context"
 	"errors"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,14 +20,14 @@ import (
 // answers instead, and the lookups after it cost nothing.
 func (f *fsys) stat(ctx context.Context, key string) (statEntry, syscall.Errno) {
 	if e, hit, neg := f.meta.get(key); hit {
-		return e, 0
+		return f.withMarker(ctx, key, e)
 	} else if neg {
 		return statEntry{}, syscall.ENOENT
 	}
 	if parent := parentPrefix(key); f.meta.relistable(parent) {
 		if _, complete, errno := f.listDir(ctx, parent, 1); errno == 0 && complete {
 			if e, hit, neg := f.meta.get(key); hit {
-				return e, 0
+				return f.withMarker(ctx, key, e)
 			} else if neg {
 				return statEntry{}, syscall.ENOENT
 			}
@@ -51,12 +52,38 @@ func (f *fsys) stat(ctx context.Context, key string) (statEntry, syscall.Errno) 
 		}
 		if len(page.Objects) > 0 || len(page.CommonPrefixes) > 0 {
 			e := statEntry{dir: true}
+			if len(page.Objects) > 0 && page.Objects[0].Key == key+"/" {
+				return f.withMarker(ctx, key, e) // a marker: its headers
+			}
+			e.info.Metadata = map[string]string{} // no marker: the defaults
 			f.meta.put(key, e)
 			return e, 0
 		}
 	}
 	f.meta.putNegative(key)
 	return statEntry{}, syscall.ENOENT
+}
+
+// withMarker completes a directory entry whose marker headers are unknown (nil Metadata: seen in a listing,
+// or a marker found by a listing) with a HEAD of the marker "key/", and caches it. Other entries are
+// returned as they are.
+func (f *fsys) withMarker(ctx context.Context, key string, e statEntry) (statEntry, syscall.Errno) {
+	if !e.dir || e.info.Metadata != nil {
+		return e, 0
+	}
+	info, err := f.client.HeadObject(ctx, key+"/")
+	switch {
+	case errors.Is(err, s3client.ErrNotFound):
+		info = s3client.ObjectInfo{} // an implicit directory (objects below, no marker)
+	case err != nil:
+		return statEntry{}, f.errno("HeadObject", key+"/", err)
+	}
+	if info.Metadata == nil {
+		info.Metadata = map[string]string{}
+	}
+	e.info = info
+	f.meta.put(key, e)
+	return e, 0
 }
 
 // Lookup finds the child name: a file being written through this mount first (its object may not exist yet),
@@ -83,9 +110,25 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return d.childInode(ctx, name, e, out), 0
 }
 
-// Getattr of a directory answers without S3: directories have no metadata of their own.
+// Getattr of a directory shows its marker's headers (from the stat cache, or a HEAD of "dir/"); the root,
+// which has no marker, the mount's defaults.
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	d.f.dirAttr(&out.Attr)
+	if d.IsRoot() {
+		d.f.dirAttr(nil, &out.Attr)
+		return 0
+	}
+	dk, errno := d.key()
+	if errno != 0 {
+		return errno
+	}
+	e, errno := d.f.stat(ctx, strings.TrimSuffix(dk, "/"))
+	if errno != 0 {
+		return errno
+	}
+	if !e.dir {
+		return syscall.ENOENT // the name is a file now; the kernel looks it up again
+	}
+	d.f.dirAttr(e.info.Metadata, &out.Attr)
 	return 0
 }
 

@@ -2,7 +2,9 @@ package s3mount
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,7 +49,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			return errno
 		}
 	}
-	if meta, ok := attrHeaders(in); ok {
+	if meta, ok := attrHeaders(in, syscall.S_IFREG); ok {
 		if of == nil || !of.setAttrs(meta) {
 			if errno := n.f.setObjectAttrs(ctx, key, meta); errno != 0 {
 				return errno
@@ -142,8 +144,10 @@ func (f *fsys) setObjectAttrs(ctx context.Context, key string, meta map[string]s
 	return 0
 }
 
-// Setattr of a directory accepts mode, owner and time changes without storing them: directories have no
-// object of their own to carry headers (a marker may not even exist). EROFS on a read-only mount.
+// Setattr of a directory stores mode, owner and modification time on its marker "dir/" in s3fs's format (a
+// copy of the marker onto itself with the headers replaced, or a new marker for a directory that had none).
+// The root has no marker: its changes are accepted and not stored. EISDIR for a size; EROFS on a read-only
+// mount.
 func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if d.f.opts.ReadOnly {
 		return syscall.EROFS
@@ -151,6 +155,48 @@ func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAtt
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}
-	d.f.dirAttr(&out.Attr)
+	if meta, ok := attrHeaders(in, syscall.S_IFDIR); ok && !d.IsRoot() {
+		dk, errno := d.key()
+		if errno != 0 {
+			return errno
+		}
+		if errno := d.f.setDirAttrs(ctx, strings.TrimSuffix(dk, "/"), meta); errno != 0 {
+			return errno
+		}
+	}
+	return d.Getattr(ctx, fh, out)
+}
+
+// setDirAttrs merges meta into the headers of key's marker (key+"/"): a copy of the marker onto itself with
+// its metadata replaced, nothing when they are unchanged, a new empty marker when there is none.
+func (f *fsys) setDirAttrs(ctx context.Context, key string, meta map[string]string) syscall.Errno {
+	marker := key + "/"
+	info, err := f.client.HeadObject(ctx, marker)
+	switch {
+	case errors.Is(err, s3client.ErrNotFound):
+		info = s3client.ObjectInfo{Key: marker, ContentType: dirContentType}
+	case err != nil:
+		return f.errno("HeadObject", marker, err)
+	}
+	merged := maps.Clone(info.Metadata)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, meta)
+	if info.ETag != "" && maps.Equal(merged, info.Metadata) {
+		f.meta.put(key, statEntry{dir: true, info: info})
+		return 0
+	}
+	opts := s3client.PutOptions{ContentType: info.ContentType, Metadata: merged, ReplaceMetadata: true}
+	if info.ETag == "" {
+		info.ETag, err = f.client.PutObject(detached(ctx), marker, nil, opts)
+		if err != nil {
+			return f.errno("PutObject", marker, err)
+		}
+	} else if info.ETag, err = f.copier.Copy(detached(ctx), info, marker, opts); err != nil {
+		return f.errno("CopyObject", marker, err)
+	}
+	info.Key, info.Metadata = marker, merged
+	f.meta.put(key, statEntry{dir: true, info: info})
 	return 0
 }

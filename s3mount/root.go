@@ -124,12 +124,13 @@ const (
 	metaMtime = "mtime"
 )
 
-// attrHeaders returns the attribute headers for the changes in in (mode, owner, modification time) and false
-// when in changes none of them. Access and change times are not stored.
-func attrHeaders(in *fuse.SetAttrIn) (map[string]string, bool) {
+// attrHeaders returns the attribute headers for the changes in in (mode, owner, modification time) of a file
+// of type typ (S_IFREG, S_IFDIR), and false when in changes none of them. Access and change times are not
+// stored.
+func attrHeaders(in *fuse.SetAttrIn, typ uint32) (map[string]string, bool) {
 	m := map[string]string{}
 	if mode, ok := in.GetMode(); ok {
-		m[metaMode] = strconv.FormatUint(uint64(syscall.S_IFREG|mode&0o7777), 10)
+		m[metaMode] = strconv.FormatUint(uint64(typ|mode&0o7777), 10)
 	}
 	if uid, ok := in.GetUID(); ok {
 		m[metaUID] = strconv.FormatUint(uint64(uid), 10)
@@ -188,28 +189,43 @@ func (f *fsys) perm(dir bool) uint32 {
 // x-amz-meta-uid, x-amz-meta-gid and x-amz-meta-mtime (unix seconds, maybe with a fraction) override the
 // mount's defaults; listings carry no metadata, so entries first seen in a listing show the defaults.
 func (f *fsys) fileAttr(info s3client.ObjectInfo, out *fuse.Attr) {
-	out.Mode = syscall.S_IFREG | f.perm(false)
 	out.Size = uint64(info.Size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Nlink = 1
+	f.headerAttrs(info.Metadata, syscall.S_IFREG, info.LastModified, out)
+}
+
+// dirAttr fills out for a directory from its marker's headers (meta, s3fs's format as for files; nil or
+// empty for a directory without a marker, or the root): the mount's defaults and the mount time where a
+// header is missing.
+func (f *fsys) dirAttr(meta map[string]string, out *fuse.Attr) {
+	out.Nlink = 2
+	out.Size = 4096
+	out.Blocks = 8
+	f.headerAttrs(meta, syscall.S_IFDIR, time.Time{}, out)
+}
+
+// headerAttrs sets out's mode (of type typ), owner and times from the attribute headers in meta, and from the
+// mount's defaults where they are missing; mtime is the time without a header (zero: the mount time).
+func (f *fsys) headerAttrs(meta map[string]string, typ uint32, mtime time.Time, out *fuse.Attr) {
+	out.Mode = typ | f.perm(typ == syscall.S_IFDIR)
 	out.Owner = fuse.Owner{Uid: f.opts.UID, Gid: f.opts.GID}
-	mtime := info.LastModified
-	if v, ok := info.Metadata[metaMode]; ok {
+	if v, ok := meta[metaMode]; ok {
 		if m, err := strconv.ParseUint(v, 10, 32); err == nil {
-			out.Mode = syscall.S_IFREG | uint32(m)&0o7777
+			out.Mode = typ | uint32(m)&0o7777
 		}
 	}
-	if v, ok := info.Metadata[metaUID]; ok {
+	if v, ok := meta[metaUID]; ok {
 		if id, err := strconv.ParseUint(v, 10, 32); err == nil {
 			out.Uid = uint32(id)
 		}
 	}
-	if v, ok := info.Metadata[metaGID]; ok {
+	if v, ok := meta[metaGID]; ok {
 		if id, err := strconv.ParseUint(v, 10, 32); err == nil {
 			out.Gid = uint32(id)
 		}
 	}
-	if v, ok := info.Metadata[metaMtime]; ok {
+	if v, ok := meta[metaMtime]; ok {
 		if t, ok := parseMtime(v); ok {
 			mtime = t
 		}
@@ -218,17 +234,6 @@ func (f *fsys) fileAttr(info s3client.ObjectInfo, out *fuse.Attr) {
 		mtime = f.mountTime
 	}
 	out.SetTimes(&mtime, &mtime, &mtime)
-}
-
-// dirAttr fills out for a directory. Directories have no S3 metadata of their own: they show the mount's
-// defaults and the mount time.
-func (f *fsys) dirAttr(out *fuse.Attr) {
-	out.Mode = syscall.S_IFDIR | f.perm(true)
-	out.Nlink = 2
-	out.Size = 4096
-	out.Blocks = 8
-	out.Owner = fuse.Owner{Uid: f.opts.UID, Gid: f.opts.GID}
-	out.SetTimes(&f.mountTime, &f.mountTime, &f.mountTime)
 }
 
 // detached returns a context for S3 requests that change the bucket: it keeps ctx's values but not its

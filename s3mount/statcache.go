@@ -178,6 +178,18 @@ func (c *statCache) putListed(key string, info s3client.ObjectInfo) {
 	c.put(key, statEntry{info: info})
 }
 
+// putListedDir records that key names a directory, seen in a listing: its marker's headers stay as known
+// when a fresh entry has them, otherwise they are unknown (nil Metadata) until asked for.
+func (c *statCache) putListedDir(key string) {
+	e := statEntry{dir: true}
+	c.mu.Lock()
+	if t, ok := c.entries[key]; ok && t.dir && c.now().Before(t.expires) {
+		e.info = t.info
+	}
+	c.mu.Unlock()
+	c.put(key, e)
+}
+
 // putNegative records that key names nothing.
 func (c *statCache) putNegative(key string) {
 	c.mu.Lock()
