@@ -102,9 +102,9 @@ func Mount(ctx context.Context, mountpoint string, client s3client.Client, opts 
 			Name:         "s3mount",
 			MaxWrite:     opts.MaxWrite,
 			MaxReadAhead: fuseMaxReadAhead,
-			// Objects carry no extended attributes; answering ENOSYS once stops the kernel from asking
-			// for security.capability before every write.
-			DisableXAttrs: true,
+			// Without Xattr, answering ENOSYS once stops the kernel from asking for security.capability
+			// before every write.
+			DisableXAttrs: !opts.Xattr,
 			// Replies never come from a file descriptor, so splicing cannot apply; left on, go-fuse would try
 			// it for every READ reply (pipe set-up and an extra write) and log a failure for each 1 MiB one.
 			DisableSplice: true,

@@ -4,28 +4,36 @@ import "github.com/hanwen/go-fuse/v2/fs"
 
 // The go-fuse interfaces each type implements.
 var (
-	_ fs.InodeEmbedder = (*dirNode)(nil)
-	_ fs.NodeLookuper  = (*dirNode)(nil)
-	_ fs.NodeGetattrer = (*dirNode)(nil)
-	_ fs.NodeSetattrer = (*dirNode)(nil)
-	_ fs.NodeReaddirer = (*dirNode)(nil)
-	_ fs.NodeMkdirer   = (*dirNode)(nil)
-	_ fs.NodeRmdirer   = (*dirNode)(nil)
-	_ fs.NodeCreater   = (*dirNode)(nil)
-	_ fs.NodeUnlinker  = (*dirNode)(nil)
-	_ fs.NodeRenamer   = (*dirNode)(nil)
-	_ fs.NodeStatfser  = (*dirNode)(nil)
-	_ fs.InodeEmbedder = (*fileNode)(nil)
-	_ fs.NodeGetattrer = (*fileNode)(nil)
-	_ fs.NodeSetattrer = (*fileNode)(nil)
-	_ fs.NodeOpener    = (*fileNode)(nil)
-	_ fs.FileReader    = (*readHandle)(nil)
-	_ fs.FileReleaser  = (*readHandle)(nil)
-	_ fs.FileReader    = (*writeHandle)(nil)
-	_ fs.FileWriter    = (*writeHandle)(nil)
-	_ fs.FileFlusher   = (*writeHandle)(nil)
-	_ fs.FileFsyncer   = (*writeHandle)(nil)
-	_ fs.FileReleaser  = (*writeHandle)(nil)
+	_ fs.InodeEmbedder     = (*dirNode)(nil)
+	_ fs.NodeLookuper      = (*dirNode)(nil)
+	_ fs.NodeGetattrer     = (*dirNode)(nil)
+	_ fs.NodeSetattrer     = (*dirNode)(nil)
+	_ fs.NodeReaddirer     = (*dirNode)(nil)
+	_ fs.NodeMkdirer       = (*dirNode)(nil)
+	_ fs.NodeRmdirer       = (*dirNode)(nil)
+	_ fs.NodeCreater       = (*dirNode)(nil)
+	_ fs.NodeUnlinker      = (*dirNode)(nil)
+	_ fs.NodeRenamer       = (*dirNode)(nil)
+	_ fs.NodeStatfser      = (*dirNode)(nil)
+	_ fs.NodeGetxattrer    = (*dirNode)(nil)
+	_ fs.NodeSetxattrer    = (*dirNode)(nil)
+	_ fs.NodeListxattrer   = (*dirNode)(nil)
+	_ fs.NodeRemovexattrer = (*dirNode)(nil)
+	_ fs.InodeEmbedder     = (*fileNode)(nil)
+	_ fs.NodeGetattrer     = (*fileNode)(nil)
+	_ fs.NodeSetattrer     = (*fileNode)(nil)
+	_ fs.NodeOpener        = (*fileNode)(nil)
+	_ fs.NodeGetxattrer    = (*fileNode)(nil)
+	_ fs.NodeSetxattrer    = (*fileNode)(nil)
+	_ fs.NodeListxattrer   = (*fileNode)(nil)
+	_ fs.NodeRemovexattrer = (*fileNode)(nil)
+	_ fs.FileReader        = (*readHandle)(nil)
+	_ fs.FileReleaser      = (*readHandle)(nil)
+	_ fs.FileReader        = (*writeHandle)(nil)
+	_ fs.FileWriter        = (*writeHandle)(nil)
+	_ fs.FileFlusher       = (*writeHandle)(nil)
+	_ fs.FileFsyncer       = (*writeHandle)(nil)
+	_ fs.FileReleaser      = (*writeHandle)(nil)
 )
 
 // Deliberately not implemented (go-fuse's default answer in parentheses):
@@ -33,8 +41,6 @@ var (
 //   - NodeSymlinker, NodeReadlinker, NodeLinker, NodeMknoder (ENOTSUP): objects are plain files; S3 has no
 //     links or device nodes. Refusing them also means nothing on the mount points outside it, so an FTP
 //     server's jail over the mount cannot be left through a link (TestFakeNoLinks).
-//   - NodeGetxattrer, NodeSetxattrer, NodeListxattrer, NodeRemovexattrer: extended attributes are disabled at
-//     mount (fuse.MountOptions.DisableXAttrs), so the kernel stops asking.
 //   - NodeAllocater, NodeCopyFileRanger, NodeLseeker (ENOTSUP / kernel default): no sparse files or in-place
 //     changes; copy_file_range falls back to read+write in the kernel.
 //   - NodeGetlker, NodeSetlker, NodeSetlkwer: locks stay local to the kernel (EnableLocks is off); S3 has none.

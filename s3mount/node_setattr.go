@@ -113,8 +113,8 @@ func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64) 
 	return 0
 }
 
-// setObjectAttrs stores attribute headers on the object key, which nobody writes through this mount: a HEAD
-// for its current headers, then, when meta changes them, a copy of the object onto itself that replaces its
+// setObjectAttrs stores attribute headers on the object key, which nobody writes through this mount (an empty
+// value removes the header): a HEAD for its current headers, then, when meta changes them, a copy of the object onto itself that replaces its
 // metadata (content type kept).
 func (f *fsys) setObjectAttrs(ctx context.Context, key string, meta map[string]string) syscall.Errno {
 	info, err := f.client.HeadObject(ctx, key)
@@ -122,11 +122,7 @@ func (f *fsys) setObjectAttrs(ctx context.Context, key string, meta map[string]s
 		return f.errno("HeadObject", key, err)
 	}
 	info.Key = key
-	merged := maps.Clone(info.Metadata)
-	if merged == nil {
-		merged = map[string]string{}
-	}
-	maps.Copy(merged, meta)
+	merged := mergeHeaders(info.Metadata, meta)
 	if maps.Equal(merged, info.Metadata) {
 		f.meta.put(key, statEntry{info: info})
 		return 0
@@ -178,11 +174,7 @@ func (f *fsys) setDirAttrs(ctx context.Context, key string, meta map[string]stri
 	case err != nil:
 		return f.errno("HeadObject", marker, err)
 	}
-	merged := maps.Clone(info.Metadata)
-	if merged == nil {
-		merged = map[string]string{}
-	}
-	maps.Copy(merged, meta)
+	merged := mergeHeaders(info.Metadata, meta)
 	if info.ETag != "" && maps.Equal(merged, info.Metadata) {
 		f.meta.put(key, statEntry{dir: true, info: info})
 		return 0

@@ -431,10 +431,7 @@ func (of *openFile) setAttrs(meta map[string]string) bool {
 	if of.state != stateDirty {
 		return false
 	}
-	if of.meta == nil {
-		of.meta = map[string]string{}
-	}
-	maps.Copy(of.meta, meta)
+	of.meta = mergeHeaders(of.meta, meta)
 	of.publishLocked()
 	if of.w != nil {
 		key, _ := of.key()

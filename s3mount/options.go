@@ -22,6 +22,10 @@ type Options struct {
 	// not root needs user_allow_other in /etc/fuse.conf; without it the mount is made without allow_other and a
 	// warning says so.
 	AllowOther bool
+	// Xattr serves user.* extended attributes, stored as s3fs does (x-amz-meta-xattr; s3fs's use_xattr). Off,
+	// the kernel is told once that there are none; on, it asks the mount before every write whether the file
+	// has security.capability (answered without S3, but one more FUSE request per write).
+	Xattr bool
 	// DefaultPermissions makes the kernel check every access against the mode and owner a file or directory
 	// shows (FUSE default_permissions), as on a local file system: with AllowOther, other users get what the
 	// modes give them, not everything.

@@ -144,6 +144,23 @@ func attrHeaders(in *fuse.SetAttrIn, typ uint32) (map[string]string, bool) {
 	return m, len(m) > 0
 }
 
+// mergeHeaders applies changes to a copy of old: a key with an empty value is removed (an extended attribute
+// removed), any other is set. old may be nil.
+func mergeHeaders(old, changes map[string]string) map[string]string {
+	m := maps.Clone(old)
+	if m == nil {
+		m = map[string]string{}
+	}
+	for k, v := range changes {
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	return m
+}
+
 // formatMtime formats t as s3fs's x-amz-meta-mtime: seconds, and nanoseconds only when there are any.
 func formatMtime(t time.Time) string {
 	if t.Nanosecond() == 0 {
