@@ -525,6 +525,11 @@ func (s *session) dispatch(cmd Command) bool {
 	} else {
 		s.log.Debug("command", "verb", cmd.Verb, "arg", cmd.Arg)
 	}
+	if !s.accountStillValid() {
+		s.log.Info("account removed or changed, closing the session")
+		s.reply(421, "Account removed or changed, closing control connection")
+		return false
+	}
 	rest, renameFrom := s.rest, s.renameFrom
 	s.rest, s.renameFrom = 0, ""
 	if spec.needLogin && s.user == nil {
@@ -536,6 +541,23 @@ func (s *session) dispatch(cmd Command) bool {
 		return true
 	}
 	return s.run(spec, cmd, cmdState{rest: rest, renameFrom: renameFrom})
+}
+
+// accountStillValid reports whether the session may go on with the account it logged in with (AccountChecker).
+// It is true before login, while a transfer runs (the check waits for the next command after it) and when the
+// Authenticator does not implement AccountChecker.
+func (s *session) accountStillValid() bool {
+	if s.user == nil {
+		return true
+	}
+	ac, ok := s.srv.deps.Auth.(AccountChecker)
+	if !ok {
+		return true
+	}
+	s.mu.Lock()
+	running := s.xfer != nil
+	s.mu.Unlock()
+	return running || ac.AccountValid(s.user)
 }
 
 // run runs a command's handler and reports whether the session goes on. A panic in the handler is logged
