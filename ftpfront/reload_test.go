@@ -3,10 +3,18 @@ package ftpfront
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/afero"
+
+	"github.com/s3ftp/s3ftp/internal/testcert"
 )
 
 // reloadUsers builds a UserDB over root from name → password hash; homes are "/" for everybody.
@@ -138,4 +146,75 @@ func TestRemovedAccountTransferCompletes(t *testing.T) {
 	if code, text := c.cmd("PWD"); code != 421 {
 		t.Fatalf("command after the transfer: %d %q, want 421", code, text)
 	}
+}
+
+// leafSerial dials the implicit-TLS address and returns the serial number of the certificate served.
+func leafSerial(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// ReloadCertificate: new handshakes get the new certificate while a session established before goes on with
+// its own; a broken file, a key of another certificate and an expired certificate are refused with an error
+// naming the file, and the certificate served so far stays.
+func TestReloadCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := testcert.Write(t, dir, 1, time.Now().Add(time.Hour))
+	ts := startServer(t, memFs(afero.NewMemMapFs()), func(o *Options, d *Deps) {
+		o.TLSCert, o.TLSKey = certFile, keyFile
+		o.ImplicitListen = "127.0.0.1:0"
+		d.TLS = nil
+	})
+	implicit := ts.srv.ImplicitAddr().String()
+	if got := leafSerial(t, implicit); got != "1" {
+		t.Fatalf("serial %s before the reload, want 1", got)
+	}
+	old := dialRaw(t, ts.addr)
+	old.secure("alice", "secret")
+
+	testcert.Write(t, dir, 2, time.Now().Add(time.Hour))
+	if err := ts.srv.ReloadCertificate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := leafSerial(t, implicit); got != "2" {
+		t.Fatalf("serial %s after the reload, want 2", got)
+	}
+	old.must(257, "PWD")
+	daddr := old.epsv()
+	old.send("LIST")
+	dc := dialData(t, daddr, "")
+	if err := dc.Handshake(); err != nil {
+		t.Fatalf("data connection of the session opened before the reload: %v", err)
+	}
+	io.Copy(io.Discard, dc)
+	old.expect(150)
+	old.expect(226)
+
+	keep := func(what string) {
+		t.Helper()
+		err := ts.srv.ReloadCertificate()
+		if err == nil || !strings.Contains(err.Error(), certFile) {
+			t.Errorf("%s: reload error %v, want one naming %s", what, err, certFile)
+		}
+		if got := leafSerial(t, implicit); got != "2" {
+			t.Errorf("%s: serial %s served, want the previous certificate's 2", what, got)
+		}
+	}
+	goodKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(certFile, []byte("not a certificate\n"), 0o600)
+	keep("garbage certificate file")
+	testcert.Write(t, dir, 3, time.Now().Add(time.Hour))
+	os.WriteFile(keyFile, goodKey, 0o600)
+	keep("key of another certificate")
+	testcert.Write(t, dir, 4, time.Now().Add(-time.Minute))
+	keep("expired certificate")
+	old.must(200, "NOOP")
 }

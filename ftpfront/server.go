@@ -41,6 +41,7 @@ type Server struct {
 	deps  Deps
 	log   *slog.Logger
 	tls   *tls.Config
+	certs *certSource // behind tls's GetCertificate; nil with Deps.TLS or without TLS
 	hosts *hostResolver
 	// panics recovers and counts the panics of every goroutine the server starts (accept loops, sessions,
 	// commands, transfers, passive accepts).
@@ -82,11 +83,11 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 	s := &Server{opts: opts, deps: deps, log: deps.Log, sessions: map[*session]struct{}{}}
 	s.tls = deps.TLS
 	if s.tls == nil {
-		c, err := opts.TLSConfig(deps.Log)
+		c, src, err := opts.tlsConfig(deps.Log)
 		if err != nil {
 			return nil, err
 		}
-		s.tls = c
+		s.tls, s.certs = c, src
 	}
 	if s.tls == nil && opts.ImplicitListen != "" {
 		return nil, errors.New("ftpfront: implicit FTPS needs a TLS configuration")
@@ -100,6 +101,18 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 	}
 	s.hosts = h
 	return s, nil
+}
+
+// ReloadCertificate reads Options.TLSCert and TLSKey again; the next TLS handshakes (new control connections,
+// AUTH TLS, data connections) get the new certificate, connections already established keep theirs. On an
+// error (unreadable file, no PEM, key not matching the certificate, certificate expired) the certificate served
+// so far stays and the error names the files. It does nothing without certificate files (a self-signed
+// certificate, Deps.TLS, plain FTP only).
+func (s *Server) ReloadCertificate() error {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.reload(time.Now())
 }
 
 // Listen binds the configured listeners and logs one "listening" line per address.
