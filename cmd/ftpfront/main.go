@@ -10,6 +10,15 @@
 // Exit codes: 0 clean shutdown; 2 usage (bad flag or value); 3 configuration (users file, certificate, audit
 // log, --root not a mount point with --require-mount=true); 4 a listener (FTP, health or metrics) could not be bound; 5 the server stopped with an error.
 //
+// # Signals
+//
+// SIGINT and SIGTERM close the listeners and end every session (exit 0). SIGHUP (systemctl reload) re-reads the
+// users file (--users) and the certificate and key (--tls-cert, --tls-key) without ending any session; a session
+// whose account was removed or changed ends at its next command with 421 (package ftpfront, "Reloading users and
+// the certificate"). A file that does not load keeps what was loaded before and is logged as one ERROR line naming
+// it and the cause; "reload done" closes every reload with users=reloaded|kept and
+// certificate=reloaded|kept|none. Flags and the configuration file are read only at start.
+//
 // # Serving a mount
 //
 // --root is normally the s3mount mount point. When its daemon dies, s3mount removes the mount and the path becomes
