@@ -313,3 +313,100 @@ func TestBinarySIGHUPReloadsCertificate(t *testing.T) {
 	}
 	d.stop()
 }
+
+// gatedReader yields first, reports it on halfway, waits for release, then yields rest.
+type gatedReader struct {
+	first, rest []byte
+	halfway     chan<- struct{}
+	release     <-chan struct{}
+	waited      bool
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	if len(g.first) > 0 {
+		n := copy(p, g.first)
+		g.first = g.first[n:]
+		return n, nil
+	}
+	if !g.waited {
+		g.waited = true
+		g.halfway <- struct{}{}
+		<-g.release
+	}
+	if len(g.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, g.rest)
+	g.rest = g.rest[n:]
+	return n, nil
+}
+
+// A reload (users file with one more account, a renewed certificate) while 8 uploads are half sent: every upload
+// completes with 226 and its file is byte-identical to what was sent.
+func TestBinarySIGHUPDuringParallelUploads(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	certDir := filepath.Join(dir, "tls")
+	for _, d := range []string{root, certDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certFile, keyFile := testcert.Write(t, certDir, 1, time.Now().Add(24*time.Hour))
+	users := filepath.Join(dir, "users.yaml")
+	h := hashes(t, "dave", "erin")
+	writeUsers(t, users, h, "dave")
+	d := startDaemon(t, "--root", root, "--users", users, "--listen", "127.0.0.1:0", "--tls-cert", certFile,
+		"--tls-key", keyFile, "--passive-ports", "0", "--fail-delay", "10ms")
+
+	const uploads = 8
+	halfway := make(chan struct{}, uploads)
+	release := make(chan struct{})
+	errs := make(chan error, uploads)
+	want := make([][]byte, uploads)
+	for i := range uploads {
+		want[i] = bytes.Repeat([]byte{byte('a' + i)}, 1<<20+i*4099)
+		c, err := login(d.addrs["explicit"], "dave", "dave-pw", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Quit()
+		half := len(want[i]) / 2
+		go func() {
+			errs <- c.Stor("up"+string(rune('0'+i))+".bin", &gatedReader{first: want[i][:half], rest: want[i][half:],
+				halfway: halfway, release: release})
+		}()
+	}
+	for range uploads {
+		select {
+		case <-halfway:
+		case err := <-errs:
+			t.Fatalf("an upload ended before the reload: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("uploads did not get halfway")
+		}
+	}
+	writeUsers(t, users, h, "dave", "erin")
+	testcert.Write(t, certDir, 2, time.Now().Add(24*time.Hour))
+	if line := d.hup(1); !strings.Contains(line, "users=reloaded") || !strings.Contains(line, "certificate=reloaded") {
+		t.Fatalf("reload: %s", line)
+	}
+	close(release)
+	for range uploads {
+		if err := <-errs; err != nil {
+			t.Errorf("upload across the reload: %v", err)
+		}
+	}
+	for i := range uploads {
+		got, err := os.ReadFile(filepath.Join(root, "up"+string(rune('0'+i))+".bin"))
+		if err != nil || !bytes.Equal(got, want[i]) {
+			t.Errorf("upload %d: %d bytes on disk, want %d identical: %v", i, len(got), len(want[i]), err)
+		}
+	}
+	erin, err := login(d.addrs["explicit"], "erin", "erin-pw", nil)
+	if err != nil {
+		t.Fatalf("user added by the reload: %v", err)
+	}
+	erin.Quit()
+	d.stop()
+}
