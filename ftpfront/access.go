@@ -13,6 +13,9 @@ package ftpfront
 //     banned (the ban closest to expiry evicted first). Connection counts exist only for connected keys.
 //   - Password verification runs outside the lock and at most MaxVerifying at a time, so a flood of logins costs
 //     bounded CPU and memory (an argon2id verification allocates its m parameter).
+//   - The accounts can be replaced while the server runs (SetUsers, on SIGHUP in ftpfront): a login verifies
+//     against the accounts current when it starts, and AccountValid tells a session whether the account it
+//     logged in with is still there unchanged.
 //   - Lock order: Access.mu is a leaf; nothing is called while holding it except map/list bookkeeping and the
 //     clock.
 
@@ -128,7 +131,7 @@ type AccessStats struct {
 
 // Access implements Authenticator and Admitter over a UserDB. It is safe for concurrent use.
 type Access struct {
-	users   *UserDB
+	users   atomic.Pointer[UserDB] // replaced whole by SetUsers
 	cfg     AccessConfig
 	refused map[string]struct{} // lower-cased names
 	log     *slog.Logger
@@ -171,7 +174,6 @@ func NewAccess(users *UserDB, cfg AccessConfig, log *slog.Logger) *Access {
 	}
 	cfg = cfg.withDefaults()
 	a := &Access{
-		users:   users,
 		cfg:     cfg,
 		refused: make(map[string]struct{}, len(cfg.RefusedNames)),
 		log:     log,
@@ -183,12 +185,32 @@ func NewAccess(users *UserDB, cfg AccessConfig, log *slog.Logger) *Access {
 	for _, n := range cfg.RefusedNames {
 		a.refused[strings.ToLower(n)] = struct{}{}
 	}
+	a.SetUsers(users)
+	return a
+}
+
+// SetUsers replaces the accounts; users must not be nil. Logins that start afterwards see only the new accounts;
+// a login verifying its password meanwhile finishes against the old ones. Sessions logged in with an account
+// that users lacks or holds changed (password hash, home or read-only flag) find out through AccountValid.
+// Accounts whose name is refused are reported in the log, as by NewAccess.
+func (a *Access) SetUsers(users *UserDB) {
 	for name := range users.users {
 		if a.isRefused(name) {
-			log.Warn("access: account can never log in: its name is on the refused list", "user", name)
+			a.log.Warn("access: account can never log in: its name is on the refused list", "user", name)
 		}
 	}
-	return a
+	a.users.Store(users)
+}
+
+// AccountValid reports whether the account u was logged in with (u as returned by Login) still exists with the
+// same password hash, home and read-only flag. It is false after SetUsers removed or changed the account, and
+// for a User that Login did not return.
+func (a *Access) AccountValid(u *User) bool {
+	if u == nil || u.account == nil {
+		return false
+	}
+	cur := a.users.Load().lookup(u.Name)
+	return cur != nil && *cur == *u.account
 }
 
 // addrKey maps an address to its tracking key: the IPv4 address, or the IPv6 /64. The invalid address (e.g. a
@@ -241,8 +263,9 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 	case len(password) > maxPasswordLen:
 		why = "password too long"
 	default:
-		u = a.users.lookup(name)
-		hash := a.users.dummyHash
+		db := a.users.Load()
+		u = db.lookup(name)
+		hash := db.dummyHash
 		if u != nil {
 			hash = u.hash
 		}
@@ -277,6 +300,7 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 		}
 		a.loginsOK.Add(1)
 		user := u.user
+		user.account = u
 		return &user, nil
 	}
 

@@ -84,7 +84,7 @@ func TestLoginOK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (User{Name: "alice", Home: filepath.Join(f.root, "alice")}); *u != want {
+	if want := (User{Name: "alice", Home: filepath.Join(f.root, "alice")}); u.Name != want.Name || u.Home != want.Home || u.ReadOnly {
 		t.Fatalf("user = %+v, want %+v", *u, want)
 	}
 	u, err = f.a.Login(context.Background(), ipA, "bob", bobPW)

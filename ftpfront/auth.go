@@ -2,8 +2,8 @@ package ftpfront
 
 // Accounts and password hashes.
 //
-// The user database is read once at start-up (LoadUsers) and never changes afterwards, so a *UserDB is safe for
-// concurrent use without locks. Every entry has a password hash in one of two formats: argon2id in the PHC string
+// A user database never changes once built (LoadUsers, NewUserDB), so a *UserDB is safe for concurrent use without
+// locks; a reload builds a new one and hands it to Access.SetUsers, which swaps it whole. Every entry has a password hash in one of two formats: argon2id in the PHC string
 // format (what HashPassword produces) or bcrypt ($2a$, $2b$, $2y$, e.g. from `htpasswd -nB`). A file with an empty,
 // unknown or malformed hash, a duplicate name, or a home outside the served root is refused as a whole: a typo in
 // the users file never silently opens or closes an account. Homes are checked lexically (after cleaning, a home

@@ -57,6 +57,24 @@
 //     A panicking health probe answers 503 and a panicking audit writer loses its batch like a failed write;
 //     both are logged but not counted (they belong to no Server).
 //
+// # Reloading users and the certificate
+//
+// The accounts and the TLS certificate can change while sessions run (ftpfront reloads both on SIGHUP):
+//
+//   - Access.SetUsers replaces the accounts. Logins from then on see only the new ones: an added account can log
+//     in, a removed one is refused like an unknown name. Lock an account by removing its entry or replacing its
+//     hash.
+//   - A session whose account was removed or changed (password hash, home or read-only flag differ) ends at its
+//     next command: "421 Account removed or changed, closing control connection" (AccountChecker). A transfer
+//     running at the time of the reload is not cut; the command after it gets the 421. The reply is 421 rather
+//     than 530 because the session cannot go on with an account it no longer has, and a client that logs in
+//     again gets the account as it now is. Sessions of unchanged accounts are not touched.
+//   - Server.ReloadCertificate re-reads the certificate and key files. Every handshake after it (new control
+//     connections, AUTH TLS, data connections of sessions already open) is served the new certificate through
+//     tls.Config.GetCertificate; established connections keep theirs, and TLS sessions remain resumable.
+//   - A users file or certificate that does not load is not applied: what was loaded before stays in use, and
+//     the error names the file and the cause (ftpfront logs it as one ERROR line).
+//
 // # Limits
 //
 //   - Over plain FTP (AllowPlain, PROT C) a data connection closed early by the client cannot be told from a

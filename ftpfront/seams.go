@@ -14,6 +14,9 @@ type User struct {
 	Home string
 	// ReadOnly users get 550 on every command that would change the file system.
 	ReadOnly bool
+
+	// account is the users-file entry Access.Login found, for Access.AccountValid; nil for Users made elsewhere.
+	account *dbUser
 }
 
 // Authenticator checks a login. The session calls it on PASS, with the name given to USER.
@@ -23,6 +26,17 @@ type User struct {
 // failed in the error text sent to the client: the session always answers "530 Login incorrect".
 type Authenticator interface {
 	Login(ctx context.Context, ip netip.Addr, name, password string) (*User, error)
+}
+
+// AccountChecker is an optional interface of an Authenticator whose accounts can change while sessions run.
+//
+// A logged-in session calls AccountValid with the User that Login returned before each command, once no transfer
+// is running (a transfer in progress is never cut). False means the account was removed or changed: the session
+// answers "421 Account removed or changed, closing control connection" and ends; the client may log in again and
+// gets the account as it is now. Without it, a session keeps the account it logged in with until it ends.
+// AccountValid is called once per command, so it must be cheap and safe for concurrent use.
+type AccountChecker interface {
+	AccountValid(u *User) bool
 }
 
 // Admitter decides whether a new control connection may start.

@@ -41,6 +41,7 @@ type Server struct {
 	deps  Deps
 	log   *slog.Logger
 	tls   *tls.Config
+	certs *certSource // behind tls's GetCertificate; nil with Deps.TLS or without TLS
 	hosts *hostResolver
 	// panics recovers and counts the panics of every goroutine the server starts (accept loops, sessions,
 	// commands, transfers, passive accepts).
@@ -82,11 +83,11 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 	s := &Server{opts: opts, deps: deps, log: deps.Log, sessions: map[*session]struct{}{}}
 	s.tls = deps.TLS
 	if s.tls == nil {
-		c, err := opts.TLSConfig(deps.Log)
+		c, src, err := opts.tlsConfig(deps.Log)
 		if err != nil {
 			return nil, err
 		}
-		s.tls = c
+		s.tls, s.certs = c, src
 	}
 	if s.tls == nil && opts.ImplicitListen != "" {
 		return nil, errors.New("ftpfront: implicit FTPS needs a TLS configuration")
@@ -100,6 +101,18 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 	}
 	s.hosts = h
 	return s, nil
+}
+
+// ReloadCertificate reads Options.TLSCert and TLSKey again; the next TLS handshakes (new control connections,
+// AUTH TLS, data connections) get the new certificate, connections already established keep theirs. On an
+// error (unreadable file, no PEM, key not matching the certificate, certificate expired) the certificate served
+// so far stays and the error names the files. It does nothing without certificate files (a self-signed
+// certificate, Deps.TLS, plain FTP only).
+func (s *Server) ReloadCertificate() error {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.reload(time.Now())
 }
 
 // Listen binds the configured listeners and logs one "listening" line per address.
@@ -525,6 +538,11 @@ func (s *session) dispatch(cmd Command) bool {
 	} else {
 		s.log.Debug("command", "verb", cmd.Verb, "arg", cmd.Arg)
 	}
+	if !s.accountStillValid() {
+		s.log.Info("account removed or changed, closing the session")
+		s.reply(421, "Account removed or changed, closing control connection")
+		return false
+	}
 	rest, renameFrom := s.rest, s.renameFrom
 	s.rest, s.renameFrom = 0, ""
 	if spec.needLogin && s.user == nil {
@@ -536,6 +554,23 @@ func (s *session) dispatch(cmd Command) bool {
 		return true
 	}
 	return s.run(spec, cmd, cmdState{rest: rest, renameFrom: renameFrom})
+}
+
+// accountStillValid reports whether the session may go on with the account it logged in with (AccountChecker).
+// It is true before login, while a transfer runs (the check waits for the next command after it) and when the
+// Authenticator does not implement AccountChecker.
+func (s *session) accountStillValid() bool {
+	if s.user == nil {
+		return true
+	}
+	ac, ok := s.srv.deps.Auth.(AccountChecker)
+	if !ok {
+		return true
+	}
+	s.mu.Lock()
+	running := s.xfer != nil
+	s.mu.Unlock()
+	return running || ac.AccountValid(s.user)
 }
 
 // run runs a command's handler and reports whether the session goes on. A panic in the handler is logged

@@ -13,38 +13,107 @@ import (
 	"log/slog"
 	"math/big"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // TLSConfig builds the one *tls.Config the server uses for control and data connections: TLS 1.2 or newer,
-// session tickets on (so clients can resume the control session's TLS session on data connections). It returns
-// nil, nil when no certificate is configured (plain FTP only).
+// session tickets on (so clients can resume the control session's TLS session on data connections). The
+// certificate is handed to each handshake by GetCertificate. It returns nil, nil when no certificate is
+// configured (plain FTP only). A Server built from Options (no Deps.TLS) can replace the certificate while it
+// runs: Server.ReloadCertificate.
 func (o *Options) TLSConfig(log *slog.Logger) (*tls.Config, error) {
-	var cert tls.Certificate
+	c, _, err := o.tlsConfig(log)
+	return c, err
+}
+
+// tlsConfig is TLSConfig plus the certSource behind its GetCertificate.
+func (o *Options) tlsConfig(log *slog.Logger) (*tls.Config, *certSource, error) {
+	src := &certSource{certFile: o.TLSCert, keyFile: o.TLSKey, log: log}
 	switch {
 	case o.TLSCert != "":
-		c, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		c, err := loadCertificate(o.TLSCert, o.TLSKey, time.Time{})
 		if err != nil {
-			return nil, fmt.Errorf("load TLS certificate: %w", err)
+			return nil, nil, err
 		}
-		cert = c
+		src.set(c, false)
 	case o.TLSSelfSigned:
 		c, err := SelfSignedCertificate()
 		if err != nil {
-			return nil, fmt.Errorf("generate self-signed certificate: %w", err)
+			return nil, nil, fmt.Errorf("generate self-signed certificate: %w", err)
 		}
-		cert = c
+		src.set(&c, true)
 	default:
-		return nil, nil
-	}
-	if len(cert.Certificate) > 0 {
-		sum := sha256.Sum256(cert.Certificate[0])
-		log.Info("TLS certificate", "sha256", fingerprint(sum[:]), "self_signed", o.TLSSelfSigned)
+		return nil, nil, nil
 	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-	}, nil
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: src.get,
+	}, src, nil
+}
+
+// certSource holds the certificate every new TLS handshake (control and data connections) is served; reload
+// replaces it, so handshakes after a reload get the new certificate while connections already established keep
+// theirs. TLS session tickets stay valid across a reload: their keys do not depend on the certificate.
+type certSource struct {
+	certFile, keyFile string // empty for a self-signed certificate, which reload keeps
+	log               *slog.Logger
+	cur               atomic.Pointer[tls.Certificate]
+}
+
+// get is the tls.Config.GetCertificate callback.
+func (c *certSource) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
+
+// set makes cert the one served and logs its fingerprint and expiry.
+func (c *certSource) set(cert *tls.Certificate, selfSigned bool) {
+	c.cur.Store(cert)
+	if len(cert.Certificate) == 0 {
+		return
+	}
+	sum := sha256.Sum256(cert.Certificate[0])
+	attrs := []any{"sha256", fingerprint(sum[:]), "self_signed", selfSigned}
+	if cert.Leaf != nil {
+		attrs = append(attrs, "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter.UTC())
+	}
+	if c.certFile != "" {
+		attrs = append(attrs, "file", c.certFile)
+	}
+	c.log.Info("TLS certificate", attrs...)
+}
+
+// reload reads the certificate and key files again and serves them from the next handshake on. On an error
+// (unreadable file, no PEM, key not matching, a certificate already expired) the certificate served so far
+// stays. A self-signed certificate is kept as it is.
+func (c *certSource) reload(now time.Time) error {
+	if c.certFile == "" {
+		return nil
+	}
+	cert, err := loadCertificate(c.certFile, c.keyFile, now)
+	if err != nil {
+		return err
+	}
+	c.set(cert, false)
+	return nil
+}
+
+// loadCertificate reads a PEM certificate chain and its key. With a non-zero now, a leaf certificate that has
+// expired by then is refused. Errors name both files.
+func loadCertificate(certFile, keyFile string, now time.Time) (*tls.Certificate, error) {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	if c.Leaf == nil && len(c.Certificate) > 0 {
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate %s: %w", certFile, err)
+		}
+		c.Leaf = leaf
+	}
+	if !now.IsZero() && c.Leaf != nil && now.After(c.Leaf.NotAfter) {
+		return nil, fmt.Errorf("load TLS certificate %s: expired on %s", certFile, c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return &c, nil
 }
 
 // SelfSignedCertificate returns a fresh ECDSA P-256 certificate for "localhost", valid for one year, kept in

@@ -10,6 +10,15 @@
 // Exit codes: 0 clean shutdown; 2 usage (bad flag or value); 3 configuration (users file, certificate, audit
 // log, --root not a mount point with --require-mount=true); 4 a listener (FTP, health or metrics) could not be bound; 5 the server stopped with an error.
 //
+// # Signals
+//
+// SIGINT and SIGTERM close the listeners and end every session (exit 0). SIGHUP (systemctl reload) re-reads the
+// users file (--users) and the certificate and key (--tls-cert, --tls-key) without ending any session; a session
+// whose account was removed or changed ends at its next command with 421 (package ftpfront, "Reloading users and
+// the certificate"). A file that does not load keeps what was loaded before and is logged as one ERROR line naming
+// it and the cause; "reload done" closes every reload with users=reloaded|kept and
+// certificate=reloaded|kept|none. Flags and the configuration file are read only at start.
+//
 // # Serving a mount
 //
 // --root is normally the s3mount mount point. When its daemon dies, s3mount removes the mount and the path becomes
@@ -205,6 +214,10 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 }
 
 func serve(c *config, stderr io.Writer) int {
+	// SIGHUP is caught from the start: before the reload loop runs it waits in hup instead of ending the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := newLogger(c, stderr)
 	log.Info("configuration", "settings", c.effective)
 	fail := func(code int, msg string, err error) int {
@@ -276,6 +289,7 @@ func serve(c *config, stderr io.Writer) int {
 			return fail(exitConfig, "cannot write ready file", err)
 		}
 	}
+	go reloadOnHUP(ctx, hup, log, c, access, srv)
 	log.Info("serving", "root", c.root, "mount_required", guard != nil, "allow_plain", c.opts.AllowPlain, "passive_ports",
 		fmt.Sprintf("%d-%d", c.opts.PassivePortMin, c.opts.PassivePortMax))
 	if err := srv.Serve(ctx); err != nil {
@@ -283,6 +297,43 @@ func serve(c *config, stderr io.Writer) int {
 	}
 	log.Info("shut down")
 	return exitOK
+}
+
+// reloadOnHUP runs reload for every SIGHUP until ctx ends. Signals that arrive during a reload are merged into
+// one more reload.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger, c *config, access *ftpfront.Access, srv *ftpfront.Server) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			reload(log, c, access, srv)
+		}
+	}
+}
+
+// reload re-reads the users file and the TLS certificate and key. Each that fails to load is kept as it was,
+// with one ERROR line naming the file and the cause; the sessions in progress go on either way (those whose
+// account was removed or changed end at their next command, see ftpfront.AccountChecker). The last line,
+// "reload done", tells how each part went.
+func reload(log *slog.Logger, c *config, access *ftpfront.Access, srv *ftpfront.Server) {
+	log.Info("reload requested (SIGHUP)")
+	users, cert := "reloaded", "reloaded"
+	if db, err := ftpfront.LoadUsers(c.users, c.root); err != nil {
+		users = "kept"
+		log.Error("reload: keeping the previous users", "file", c.users, "err", err)
+	} else {
+		access.SetUsers(db)
+		log.Info("reload: users", "file", c.users, "users", db.Len())
+	}
+	switch err := srv.ReloadCertificate(); {
+	case c.opts.TLSCert == "":
+		cert = "none"
+	case err != nil:
+		cert = "kept"
+		log.Error("reload: keeping the previous TLS certificate", "file", c.opts.TLSCert, "key", c.opts.TLSKey, "err", err)
+	}
+	log.Info("reload done", "users", users, "certificate", cert)
 }
 
 // writeReady writes "explicit=ADDR" and "implicit=ADDR" lines, atomically (rename), so a reader never sees a

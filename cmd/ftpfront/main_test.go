@@ -297,7 +297,8 @@ func TestRequireMountLayering(t *testing.T) {
 // TestSystemdUnit: scripts/systemd/ftpfront.service requires the mount unit and starts after it without BindsTo=
 // (which would stop ftpfront when s3mount@ fails and leave it stopped after s3mount@'s automatic restart), and its
 // ExecStart, with the example configuration the unit's FTPFRONT_CONFIG names, is a valid command line that
-// requires --root to be a mount point.
+// requires --root to be a mount point; ExecReload sends SIGHUP to the main process (TestBinarySIGHUPReloadsUsers
+// shows what the binary does with it).
 func TestSystemdUnit(t *testing.T) {
 	b, err := os.ReadFile("../../scripts/systemd/ftpfront.service")
 	if err != nil {
@@ -323,6 +324,9 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if got := keys["Restart"]; len(got) != 1 || got[0] != "on-failure" {
 		t.Errorf("Restart=%q, want on-failure (a start refused while the mount is down is retried)", got)
+	}
+	if got := keys["ExecReload"]; len(got) != 1 || strings.Join(strings.Fields(got[0]), " ") != "/bin/kill -HUP $MAINPID" {
+		t.Errorf("ExecReload=%q, want /bin/kill -HUP $MAINPID (systemctl reload re-reads users and certificate)", got)
 	}
 	fields := strings.Fields(strings.Join(keys["ExecStart"], ""))
 	if len(fields) < 2 || filepath.Base(fields[0]) != "ftpfront" {
