@@ -1,0 +1,50 @@
+// Package sftpfront serves SFTP over SSH from the same users, bans, jails and audit log as package ftpfront.
+//
+// It is a translator: golang.org/x/crypto/ssh carries the connection and pkg/sftp's request server decodes the
+// SFTP packets; this package maps them onto ftpfront's access layer (Authenticator, Admitter, Auditor) and file
+// seam (FsFactory: the user's JailFs, behind the MountGuard). It knows nothing about S3.
+//
+// # Invariants
+//
+//   - One access layer: a connection is admitted by the same Admitter as FTPS connections (one ban table, one
+//     connection limit), and a password is checked by the same Authenticator (refused names, failed-login
+//     delay, failures counted towards the shared ban).
+//   - Only the "sftp" subsystem runs. Shell, exec, pty, X11 and agent requests are answered false; channel
+//     types other than "session" (port forwarding) and every global request (tcpip-forward) are refused.
+//   - Host keys: an ed25519 key is generated on first start into the host key directory (mode 0600) and reused
+//     afterwards; its SHA256 fingerprint is logged at start. Only modern algorithms are offered:
+//     mlkem768x25519/curve25519 key exchange, chacha20-poly1305 and AES-GCM ciphers, ETM MACs.
+//   - Paths are virtual: "/" is the user's home. pkg/sftp cleans every path against "/", so ".." never climbs
+//     above it, and the JailFs refuses symbolic links leading out. Errors sent to the client name no real path.
+//   - Read-only users get SSH_FX_PERMISSION_DENIED on every request that would change the file system.
+//     Symbolic and hard link requests get SSH_FX_OP_UNSUPPORTED.
+//   - Writes reach the file in order: each open file has a reorder window (Options.ReorderWindow, 4 MiB by
+//     default) that holds writes arriving ahead of the written position; a write outside it fails with a clear
+//     message and fails the upload (reorder.go). Memory per open file is bounded by the window.
+//   - An upload answered SSH_FX_OK on close is complete: close returns the file's close error (on the mount,
+//     close completes the S3 upload). A new or truncated file whose upload failed (refused or failed write,
+//     gap never filled, connection lost, close error) is removed, as ftpfront's STOR removes its partial file.
+//
+// # Requests and the file operations they perform
+//
+//	OPEN read            Fs.Open; READ → ReadAt
+//	OPEN write           Fs.OpenFile (O_CREATE, O_TRUNC, O_EXCL as asked; APPEND or no TRUNC continues at the
+//	                     file's size); WRITE → reorder window → WriteAt; CLOSE → Close
+//	OPENDIR, READDIR     Fs.Open + Readdir, read in pieces as the client asks (a large directory is not loaded
+//	                     whole)
+//	STAT, LSTAT, FSTAT   Fs.Stat (LSTAT uses Lstat where the file system has one)
+//	REALPATH             lexical: the path cleaned against "/"
+//	SETSTAT, FSETSTAT    size: Truncate; permissions: Chmod; times: Chtimes; uid/gid ignored
+//	MKDIR                Fs.Mkdir(0755)
+//	RMDIR                Fs.Stat (must be a directory) + Remove
+//	REMOVE               Fs.Stat (must not be a directory) + Remove
+//	RENAME               Fs.Stat (the target must not exist, as SFTP v3 says) + Rename
+//	posix-rename         Fs.Rename (replaces the target)
+//	SYMLINK, LINK        SSH_FX_OP_UNSUPPORTED; READLINK likewise
+//
+// # Not yet
+//
+// Public-key and keyboard-interactive authentication, SCP, an RSA host key, a flag widening the algorithms, a
+// memory budget shared by all open files (each has its own window), the idle timeout and AccountChecker
+// (a reloaded account takes effect at the next login), and statvfs@openssh.com.
+package sftpfront

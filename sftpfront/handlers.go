@@ -1,0 +1,421 @@
+package sftpfront
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pkg/sftp"
+	"github.com/s3ftp/s3ftp/ftpfront"
+	"github.com/spf13/afero"
+)
+
+// handlers maps one SFTP session's requests onto the user's file system. It implements pkg/sftp's four handler
+// interfaces plus the optional ones listed in the assertions below.
+type handlers struct {
+	fs     afero.Fs
+	user   *ftpfront.User
+	sess   *conn
+	window int64
+}
+
+var (
+	_ sftp.FileReader           = (*handlers)(nil)
+	_ sftp.FileWriter           = (*handlers)(nil)
+	_ sftp.FileCmder            = (*handlers)(nil)
+	_ sftp.PosixRenameFileCmder = (*handlers)(nil)
+	_ sftp.FileLister           = (*handlers)(nil)
+	_ sftp.LstatFileLister      = (*handlers)(nil)
+	_ sftp.RealPathFileLister   = (*handlers)(nil)
+	_ sftp.ReadlinkFileLister   = (*handlers)(nil)
+	// Deliberately not implemented: sftp.OpenFileWriter (a handle open for reading and writing at once: the
+	// mount cannot read a file it is uploading), sftp.StatVFSFileCmder (not yet).
+)
+
+func (h *handlers) log() *slog.Logger { return h.sess.log }
+
+// status passes err through the error table.
+func (h *handlers) status(op, p string, err error) error { return toStatus(h.log(), op, p, err) }
+
+// denyReadOnly returns errDenied for read-only users.
+func (h *handlers) denyReadOnly() error {
+	if h.user.ReadOnly {
+		return errDenied
+	}
+	return nil
+}
+
+// RealPath resolves p lexically against "/": the home.
+func (h *handlers) RealPath(p string) (string, error) {
+	return path.Clean("/" + p), nil
+}
+
+// Readlink is unsupported: the users cannot create links and the jail does not show where links lead.
+func (h *handlers) Readlink(string) (string, error) { return "", errUnsupported }
+
+// Fileread opens a file for reading.
+func (h *handlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	p := r.Filepath
+	f, err := h.fs.Open(p)
+	if err != nil {
+		h.sess.audit(ftpfront.Event{Event: "download", Path: p, Result: err.Error()})
+		return nil, h.status("open", p, err)
+	}
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		f.Close()
+		if err == nil {
+			err = errIsDir
+		}
+		return nil, h.status("open", p, err)
+	}
+	return &download{h: h, f: f, path: p, started: time.Now()}, nil
+}
+
+// download is a file open for reading; Close records the download.
+type download struct {
+	h       *handlers
+	f       afero.File
+	path    string
+	started time.Time
+	bytes   atomic.Int64
+	failed  atomic.Pointer[error]
+}
+
+// ReadAt reads from the file.
+func (d *download) ReadAt(p []byte, off int64) (int, error) {
+	n, err := d.f.ReadAt(p, off)
+	d.bytes.Add(int64(n))
+	if err != nil && err != io.EOF {
+		return n, d.h.status("read", d.path, err)
+	}
+	return n, err
+}
+
+// TransferError records that the connection ended while the file was open.
+func (d *download) TransferError(err error) { d.failed.CompareAndSwap(nil, &err) }
+
+// Close closes the file and records the download.
+func (d *download) Close() error {
+	err := d.f.Close()
+	res := "ok"
+	if e := d.failed.Load(); e != nil {
+		res = (*e).Error()
+	} else if err != nil {
+		res = err.Error()
+	}
+	d.h.sess.audit(ftpfront.Event{Event: "download", Path: d.path, Bytes: d.bytes.Load(),
+		Duration: time.Since(d.started), Result: res})
+	return d.h.status("close", d.path, err)
+}
+
+// Filewrite opens a file for writing.
+func (h *handlers) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+	p := r.Filepath
+	if err := h.denyReadOnly(); err != nil {
+		return nil, err
+	}
+	pf := r.Pflags()
+	fi, statErr := h.fs.Stat(p)
+	if statErr == nil && fi.IsDir() {
+		return nil, errIsDir
+	}
+	existed := statErr == nil
+	flag := os.O_WRONLY
+	if pf.Creat {
+		flag |= os.O_CREATE
+	}
+	if pf.Trunc {
+		flag |= os.O_TRUNC
+	}
+	if pf.Excl {
+		flag |= os.O_EXCL
+	}
+	f, err := h.fs.OpenFile(p, flag, 0o644)
+	if err != nil {
+		h.sess.audit(ftpfront.Event{Event: "upload", Path: p, Result: err.Error()})
+		return nil, h.status("open", p, err)
+	}
+	var start int64
+	if pf.Trunc {
+		// As ftpfront's STOR: a FUSE file system that misses O_TRUNC among the open flags still sees ftruncate(0).
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, h.status("open", p, err)
+		}
+	} else if existed {
+		// No truncation (reput, append): the stream continues at the end of what is there.
+		start = fi.Size()
+	}
+	return &upload{
+		h: h, f: f, path: p, started: time.Now(),
+		w:            newReorderWriter(f, start, h.window),
+		removeOnFail: pf.Trunc || !existed,
+	}, nil
+}
+
+// upload is a file open for writing: WriteAt goes through the reorder window, Close completes the upload.
+type upload struct {
+	h            *handlers
+	f            afero.File
+	path         string
+	started      time.Time
+	w            *reorderWriter
+	removeOnFail bool // new or truncated: a failed upload leaves nothing behind
+	closeOnce    sync.Once
+	closeErr     error
+}
+
+// WriteAt hands p to the reorder window.
+func (u *upload) WriteAt(p []byte, off int64) (int, error) {
+	n, err := u.w.WriteAt(p, off)
+	if err != nil {
+		return n, u.h.status("write", u.path, err)
+	}
+	return n, nil
+}
+
+// TransferError fails the upload: the connection ended with the file open.
+func (u *upload) TransferError(err error) { u.w.fail(err) }
+
+// Close ends the stream and closes the file; its error is the upload's outcome. A failed upload of a new or
+// truncated file is removed before the close where possible (on the mount, a file unlinked while open is never
+// stored) and after it otherwise.
+func (u *upload) Close() error {
+	u.closeOnce.Do(func() { u.closeErr = u.close() })
+	return u.closeErr
+}
+
+func (u *upload) close() error {
+	written, err := u.w.finish()
+	removed := false
+	drop := func() {
+		if !u.removeOnFail || removed {
+			return
+		}
+		removed = true
+		if rerr := u.h.fs.Remove(u.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			u.h.log().Warn("sftp: removing partial upload failed", "path", u.path, "err", rerr)
+		}
+	}
+	if err != nil {
+		drop()
+	}
+	closeErr := u.f.Close()
+	if err == nil && closeErr != nil {
+		err = closeErr
+		drop()
+	}
+	res := "ok"
+	if err != nil {
+		res = err.Error()
+		u.h.log().Warn("sftp: upload failed", "path", u.path, "bytes", written, "err", err)
+	}
+	u.h.sess.audit(ftpfront.Event{Event: "upload", Path: u.path, Bytes: written, Duration: time.Since(u.started), Result: res})
+	return u.h.status("close", u.path, err)
+}
+
+// Filecmd runs the requests that change the file system without a handle.
+func (h *handlers) Filecmd(r *sftp.Request) error {
+	switch r.Method {
+	case "Symlink", "Link":
+		return errUnsupported
+	}
+	if err := h.denyReadOnly(); err != nil {
+		return err
+	}
+	p := r.Filepath
+	switch r.Method {
+	case "Setstat":
+		return h.status("setstat", p, h.setstat(r))
+	case "Rename":
+		if _, err := h.fs.Stat(r.Target); err == nil {
+			return errExists // SFTP v3: RENAME does not replace; posix-rename does
+		}
+		return h.rename(p, r.Target)
+	case "Mkdir":
+		err := h.fs.Mkdir(p, 0o755)
+		h.sess.audit(ftpfront.Event{Event: "mkdir", Path: p, Result: result(err)})
+		return h.status("mkdir", p, err)
+	case "Rmdir":
+		fi, err := h.fs.Stat(p)
+		if err == nil && !fi.IsDir() {
+			err = errNotDir
+		}
+		if err == nil {
+			err = h.fs.Remove(p)
+		}
+		h.sess.audit(ftpfront.Event{Event: "rmdir", Path: p, Result: result(err)})
+		return h.status("rmdir", p, err)
+	case "Remove":
+		fi, err := h.fs.Stat(p)
+		if err == nil && fi.IsDir() {
+			err = errIsDir
+		}
+		if err == nil {
+			err = h.fs.Remove(p)
+		}
+		h.sess.audit(ftpfront.Event{Event: "delete", Path: p, Result: result(err)})
+		return h.status("remove", p, err)
+	}
+	return errUnsupported
+}
+
+// PosixRename renames, replacing the target.
+func (h *handlers) PosixRename(r *sftp.Request) error {
+	if err := h.denyReadOnly(); err != nil {
+		return err
+	}
+	return h.rename(r.Filepath, r.Target)
+}
+
+func (h *handlers) rename(from, to string) error {
+	err := h.fs.Rename(from, to)
+	h.sess.audit(ftpfront.Event{Event: "rename", Path: from, To: to, Result: result(err)})
+	return h.status("rename", from, err)
+}
+
+// setstat applies the attributes a SETSTAT or FSETSTAT carries: size, permissions, times. uid/gid are
+// ignored: the mount has one owner.
+func (h *handlers) setstat(r *sftp.Request) error {
+	flags, attrs := r.AttrFlags(), r.Attributes()
+	p := r.Filepath
+	if flags.Size {
+		f, err := h.fs.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Truncate(int64(attrs.Size))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if flags.Permissions {
+		if err := h.fs.Chmod(p, attrs.FileMode().Perm()); err != nil {
+			return err
+		}
+	}
+	if flags.Acmodtime {
+		if err := h.fs.Chtimes(p, attrs.AccessTime(), attrs.ModTime()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func result(err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return "ok"
+}
+
+// Filelist answers OPENDIR (List) and STAT (Stat).
+func (h *handlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
+	p := r.Filepath
+	switch r.Method {
+	case "Stat":
+		fi, err := h.fs.Stat(p)
+		if err != nil {
+			return nil, h.status("stat", p, err)
+		}
+		return listerAt{fi}, nil
+	case "List":
+		d, err := h.fs.Open(p)
+		if err != nil {
+			return nil, h.status("opendir", p, err)
+		}
+		fi, err := d.Stat()
+		if err == nil && !fi.IsDir() {
+			err = errNotDir
+		}
+		if err != nil {
+			d.Close()
+			return nil, h.status("opendir", p, err)
+		}
+		return &dirLister{h: h, d: d, path: p}, nil
+	}
+	return nil, errUnsupported
+}
+
+// Lstat answers LSTAT: the entry itself where the file system can tell, else as Stat.
+func (h *handlers) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
+	p := r.Filepath
+	var (
+		fi  os.FileInfo
+		err error
+	)
+	if l, ok := h.fs.(afero.Lstater); ok {
+		fi, _, err = l.LstatIfPossible(p)
+	} else {
+		fi, err = h.fs.Stat(p)
+	}
+	if err != nil {
+		return nil, h.status("lstat", p, err)
+	}
+	return listerAt{fi}, nil
+}
+
+// listerAt is a fixed list of entries.
+type listerAt []os.FileInfo
+
+// ListAt copies the entries from off.
+func (l listerAt) ListAt(ls []os.FileInfo, off int64) (int, error) {
+	if off >= int64(len(l)) {
+		return 0, io.EOF
+	}
+	n := copy(ls, l[off:])
+	if n < len(ls) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// dirLister reads a directory in pieces, as READDIR asks: at most len(ls) entries are read per request, so a
+// large directory is never held whole. pkg/sftp asks for consecutive offsets; another offset is an error.
+type dirLister struct {
+	h    *handlers
+	d    afero.File
+	path string
+
+	mu   sync.Mutex
+	read int64 // entries handed out
+	eof  bool
+}
+
+// ListAt reads the next entries.
+func (l *dirLister) ListAt(ls []os.FileInfo, off int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off != l.read {
+		return 0, l.h.status("readdir", l.path, errors.New("directory read out of sequence"))
+	}
+	if l.eof || len(ls) == 0 {
+		return 0, io.EOF
+	}
+	fis, err := l.d.Readdir(len(ls))
+	n := copy(ls, fis)
+	l.read += int64(n)
+	if err == io.EOF || (err == nil && n < len(ls)) {
+		l.eof = true
+		if n == 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+	if err != nil {
+		return n, l.h.status("readdir", l.path, err)
+	}
+	return n, nil
+}
+
+// Close closes the directory.
+func (l *dirLister) Close() error { return l.d.Close() }

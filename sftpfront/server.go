@@ -1,0 +1,395 @@
+package sftpfront
+
+// Connections, authentication and channels.
+//
+// Per connection: Admit (shared with FTPS) → SSH handshake with password authentication through the shared
+// Authenticator, all within LoginTimeout → FsFactory(user) → "session" channels, each of which may start the
+// "sftp" subsystem once. Lock order: Server.mu is a leaf.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"github.com/s3ftp/s3ftp/ftpfront"
+	"golang.org/x/crypto/ssh"
+)
+
+// Options configure a Server. Zero fields take the documented defaults, except Listen and HostKeyDir.
+type Options struct {
+	// Listen is the SSH listen address, e.g. "127.0.0.1:2022"; port 0 picks a free port (Server.Addr).
+	Listen string
+	// HostKeyDir holds the host key (HostKeyFile), generated there on first start.
+	HostKeyDir string
+	// LoginTimeout bounds the time from connect to the end of authentication (default 60s).
+	LoginTimeout time.Duration
+	// MaxAuthTries closes the connection after this many failed authentications (default 3, as ftpfront's
+	// MaxLoginAttempts).
+	MaxAuthTries int
+	// MaxChannels bounds the session channels open at once on one connection (default 10, OpenSSH's
+	// MaxSessions); more are refused.
+	MaxChannels int
+	// ReorderWindow is the reorder window per open file in bytes (default DefaultReorderWindow).
+	ReorderWindow int64
+}
+
+func (o Options) withDefaults() Options {
+	if o.LoginTimeout <= 0 {
+		o.LoginTimeout = 60 * time.Second
+	}
+	if o.MaxAuthTries <= 0 {
+		o.MaxAuthTries = 3
+	}
+	if o.MaxChannels <= 0 {
+		o.MaxChannels = 10
+	}
+	if o.ReorderWindow <= 0 {
+		o.ReorderWindow = DefaultReorderWindow
+	}
+	return o
+}
+
+// Deps are the access layer and file seam the server uses: the same values that serve FTPS.
+type Deps struct {
+	// Auth checks passwords (required).
+	Auth ftpfront.Authenticator
+	// Admit admits connections; nil admits every connection.
+	Admit ftpfront.Admitter
+	// Fs opens a logged-in user's file system (required); ftpfront.DefaultFsFactory behind the MountGuard.
+	Fs ftpfront.FsFactory
+	// Audit records events; nil records nothing.
+	Audit ftpfront.Auditor
+	// Log receives the server's log lines; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Server is an SFTP server. Listen, then Serve; Close ends it.
+type Server struct {
+	opts    Options
+	deps    Deps
+	log     *slog.Logger
+	hostKey ssh.Signer
+
+	mu sync.Mutex
+	// Guarded by mu.
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	closed bool
+
+	wg sync.WaitGroup // connection goroutines
+}
+
+// Algorithms offered: modern ones only.
+var (
+	kexAlgos = []string{ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519, "curve25519-sha256@libssh.org"}
+	ciphers  = []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES256GCM, ssh.CipherAES128GCM}
+	macs     = []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM}
+)
+
+// NewServer loads or creates the host key and returns a server; it logs the host key's fingerprint.
+func NewServer(opts Options, deps Deps) (*Server, error) {
+	if deps.Auth == nil || deps.Fs == nil {
+		return nil, errors.New("sftpfront: Deps.Auth and Deps.Fs are required")
+	}
+	if opts.Listen == "" {
+		return nil, errors.New("sftpfront: no listen address")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	opts = opts.withDefaults()
+	key, created, err := LoadOrCreateHostKey(opts.HostKeyDir)
+	if err != nil {
+		return nil, fmt.Errorf("sftpfront: %w", err)
+	}
+	s := &Server{opts: opts, deps: deps, log: deps.Log, hostKey: key, conns: make(map[net.Conn]struct{})}
+	s.log.Info("sftp host key", "type", key.PublicKey().Type(), "fingerprint", ssh.FingerprintSHA256(key.PublicKey()),
+		"dir", opts.HostKeyDir, "generated", created)
+	return s, nil
+}
+
+// HostKey returns the server's public host key.
+func (s *Server) HostKey() ssh.PublicKey { return s.hostKey.PublicKey() }
+
+// Listen binds the listen address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("sftpfront: listen %s: %w", s.opts.Listen, err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	s.log.Info("sftp listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the bound address, or nil before Listen.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Serve accepts connections until ctx ends (it then closes the server and returns nil) or accepting fails.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln == nil {
+		return errors.New("sftpfront: Serve before Listen")
+	}
+	stop := context.AfterFunc(ctx, s.Close)
+	defer stop()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				s.wg.Wait()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			s.Close()
+			return fmt.Errorf("sftpfront: accept: %w", err)
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[nc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, nc)
+				s.mu.Unlock()
+			}()
+			defer func() {
+				if v := recover(); v != nil {
+					s.log.Error("sftp: connection panicked", "panic", v)
+				}
+			}()
+			defer nc.Close()
+			s.handle(ctx, nc)
+		}()
+	}
+}
+
+// Close closes the listener and every connection and waits for their goroutines.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		for c := range s.conns {
+			c.Close()
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// conn is one SSH connection's state, shared by its channels.
+type conn struct {
+	srv *Server
+	id  string
+	ip  netip.Addr
+	log *slog.Logger
+
+	mu   sync.Mutex
+	user *ftpfront.User // set by the password callback, read after the handshake
+}
+
+func (c *conn) audit(e ftpfront.Event) {
+	if c.srv.deps.Audit == nil {
+		return
+	}
+	e.Time = time.Now()
+	e.Session = c.id
+	e.IP = c.ip.String()
+	c.mu.Lock()
+	if c.user != nil && e.User == "" {
+		e.User = c.user.Name
+	}
+	c.mu.Unlock()
+	c.srv.deps.Audit.Record(e)
+}
+
+func newConnID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "sftp-" + hex.EncodeToString(b[:])
+}
+
+func remoteIP(nc net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// handle runs one connection to its end.
+func (s *Server) handle(ctx context.Context, nc net.Conn) {
+	c := &conn{srv: s, id: newConnID(), ip: remoteIP(nc)}
+	c.log = s.log.With("session", c.id, "ip", c.ip.String(), "proto", "sftp")
+	if s.deps.Admit != nil {
+		release, err := s.deps.Admit.Admit(c.ip)
+		if err != nil {
+			c.log.Info("sftp: connection refused", "err", err)
+			return
+		}
+		defer release()
+	}
+	c.audit(ftpfront.Event{Event: "connect", Result: "ok"})
+	defer func() { c.audit(ftpfront.Event{Event: "disconnect", Result: "ok"}) }()
+
+	nc.SetDeadline(time.Now().Add(s.opts.LoginTimeout))
+	loginCtx, cancel := context.WithTimeout(ctx, s.opts.LoginTimeout)
+	defer cancel()
+	sc, chans, reqs, err := ssh.NewServerConn(nc, s.serverConfig(loginCtx, c))
+	if err != nil {
+		c.log.Debug("sftp: handshake ended", "err", err)
+		return
+	}
+	defer sc.Close()
+	nc.SetDeadline(time.Time{})
+	cancel()
+	go ssh.DiscardRequests(reqs) // tcpip-forward and every other global request: false
+
+	c.mu.Lock()
+	user := c.user
+	c.mu.Unlock()
+	if user == nil { // cannot happen: password is the only method and NoClientAuth is off
+		return
+	}
+	fsys, err := s.deps.Fs(user)
+	if err != nil {
+		c.log.Error("sftp: cannot open the user's file system", "user", user.Name, "err", err)
+		return
+	}
+	h := &handlers{fs: fsys, user: user, sess: c, window: s.opts.ReorderWindow}
+
+	sem := make(chan struct{}, s.opts.MaxChannels)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			nch.Reject(ssh.Prohibited, "only the sftp subsystem is served")
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			nch.Reject(ssh.ResourceShortage, "too many channels")
+			continue
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			<-sem
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.session(c, h, ch, creqs)
+		}()
+	}
+}
+
+// serverConfig returns the SSH configuration for connection c: password authentication through the shared
+// Authenticator, the host key and the modern algorithms.
+func (s *Server) serverConfig(ctx context.Context, c *conn) *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{
+		Config:        ssh.Config{KeyExchanges: kexAlgos, Ciphers: ciphers, MACs: macs},
+		MaxAuthTries:  s.opts.MaxAuthTries,
+		ServerVersion: "SSH-2.0-s3ftp",
+		PasswordCallback: func(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+			u, err := s.deps.Auth.Login(ctx, c.ip, meta.User(), string(password))
+			if err != nil {
+				c.log.Info("sftp: login failed", "user", meta.User(), "err", err)
+				c.audit(ftpfront.Event{Event: "login_failed", User: meta.User(), Result: err.Error()})
+				return nil, errors.New("login incorrect")
+			}
+			c.mu.Lock()
+			c.user = u
+			c.mu.Unlock()
+			c.log.Info("sftp: login", "user", u.Name, "read_only", u.ReadOnly)
+			c.audit(ftpfront.Event{Event: "login_ok", User: u.Name, Result: "ok"})
+			return &ssh.Permissions{}, nil
+		},
+	}
+	cfg.AddHostKey(s.hostKey)
+	return cfg
+}
+
+// session serves one session channel: the "sftp" subsystem once; every other request is answered false.
+func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer ch.Close()
+	started := false
+	done := make(chan struct{})
+	for {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				if started {
+					<-done
+				}
+				return
+			}
+			ok = false
+			if req.Type == "subsystem" && !started {
+				var sub struct{ Name string }
+				if err := ssh.Unmarshal(req.Payload, &sub); err == nil && sub.Name == "sftp" {
+					ok, started = true, true
+					go func() {
+						defer close(done)
+						s.serveSFTP(c, h, ch)
+					}()
+				}
+			}
+			if !ok {
+				c.log.Debug("sftp: channel request refused", "type", req.Type)
+			}
+			req.Reply(ok, nil)
+		case <-done:
+			return
+		}
+	}
+}
+
+// serveSFTP runs pkg/sftp's request server on ch until the client ends it.
+func (s *Server) serveSFTP(c *conn, h *handlers, ch ssh.Channel) {
+	rs := sftp.NewRequestServer(ch, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
+	err := rs.Serve()
+	rs.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.log.Debug("sftp: subsystem ended", "err", err)
+	}
+	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+}
