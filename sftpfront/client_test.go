@@ -1,0 +1,245 @@
+package sftpfront
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+	"github.com/s3ftp/s3ftp/ftpfront"
+	"golang.org/x/crypto/ssh"
+)
+
+func withWindow(n int64) serverOpt {
+	return func(o *Options, _ *ftpfront.AccessConfig) { o.ReorderWindow = n }
+}
+
+// Writes sent in reverse order, all within the window, are answered OK and reach the file in order; the close
+// is OK and the file is byte-identical.
+func TestClientReverseWritesWithinTheWindowMakeTheRightFile(t *testing.T) {
+	s := newTestServer(t, withWindow(1<<20))
+	_, c := s.dial(alice)
+	const chunk, n = 32 << 10, 32 // exactly the 1 MiB window
+	data := randomBytes(t, chunk*n)
+	f, err := c.Create("rev.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := n - 1; i >= 0; i-- {
+		if _, err := f.WriteAt(data[i*chunk:(i+1)*chunk], int64(i*chunk)); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	got, err := os.ReadFile(s.home(alice, "rev.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("file differs: %d bytes, want %d (err %v)", len(got), len(data), err)
+	}
+}
+
+// A write reaching past the window fails with a message naming the window, every later write on the handle
+// fails too, the close reports the failure, and the new file is removed.
+func TestClientAWriteOutsideTheWindowFailsTheUploadAndRemovesTheFile(t *testing.T) {
+	s := newTestServer(t, withWindow(1<<20))
+	_, c := s.dial(alice)
+	f, err := c.Create("far.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt(make([]byte, 1024), 1<<20)
+	if err == nil || !strings.Contains(err.Error(), "beyond the reorder window") {
+		t.Fatalf("write past the window: err = %v, want one naming the reorder window", err)
+	}
+	if _, err := f.WriteAt([]byte("seq"), 0); err == nil {
+		t.Fatal("a sequential write after the refused one succeeded")
+	}
+	if err := f.Close(); err == nil {
+		t.Fatal("close of a failed upload returned OK")
+	}
+	if _, err := os.Stat(s.home(alice, "far.bin")); !os.IsNotExist(err) {
+		t.Fatalf("the failed upload's file is still there: %v", err)
+	}
+	if got := s.audit.find("upload"); len(got) != 1 || strings.HasSuffix(got[0], "=ok") {
+		t.Fatalf("upload audit = %v, want one failed upload", got)
+	}
+}
+
+// An upload that leaves a gap (a write ahead of the written position that is never preceded) fails at close
+// with "upload incomplete", and the file is removed.
+func TestClientAGapNeverFilledFailsTheClose(t *testing.T) {
+	s := newTestServer(t)
+	_, c := s.dial(alice)
+	f, err := c.Create("gap.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("later"), 100); err != nil {
+		t.Fatal(err)
+	}
+	err = f.Close()
+	if err == nil || !strings.Contains(err.Error(), "upload incomplete") {
+		t.Fatalf("close = %v, want upload incomplete", err)
+	}
+	if _, err := os.Stat(s.home(alice, "gap.bin")); !os.IsNotExist(err) {
+		t.Fatalf("the incomplete upload's file is still there: %v", err)
+	}
+}
+
+// A resumed upload (opened without truncation) continues at the file's size.
+func TestClientResumeContinuesAtTheFileSize(t *testing.T) {
+	s := newTestServer(t)
+	if err := os.WriteFile(s.home(alice, "part.txt"), []byte("hello "), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, c := s.dial(alice)
+	f, err := c.OpenFile("part.txt", os.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("world"), 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(s.home(alice, "part.txt")); string(b) != "hello world" {
+		t.Fatalf("file = %q, want %q", b, "hello world")
+	}
+}
+
+// Through a symbolic link placed in the home pointing out, stat answers permission denied; RENAME refuses an
+// existing target while posix-rename replaces it; hard links are unsupported.
+func TestClientJailLinksAndRenameSemantics(t *testing.T) {
+	s := newTestServer(t)
+	os.WriteFile(filepath.Join(s.root, "secret.txt"), []byte("secret"), 0o644)
+	os.Symlink(s.root, s.home(alice, "out"))
+	os.WriteFile(s.home(alice, "a"), []byte("a"), 0o644)
+	os.WriteFile(s.home(alice, "b"), []byte("b"), 0o644)
+	_, c := s.dial(alice)
+
+	if _, err := c.Stat("out/secret.txt"); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("stat through an escaping link: %v, want permission denied", err)
+	}
+	if _, err := c.Open("/../../secret.txt"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("open /../../secret.txt: %v, want not found (it is the home's /secret.txt)", err)
+	}
+	if err := c.Rename("a", "b"); err == nil {
+		t.Error("RENAME onto an existing file succeeded")
+	}
+	if err := c.PosixRename("a", "b"); err != nil {
+		t.Errorf("posix-rename: %v", err)
+	}
+	if b, _ := os.ReadFile(s.home(alice, "b")); string(b) != "a" {
+		t.Errorf("b = %q after posix-rename, want %q", b, "a")
+	}
+	var se *sftp.StatusError
+	if err := c.Link("b", "c"); !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxOpUnsupported {
+		t.Errorf("link: %v, want SSH_FX_OP_UNSUPPORTED", err)
+	}
+}
+
+// A directory larger than one READDIR answer is listed whole.
+func TestClientLargeDirectoryIsListedWhole(t *testing.T) {
+	s := newTestServer(t)
+	const n = 1234
+	for i := 0; i < n; i++ {
+		if err := os.WriteFile(s.home(alice, "f"+strings.Repeat("x", i%7)+time.Duration(i).String()), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, c := s.dial(alice)
+	fis, err := c.ReadDir("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fis) != n {
+		t.Fatalf("ReadDir returned %d entries, want %d", len(fis), n)
+	}
+}
+
+// Shell, exec, other subsystems, port forwarding (both directions) and agent forwarding are refused; the
+// connection still serves SFTP afterwards.
+func TestOnlyTheSFTPSubsystemIsServed(t *testing.T) {
+	s := newTestServer(t)
+	sc, c := s.dial(alice)
+	sess, err := sc.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Run("id"); err == nil {
+		t.Error("exec succeeded")
+	}
+	sess.Close()
+	sess, _ = sc.NewSession()
+	if err := sess.Shell(); err == nil {
+		t.Error("shell succeeded")
+	}
+	sess.Close()
+	sess, _ = sc.NewSession()
+	if err := sess.RequestSubsystem("scp"); err == nil {
+		t.Error("subsystem scp accepted")
+	}
+	if ok, err := sess.SendRequest("auth-agent-req@openssh.com", true, nil); ok || err != nil {
+		t.Errorf("agent forwarding: ok=%v err=%v, want refused", ok, err)
+	}
+	sess.Close()
+	if conn, err := sc.Dial("tcp", s.srv.Addr().String()); err == nil {
+		conn.Close()
+		t.Error("direct-tcpip (local forwarding) succeeded")
+	}
+	if ln, err := sc.Listen("tcp", "127.0.0.1:0"); err == nil {
+		ln.Close()
+		t.Error("tcpip-forward (remote forwarding) succeeded")
+	}
+	if _, err := c.Getwd(); err != nil {
+		t.Errorf("SFTP after the refusals: %v", err)
+	}
+}
+
+// The host key is generated once into the directory (mode 0600) and reused by the next server.
+func TestHostKeyIsGeneratedOnceAndReused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	k1, created, err := LoadOrCreateHostKey(dir)
+	if err != nil || !created {
+		t.Fatalf("first load: created=%v err=%v", created, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, HostKeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	k2, created, err := LoadOrCreateHostKey(dir)
+	if err != nil || created {
+		t.Fatalf("second load: created=%v err=%v", created, err)
+	}
+	if ssh.FingerprintSHA256(k1.PublicKey()) != ssh.FingerprintSHA256(k2.PublicKey()) {
+		t.Fatal("the second load returned a different key")
+	}
+	if k1.PublicKey().Type() != ssh.KeyAlgoED25519 {
+		t.Fatalf("key type %s, want ed25519", k1.PublicKey().Type())
+	}
+	os.WriteFile(filepath.Join(dir, HostKeyFile), []byte("garbage"), 0o600)
+	if _, _, err := LoadOrCreateHostKey(dir); err == nil {
+		t.Fatal("an unparsable key file was accepted (or replaced)")
+	}
+}
+
+// A client offering only old algorithms (aes128-ctr, hmac-sha1, diffie-hellman-group14-sha1) is refused.
+func TestOldAlgorithmsAreRefused(t *testing.T) {
+	s := newTestServer(t)
+	_, err := ssh.Dial("tcp", "127.0.0.1:"+s.port, &ssh.ClientConfig{
+		User:            alice.name,
+		Auth:            []ssh.AuthMethod{ssh.Password(alice.password)},
+		HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()),
+		Config:          ssh.Config{Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha1"}},
+		Timeout:         10 * time.Second,
+	})
+	if err == nil || !strings.Contains(err.Error(), "no common algorithm") {
+		t.Fatalf("dial with old algorithms: %v, want no common algorithm", err)
+	}
+}
