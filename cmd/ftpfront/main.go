@@ -1,6 +1,7 @@
 // Command ftpfront serves a local directory (normally an s3mount mount) over FTPS.
 //
 //	ftpfront --root /srv/s3 --users /etc/ftpfront/users.yaml --tls-cert cert.pem --tls-key key.pem
+//	ftpfront ... --sftp-listen :2022 --sftp-host-key-dir /var/lib/ftpfront   # SFTP beside FTPS
 //	ftpfront passwd            # prints an argon2id hash for the users file
 //
 // Every flag may also come from the environment (FTPFRONT_PASSIVE_PORTS for --passive-ports) or from the
@@ -18,6 +19,13 @@
 // the certificate"). A file that does not load keeps what was loaded before and is logged as one ERROR line naming
 // it and the cause; "reload done" closes every reload with users=reloaded|kept and
 // certificate=reloaded|kept|none. Flags and the configuration file are read only at start.
+//
+// # SFTP
+//
+// --sftp-listen ADDR (off when empty) serves SFTP (package sftpfront) beside FTPS, from the same users file and
+// the same Access: one ban table, one connection limit, the same jails, refused names, failed-login delay,
+// audit log and metrics. --sftp-host-key-dir holds the ed25519 host key, generated there on first start and
+// reused afterwards; its fingerprint is logged at start. The ready file gains a "sftp=ADDR" line.
 //
 // # Serving a mount
 //
@@ -59,6 +67,7 @@ import (
 	"github.com/s3ftp/s3ftp/internal/flagenv"
 	"github.com/s3ftp/s3ftp/internal/metrics"
 	"github.com/s3ftp/s3ftp/internal/metrics/ftpmetrics"
+	"github.com/s3ftp/s3ftp/sftpfront"
 	"golang.org/x/term"
 )
 
@@ -89,6 +98,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 // config is the parsed command line: the library options plus what only the command handles.
 type config struct {
 	opts         ftpfront.Options
+	sftp         sftpfront.Options
 	access       ftpfront.AccessConfig
 	root         string
 	requireMount ftpfront.RequireMount
@@ -117,6 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.StringVar(&c.users, "users", "", "users file (YAML)")
 	fs.StringVar(&o.Listen, "listen", o.Listen, "explicit FTPS (AUTH TLS) listen address")
 	fs.StringVar(&o.ImplicitListen, "implicit-listen", "", "implicit FTPS listen address (off when empty)")
+	fs.StringVar(&c.sftp.Listen, "sftp-listen", "", "SFTP (SSH) listen address (off when empty)")
+	fs.StringVar(&c.sftp.HostKeyDir, "sftp-host-key-dir", "", "directory of the SSH host key, generated there on first start (required with --sftp-listen)")
 	fs.BoolVar(&o.AllowPlain, "allow-plain", false, "allow logins and transfers without TLS")
 	fs.BoolVar(&o.AllowActive, "allow-active", false, "enable PORT/EPRT (active mode)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate (PEM)")
@@ -202,6 +214,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	if err := o.Validate(); err != nil {
 		return usage("%v", err)
 	}
+	if c.sftp.Listen != "" && c.sftp.HostKeyDir == "" {
+		return usage("--sftp-listen needs --sftp-host-key-dir")
+	}
+	// The SFTP server shares the FTP login and idle limits.
+	c.sftp.LoginTimeout = o.LoginTimeout
+	c.sftp.MaxAuthTries = o.MaxLoginAttempts
 	return c, -1
 }
 
@@ -256,11 +274,40 @@ func serve(c *config, stderr io.Writer) int {
 		return fail(exitConfig, "invalid configuration", err)
 	}
 	fm.WatchPanics(srv.Panics)
+	var ssrv *sftpfront.Server
+	if c.sftp.Listen != "" {
+		ssrv, err = sftpfront.NewServer(c.sftp, sftpfront.Deps{Auth: access, Admit: access, Fs: deps.Fs, Audit: deps.Audit, Log: log})
+		if err != nil {
+			return fail(exitConfig, "invalid SFTP configuration", err)
+		}
+	}
 	if err := srv.Listen(); err != nil {
 		return fail(exitListen, "cannot listen", err)
 	}
+	if ssrv != nil {
+		if err := ssrv.Listen(); err != nil {
+			srv.Close()
+			return fail(exitListen, "cannot listen for SFTP", err)
+		}
+		defer ssrv.Close()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Either server failing ends both.
+	ctx, cancelServe := context.WithCancel(ctx)
+	defer cancelServe()
+	sftpDone := make(chan error, 1)
+	if ssrv != nil {
+		go func() {
+			err := ssrv.Serve(ctx)
+			if err != nil {
+				cancelServe()
+			}
+			sftpDone <- err
+		}()
+	} else {
+		sftpDone <- nil
+	}
 	if c.healthAddr != "" {
 		ln, err := net.Listen("tcp", c.healthAddr)
 		if err != nil {
@@ -284,15 +331,20 @@ func serve(c *config, stderr io.Writer) int {
 		defer ms.Close()
 	}
 	if c.readyFile != "" {
-		if err := writeReady(c.readyFile, srv); err != nil {
+		if err := writeReady(c.readyFile, srv, ssrv); err != nil {
 			srv.Close()
 			return fail(exitConfig, "cannot write ready file", err)
 		}
 	}
 	go reloadOnHUP(ctx, hup, log, c, access, srv)
 	log.Info("serving", "root", c.root, "mount_required", guard != nil, "allow_plain", c.opts.AllowPlain, "passive_ports",
-		fmt.Sprintf("%d-%d", c.opts.PassivePortMin, c.opts.PassivePortMax))
-	if err := srv.Serve(ctx); err != nil {
+		fmt.Sprintf("%d-%d", c.opts.PassivePortMin, c.opts.PassivePortMax), "sftp", c.sftp.Listen != "")
+	err = srv.Serve(ctx)
+	cancelServe()
+	if serr := <-sftpDone; serr != nil {
+		return fail(exitServe, "SFTP server stopped", serr)
+	}
+	if err != nil {
 		return fail(exitServe, "server stopped", err)
 	}
 	log.Info("shut down")
@@ -336,15 +388,18 @@ func reload(log *slog.Logger, c *config, access *ftpfront.Access, srv *ftpfront.
 	log.Info("reload done", "users", users, "certificate", cert)
 }
 
-// writeReady writes "explicit=ADDR" and "implicit=ADDR" lines, atomically (rename), so a reader never sees a
-// partial file.
-func writeReady(path string, srv *ftpfront.Server) error {
+// writeReady writes "explicit=ADDR", "implicit=ADDR" and "sftp=ADDR" lines (those that listen), atomically
+// (rename), so a reader never sees a partial file.
+func writeReady(path string, srv *ftpfront.Server, ssrv *sftpfront.Server) error {
 	var b strings.Builder
 	if a := srv.Addr(); a != nil {
 		fmt.Fprintf(&b, "explicit=%s\n", a)
 	}
 	if a := srv.ImplicitAddr(); a != nil {
 		fmt.Fprintf(&b, "implicit=%s\n", a)
+	}
+	if ssrv != nil {
+		fmt.Fprintf(&b, "sftp=%s\n", ssrv.Addr())
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {

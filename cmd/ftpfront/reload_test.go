@@ -27,7 +27,7 @@ type daemon struct {
 	cmd    *exec.Cmd
 	logs   *logbuf.Buffer
 	exited chan error
-	addrs  map[string]string // "explicit", "implicit" from the ready file
+	addrs  map[string]string // "explicit", "implicit", "sftp" from the ready file
 }
 
 // startDaemon runs the binary with args plus --ready-file and waits until it is listening. The test's cleanup
