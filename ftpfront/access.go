@@ -31,6 +31,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // DefaultRefusedNames are login names that are refused even when an account with that name and the right
@@ -315,6 +317,35 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 	a.sleep(ctx)
 	return nil, fmt.Errorf("%w: %s", ErrLoginFailed, why)
 }
+
+// LoginKey checks that key is one of name's authorized keys (UserConfig.AuthorizedKeys), from ip. It returns
+// the account; ErrBanned for a banned address; or an error wrapping ErrLoginFailed ("...: refused name",
+// "...: unknown user or key"). Unlike Login it neither counts a refusal towards the ban nor delays it: an SSH
+// client offers each key it holds in turn before it tries a password, and a public key cannot be guessed. The
+// caller must have verified that the client holds the private key (x/crypto/ssh does, after its public key
+// callback accepted the key), and counts the login; LoginKey changes no counter.
+func (a *Access) LoginKey(ip netip.Addr, name string, key ssh.PublicKey) (*User, error) {
+	a.mu.Lock()
+	banned := a.bannedLocked(addrKey(ip), a.cfg.Now())
+	a.mu.Unlock()
+	switch {
+	case banned:
+		return nil, ErrBanned
+	case a.isRefused(name):
+		return nil, fmt.Errorf("%w: refused name", ErrLoginFailed)
+	}
+	u := a.users.Load().lookup(name)
+	if u == nil || !u.hasKey(key) {
+		return nil, fmt.Errorf("%w: unknown user or key", ErrLoginFailed)
+	}
+	user := u.user
+	user.account = u
+	return &user, nil
+}
+
+// CountKeyLogin counts a public-key login that completed (LoginKey accepted the key and the client proved it
+// holds it) in the LoginsOK statistic.
+func (a *Access) CountKeyLogin() { a.loginsOK.Add(1) }
 
 // sleep waits FailDelay or until ctx ends, whichever comes first.
 func (a *Access) sleep(ctx context.Context) {

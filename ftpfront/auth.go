@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/ssh"
 	"gopkg.in/yaml.v3"
 )
 
@@ -42,6 +43,10 @@ type UserConfig struct {
 	Home string `yaml:"home"`
 	// ReadOnly users cannot change the file system.
 	ReadOnly bool `yaml:"read_only"`
+	// AuthorizedKeys are SSH public keys, one authorized_keys line each ("ssh-ed25519 AAAA... comment"), that
+	// log the user in over SFTP without the password. Lines with options (from=, command=, ...) are refused:
+	// none is implemented, and ignoring one would grant more than it says.
+	AuthorizedKeys []string `yaml:"authorized_keys"`
 }
 
 // UserDB holds the accounts. It is immutable after construction and safe for concurrent use.
@@ -53,10 +58,12 @@ type UserDB struct {
 	dummyHash string
 }
 
-// dbUser is a validated account: the session's User plus its password hash.
+// dbUser is a validated account: the session's User plus its password hash and SSH keys. It stays comparable
+// (Access.AccountValid compares accounts whole).
 type dbUser struct {
 	user User
 	hash string
+	keys string // authorized keys, each "type base64" without comment, one per line; "" for none
 }
 
 // maxUserNameLen bounds login names; longer names are configuration mistakes or attacks.
@@ -93,7 +100,8 @@ type usersFile struct {
 	Users []yaml.Node `yaml:"users"`
 }
 
-// LoadUsers reads the YAML users file at path ({users: [{name, password, home, read_only}, ...]}) and builds the
+// LoadUsers reads the YAML users file at path ({users: [{name, password, home, read_only, authorized_keys}, ...]})
+// and builds the
 // database for the served root. Errors name the file, the line and the user. Unknown keys are errors, so that a
 // misspelt "read_only" cannot silently grant write access. A file readable by other users is loaded with a
 // warning in the log.
@@ -124,7 +132,7 @@ func LoadUsers(path, root string) (*UserDB, error) {
 		}
 		for k := 0; k+1 < len(n.Content); k += 2 {
 			switch key := n.Content[k]; key.Value {
-			case "name", "password", "home", "read_only":
+			case "name", "password", "home", "read_only", "authorized_keys":
 			default:
 				return nil, fmt.Errorf("users file %s:%d: unknown key %q", path, key.Line, key.Value)
 			}
@@ -172,7 +180,11 @@ func newUserDB(root string, users []UserConfig, where func(i int) string) (*User
 		if err != nil {
 			return nil, fmt.Errorf("%suser %q: home: %w", where(i), uc.Name, err)
 		}
-		db.users[uc.Name] = &dbUser{user: User{Name: uc.Name, Home: home, ReadOnly: uc.ReadOnly}, hash: uc.Password}
+		keys, err := parseAuthorizedKeys(uc.AuthorizedKeys)
+		if err != nil {
+			return nil, fmt.Errorf("%suser %q: authorized_keys: %w", where(i), uc.Name, err)
+		}
+		db.users[uc.Name] = &dbUser{user: User{Name: uc.Name, Home: home, ReadOnly: uc.ReadOnly}, hash: uc.Password, keys: keys}
 	}
 	if len(users) > 0 {
 		db.dummyHash, err = dummyHashLike(users[0].Password)
@@ -193,6 +205,42 @@ func (db *UserDB) Len() int { return len(db.users) }
 
 // lookup returns the account with exactly this name, or nil.
 func (db *UserDB) lookup(name string) *dbUser { return db.users[name] }
+
+// parseAuthorizedKeys validates authorized_keys lines and returns them in dbUser.keys form.
+func parseAuthorizedKeys(lines []string) (string, error) {
+	var b strings.Builder
+	for i, l := range lines {
+		key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(l))
+		if err != nil {
+			return "", fmt.Errorf("key #%d: %w", i+1, err)
+		}
+		if len(options) > 0 {
+			return "", fmt.Errorf("key #%d: options (%s) are not supported", i+1, strings.Join(options, ","))
+		}
+		if len(bytes.TrimSpace(rest)) > 0 {
+			return "", fmt.Errorf("key #%d: one key per entry", i+1)
+		}
+		b.WriteString(authorizedKeyID(key))
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
+}
+
+// authorizedKeyID is a key as stored in dbUser.keys: "type base64".
+func authorizedKeyID(key ssh.PublicKey) string {
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+}
+
+// hasKey reports whether key is one of u's authorized keys.
+func (u *dbUser) hasKey(key ssh.PublicKey) bool {
+	id := authorizedKeyID(key)
+	for _, k := range strings.Split(u.keys, "\n") {
+		if k != "" && subtle.ConstantTimeCompare([]byte(k), []byte(id)) == 1 {
+			return true
+		}
+	}
+	return false
+}
 
 // checkUserName enforces the name rules documented on UserConfig.Name.
 func checkUserName(name string) error {

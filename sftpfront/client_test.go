@@ -10,12 +10,11 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
-	"github.com/s3ftp/s3ftp/ftpfront"
 	"golang.org/x/crypto/ssh"
 )
 
 func withWindow(n int64) serverOpt {
-	return func(o *Options, _ *ftpfront.AccessConfig) { o.ReorderWindow = n }
+	return func(s *testSetup) { s.opts.ReorderWindow = n }
 }
 
 // Writes sent in reverse order, all within the window, are answered OK and reach the file in order; the close

@@ -68,11 +68,34 @@ type testServer struct {
 	work       string // the client's working directory (and $HOME)
 }
 
-type serverOpt func(*Options, *ftpfront.AccessConfig)
+// testSetup is what a serverOpt may change before the server starts.
+type testSetup struct {
+	opts   Options
+	access ftpfront.AccessConfig
+	keys   map[string][]string // authorized_keys lines by user name
+}
+
+type serverOpt func(*testSetup)
+
+func withAccess(f func(*ftpfront.AccessConfig)) serverOpt {
+	return func(s *testSetup) { f(&s.access) }
+}
+
+func withKeys(user string, lines ...string) serverOpt {
+	return func(s *testSetup) { s.keys[user] = lines }
+}
 
 func newTestServer(t *testing.T, opts ...serverOpt) *testServer {
 	t.Helper()
 	root := t.TempDir()
+	st := testSetup{
+		opts:   Options{Listen: "127.0.0.1:0", HostKeyDir: t.TempDir()},
+		access: ftpfront.AccessConfig{FailDelay: 10 * time.Millisecond},
+		keys:   map[string][]string{},
+	}
+	for _, f := range opts {
+		f(&st)
+	}
 	var ucs []ftpfront.UserConfig
 	for _, u := range []testUser{alice, bob} {
 		h, err := ftpfront.HashPassword(u.password)
@@ -82,17 +105,14 @@ func newTestServer(t *testing.T, opts ...serverOpt) *testServer {
 		if err := os.Mkdir(filepath.Join(root, u.name), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		ucs = append(ucs, ftpfront.UserConfig{Name: u.name, Password: h, Home: u.name, ReadOnly: u.readOnly})
+		ucs = append(ucs, ftpfront.UserConfig{Name: u.name, Password: h, Home: u.name, ReadOnly: u.readOnly,
+			AuthorizedKeys: st.keys[u.name]})
 	}
 	db, err := ftpfront.NewUserDB(root, ucs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Listen: "127.0.0.1:0", HostKeyDir: t.TempDir()}
-	ac := ftpfront.AccessConfig{FailDelay: 10 * time.Millisecond}
-	for _, f := range opts {
-		f(&o, &ac)
-	}
+	o, ac := st.opts, st.access
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	access := ftpfront.NewAccess(db, ac, log)
 	rec := &recorder{}

@@ -149,7 +149,7 @@ func TestOpenSSHPathsStayInTheJail(t *testing.T) {
 // A wrong password is refused, and the failures count in the shared Access: after BanAfter of them the address
 // is banned there (the same table FTPS admits by), so the right password no longer gets in.
 func TestOpenSSHWrongPasswordIsRefusedAndCountsTowardsTheSharedBan(t *testing.T) {
-	s := newTestServer(t, func(_ *Options, ac *ftpfront.AccessConfig) { ac.BanAfter = 2 })
+	s := newTestServer(t, withAccess(func(ac *ftpfront.AccessConfig) { ac.BanAfter = 2 }))
 	wrong := alice
 	wrong.password = "not-it"
 	for i := 0; i < 2; i++ {

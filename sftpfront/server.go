@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,6 +71,17 @@ type Deps struct {
 	Audit ftpfront.Auditor
 	// Log receives the server's log lines; nil means slog.Default().
 	Log *slog.Logger
+}
+
+// KeyAuthenticator is an optional interface of Deps.Auth: public-key authentication (ftpfront.Access has it).
+//
+// LoginKey is called for each key the client offers, before the client proves it holds the private key; it
+// returns the user the key logs in, or an error when the key is not accepted (the client may offer another key or
+// a password). It must not delay or count refusals: clients offer keys one after another. CountKeyLogin is called
+// once a key login completed. Without it only password authentication is offered.
+type KeyAuthenticator interface {
+	LoginKey(ip netip.Addr, name string, key ssh.PublicKey) (*ftpfront.User, error)
+	CountKeyLogin()
 }
 
 // Server is an SFTP server. Listen, then Serve; Close ends it.
@@ -221,8 +233,10 @@ type conn struct {
 	ip  netip.Addr
 	log *slog.Logger
 
-	mu   sync.Mutex
-	user *ftpfront.User // set by the password callback, read after the handshake
+	mu sync.Mutex
+	// Guarded by mu. Set by the authentication callbacks, read after the handshake.
+	user    *ftpfront.User            // the password login's user
+	keyUser map[string]*ftpfront.User // by login name + " " + key fingerprint: the users accepted keys would log in
 }
 
 func (c *conn) audit(e ftpfront.Event) {
@@ -283,9 +297,20 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 
 	c.mu.Lock()
 	user := c.user
+	if id := sc.Permissions.Extensions[extKeyLogin]; id != "" {
+		user = c.keyUser[id]
+		c.user = user
+	}
+	c.keyUser = nil
 	c.mu.Unlock()
-	if user == nil { // cannot happen: password is the only method and NoClientAuth is off
+	if user == nil { // cannot happen: every method that succeeds sets a user, and NoClientAuth is off
 		return
+	}
+	if id := sc.Permissions.Extensions[extKeyLogin]; id != "" {
+		s.deps.Auth.(KeyAuthenticator).CountKeyLogin()
+		_, fp, _ := strings.Cut(id, " ")
+		c.log.Info("sftp: login", "user", user.Name, "read_only", user.ReadOnly, "method", "publickey", "key", fp)
+		c.audit(ftpfront.Event{Event: "login_ok", User: user.Name, Result: "ok"})
 	}
 	fsys, err := s.deps.Fs(user)
 	if err != nil {
@@ -339,14 +364,38 @@ func (s *Server) serverConfig(ctx context.Context, c *conn) *ssh.ServerConfig {
 			c.mu.Lock()
 			c.user = u
 			c.mu.Unlock()
-			c.log.Info("sftp: login", "user", u.Name, "read_only", u.ReadOnly)
+			c.log.Info("sftp: login", "user", u.Name, "read_only", u.ReadOnly, "method", "password")
 			c.audit(ftpfront.Event{Event: "login_ok", User: u.Name, Result: "ok"})
 			return &ssh.Permissions{}, nil
 		},
 	}
+	if ka, ok := s.deps.Auth.(KeyAuthenticator); ok {
+		cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			u, err := ka.LoginKey(c.ip, meta.User(), key)
+			if err != nil {
+				c.log.Debug("sftp: key not accepted", "user", meta.User(), "key", ssh.FingerprintSHA256(key), "err", err)
+				return nil, errors.New("key not accepted")
+			}
+			// Not logged in yet: x/crypto/ssh checks the client's signature next (and caches this answer per name
+			// and key); handle finds the user by the name and key that passed. The same key may be authorized
+			// for several names, so the name is part of the entry.
+			id := meta.User() + " " + ssh.FingerprintSHA256(key)
+			c.mu.Lock()
+			if c.keyUser == nil {
+				c.keyUser = make(map[string]*ftpfront.User)
+			}
+			c.keyUser[id] = u
+			c.mu.Unlock()
+			return &ssh.Permissions{Extensions: map[string]string{extKeyLogin: id}}, nil
+		}
+	}
 	cfg.AddHostKey(s.hostKey)
 	return cfg
 }
+
+// extKeyLogin is the ssh.Permissions extension naming the login name and key fingerprint of a public-key
+// login: the conn.keyUser entry.
+const extKeyLogin = "s3ftp-key-login"
 
 // session serves one session channel: the "sftp" subsystem once; every other request is answered false.
 func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.Request) {
