@@ -73,6 +73,11 @@ type testSetup struct {
 	opts   Options
 	access ftpfront.AccessConfig
 	keys   map[string][]string // authorized_keys lines by user name
+	root   string              // served root; default a temporary directory
+}
+
+func withRoot(dir string) serverOpt {
+	return func(s *testSetup) { s.root = dir }
 }
 
 type serverOpt func(*testSetup)
@@ -87,7 +92,6 @@ func withKeys(user string, lines ...string) serverOpt {
 
 func newTestServer(t *testing.T, opts ...serverOpt) *testServer {
 	t.Helper()
-	root := t.TempDir()
 	st := testSetup{
 		opts:   Options{Listen: "127.0.0.1:0", HostKeyDir: t.TempDir()},
 		access: ftpfront.AccessConfig{FailDelay: 10 * time.Millisecond},
@@ -95,6 +99,10 @@ func newTestServer(t *testing.T, opts ...serverOpt) *testServer {
 	}
 	for _, f := range opts {
 		f(&st)
+	}
+	root := st.root
+	if root == "" {
+		root = t.TempDir()
 	}
 	var ucs []ftpfront.UserConfig
 	for _, u := range []testUser{alice, bob} {

@@ -243,7 +243,7 @@ func (c *conn) audit(e ftpfront.Event) {
 	if c.srv.deps.Audit == nil {
 		return
 	}
-	e.Time = time.Now()
+	e.Time = time.Now().UTC()
 	e.Session = c.id
 	e.IP = c.ip.String()
 	c.mu.Lock()

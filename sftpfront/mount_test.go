@@ -1,0 +1,104 @@
+package sftpfront
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s3ftp/s3ftp/internal/miniotest"
+	"github.com/s3ftp/s3ftp/s3mount/mounttest"
+)
+
+func TestMain(m *testing.M) { miniotest.Main(m) }
+
+// Over a real s3mount mount on MinIO, OpenSSH's sftp uploads a 12 MiB file (pipelined writes, multipart upload
+// with 5 MiB parts) that lands in S3 byte-identical, downloads it back, keeps the mtime of `put -p` on the mount
+// and in the object's x-amz-meta-mtime, and renames and removes objects.
+func TestOpenSSHOverS3Mount(t *testing.T) {
+	env := mounttest.Mount(t, mounttest.Options())
+	s := newTestServer(t, withRoot(env.Dir))
+	ctx := context.Background()
+
+	data := randomBytes(t, 12<<20+777)
+	s.local("big.bin", data)
+	p := s.local("old.txt", []byte("kept mtime\n"))
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	s.mustSFTP(alice, "put big.bin\nget big.bin back.bin\nput -p old.txt\nmkdir d\nrename old.txt d/old.txt\n")
+
+	info, err := env.Client.HeadObject(ctx, "alice/big.bin")
+	if err != nil || info.Size != int64(len(data)) {
+		t.Fatalf("object alice/big.bin: size %d, err %v; want %d", info.Size, err, len(data))
+	}
+	body, _, err := env.Client.GetObject(ctx, "alice/big.bin", 0, -1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	got.ReadFrom(body)
+	body.Close()
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatal("object in S3 differs from the uploaded file")
+	}
+	if back, err := os.ReadFile(filepath.Join(s.work, "back.bin")); err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("downloaded file differs (err %v)", err)
+	}
+
+	fi, err := os.Stat(s.home(alice, "d/old.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(mtime) {
+		t.Errorf("mtime on the mount = %v, want %v", fi.ModTime().UTC(), mtime)
+	}
+	info, err = env.Client.HeadObject(ctx, "alice/d/old.txt")
+	if err != nil {
+		t.Fatalf("renamed object: %v", err)
+	}
+	if m := info.Metadata["mtime"]; !strings.HasPrefix(m, "981173106") {
+		t.Errorf("x-amz-meta-mtime = %q, want 981173106 (%v)", m, mtime)
+	}
+	if _, err := env.Client.HeadObject(ctx, "alice/old.txt"); err == nil {
+		t.Error("alice/old.txt still in S3 after the rename")
+	}
+
+	s.mustSFTP(alice, "rm big.bin\nrm d/old.txt\nrmdir d\n")
+	for _, key := range []string{"alice/big.bin", "alice/d/old.txt"} {
+		if _, err := env.Client.HeadObject(ctx, key); err == nil {
+			t.Errorf("%s still in S3 after rm", key)
+		}
+	}
+}
+
+// Over the mount, an upload failed by a write outside the reorder window leaves no object in S3 and no file on
+// the mount, and the close reports the failure.
+func TestFailedUploadOverS3MountLeavesNoObject(t *testing.T) {
+	env := mounttest.Mount(t, mounttest.Options())
+	s := newTestServer(t, withRoot(env.Dir), withWindow(1<<20))
+	_, c := s.dial(alice)
+	f, err := c.Create("half.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(randomBytes(t, 6<<20)); err != nil { // more than a part: the upload has begun
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("far"), 10<<20); err == nil {
+		t.Fatal("write beyond the window accepted")
+	}
+	if err := f.Close(); err == nil {
+		t.Fatal("close of the failed upload returned OK")
+	}
+	if _, err := os.Stat(s.home(alice, "half.bin")); !os.IsNotExist(err) {
+		t.Errorf("half.bin on the mount: %v", err)
+	}
+	if _, err := env.Client.HeadObject(context.Background(), "alice/half.bin"); err == nil {
+		t.Error("alice/half.bin is in S3")
+	}
+}
