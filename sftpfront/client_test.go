@@ -3,6 +3,8 @@ package sftpfront
 import (
 	"bytes"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,5 +242,49 @@ func TestOldAlgorithmsAreRefused(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "no common algorithm") {
 		t.Fatalf("dial with old algorithms: %v, want no common algorithm", err)
+	}
+}
+
+// A connection may hold MaxUploads files open for writing; one more is refused with a clear message, and a slot
+// frees when an upload closes.
+func TestClientOpenUploadsAreBoundedPerConnection(t *testing.T) {
+	s := newTestServer(t, func(st *testSetup) { st.opts.MaxUploads = 2 })
+	_, c := s.dial(alice)
+	a, err := c.Create("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create("b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create("c"); err == nil || !strings.Contains(err.Error(), "too many uploads open") {
+		t.Fatalf("third upload: %v, want too many uploads open", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Create("c")
+	if err != nil {
+		t.Fatalf("upload after a slot freed: %v", err)
+	}
+	f.Close()
+}
+
+// A connection that does not finish authenticating within LoginTimeout is closed.
+func TestLoginTimeoutClosesSilentConnections(t *testing.T) {
+	s := newTestServer(t, func(st *testSetup) { st.opts.LoginTimeout = 300 * time.Millisecond })
+	nc, err := net.Dial("tcp", "127.0.0.1:"+s.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	_, err = io.Copy(io.Discard, nc) // the server's version line, then EOF when it gives up
+	if err != nil {
+		t.Fatalf("connection not closed by the server: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("closed after %v, want about 300ms", d)
 	}
 }

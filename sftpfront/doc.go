@@ -20,7 +20,10 @@
 //     Symbolic and hard link requests get SSH_FX_OP_UNSUPPORTED.
 //   - Writes reach the file in order: each open file has a reorder window (Options.ReorderWindow, 4 MiB by
 //     default) that holds writes arriving ahead of the written position; a write outside it fails with a clear
-//     message and fails the upload (reorder.go). Memory per open file is bounded by the window.
+//     message and fails the upload (reorder.go). Memory per open file is bounded by the window, per connection by
+//     Options.MaxUploads × the window, per server by that × the connection limit (no shared budget yet).
+//   - A connection that has not authenticated within Options.LoginTimeout is closed; it may open at most
+//     Options.MaxChannels session channels at once.
 //   - An upload answered SSH_FX_OK on close is complete: close returns the file's close error (on the mount,
 //     close completes the S3 upload). A new or truncated file whose upload failed (refused or failed write,
 //     gap never filled, connection lost, close error) is removed, as ftpfront's STOR removes its partial file.

@@ -20,6 +20,7 @@ var (
 	errNotEmpty           = fmt.Errorf("%w: directory not empty", sftp.ErrSSHFxFailure)
 	errIsDir              = fmt.Errorf("%w: is a directory", sftp.ErrSSHFxFailure)
 	errNotDir             = fmt.Errorf("%w: not a directory", sftp.ErrSSHFxFailure)
+	errTooManyUploads     = fmt.Errorf("%w: too many uploads open on this connection", sftp.ErrSSHFxFailure)
 	errUnsupported        = sftp.ErrSSHFxOpUnsupported
 	errDenied             = sftp.ErrSSHFxPermissionDenied
 )

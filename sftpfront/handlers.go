@@ -19,10 +19,11 @@ import (
 // handlers maps one SFTP session's requests onto the user's file system. It implements pkg/sftp's four handler
 // interfaces plus the optional ones listed in the assertions below.
 type handlers struct {
-	fs     afero.Fs
-	user   *ftpfront.User
-	sess   *conn
-	window int64
+	fs      afero.Fs
+	user    *ftpfront.User
+	sess    *conn
+	window  int64
+	uploads chan struct{} // one token per file open for writing on the connection
 }
 
 var (
@@ -116,10 +117,25 @@ func (d *download) Close() error {
 
 // Filewrite opens a file for writing.
 func (h *handlers) Filewrite(r *sftp.Request) (io.WriterAt, error) {
-	p := r.Filepath
 	if err := h.denyReadOnly(); err != nil {
 		return nil, err
 	}
+	select {
+	case h.uploads <- struct{}{}:
+	default:
+		return nil, errTooManyUploads
+	}
+	w, err := h.openUpload(r)
+	if err != nil {
+		<-h.uploads
+		return nil, err
+	}
+	return w, nil
+}
+
+// openUpload opens the file of an upload; the caller holds an uploads token, which the upload's Close returns.
+func (h *handlers) openUpload(r *sftp.Request) (io.WriterAt, error) {
+	p := r.Filepath
 	pf := r.Pflags()
 	fi, statErr := h.fs.Stat(p)
 	if statErr == nil && fi.IsDir() {
@@ -187,7 +203,10 @@ func (u *upload) TransferError(err error) { u.w.fail(err) }
 // truncated file is removed before the close where possible (on the mount, a file unlinked while open is never
 // stored) and after it otherwise.
 func (u *upload) Close() error {
-	u.closeOnce.Do(func() { u.closeErr = u.close() })
+	u.closeOnce.Do(func() {
+		u.closeErr = u.close()
+		<-u.h.uploads
+	})
 	return u.closeErr
 }
 

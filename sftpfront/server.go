@@ -41,6 +41,10 @@ type Options struct {
 	MaxChannels int
 	// ReorderWindow is the reorder window per open file in bytes (default DefaultReorderWindow).
 	ReorderWindow int64
+	// MaxUploads bounds the files open for writing at once on one connection (default 8); opening one more fails
+	// with SSH_FX_FAILURE "too many uploads open". With the window it bounds the reorder memory of a connection:
+	// MaxUploads × ReorderWindow (32 MiB by default).
+	MaxUploads int
 }
 
 func (o Options) withDefaults() Options {
@@ -55,6 +59,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReorderWindow <= 0 {
 		o.ReorderWindow = DefaultReorderWindow
+	}
+	if o.MaxUploads <= 0 {
+		o.MaxUploads = 8
 	}
 	return o
 }
@@ -317,7 +324,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		c.log.Error("sftp: cannot open the user's file system", "user", user.Name, "err", err)
 		return
 	}
-	h := &handlers{fs: fsys, user: user, sess: c, window: s.opts.ReorderWindow}
+	h := &handlers{fs: fsys, user: user, sess: c, window: s.opts.ReorderWindow, uploads: make(chan struct{}, s.opts.MaxUploads)}
 
 	sem := make(chan struct{}, s.opts.MaxChannels)
 	var wg sync.WaitGroup
@@ -399,7 +406,10 @@ const extKeyLogin = "s3ftp-key-login"
 
 // session serves one session channel: the "sftp" subsystem once; every other request is answered false.
 func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.Request) {
-	defer ch.Close()
+	defer func() {
+		ch.Close()
+		go ssh.DiscardRequests(reqs) // unserviced requests would stall the connection
+	}()
 	started := false
 	done := make(chan struct{})
 	for {
