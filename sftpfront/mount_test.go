@@ -17,7 +17,8 @@ func TestMain(m *testing.M) { miniotest.Main(m) }
 
 // Over a real s3mount mount on MinIO, OpenSSH's sftp uploads a 12 MiB file (pipelined writes, multipart upload
 // with 5 MiB parts) that lands in S3 byte-identical, downloads it back, keeps the mtime of `put -p` on the mount
-// and in the object's x-amz-meta-mtime, and renames and removes objects.
+// and in the object's x-amz-meta-mtime, resumes an upload with reput (the object's bytes kept, the rest
+// appended), and renames and removes objects.
 func TestOpenSSHOverS3Mount(t *testing.T) {
 	env := mounttest.Mount(t, mounttest.Options())
 	s := newTestServer(t, withRoot(env.Dir))
@@ -68,7 +69,24 @@ func TestOpenSSHOverS3Mount(t *testing.T) {
 		t.Error("alice/old.txt still in S3 after the rename")
 	}
 
-	s.mustSFTP(alice, "rm big.bin\nrm d/old.txt\nrmdir d\n")
+	// reput: the first 6 MiB are in S3 already (written through the mount); the rest is appended.
+	if err := os.WriteFile(s.home(alice, "re.bin"), data[:6<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.local("re.bin", data)
+	s.mustSFTP(alice, "reput re.bin\n")
+	body, _, err = env.Client.GetObject(ctx, "alice/re.bin", 0, -1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Reset()
+	got.ReadFrom(body)
+	body.Close()
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("after reput the object has %d bytes, want %d identical", got.Len(), len(data))
+	}
+
+	s.mustSFTP(alice, "rm big.bin\nrm re.bin\nrm d/old.txt\nrmdir d\n")
 	for _, key := range []string{"alice/big.bin", "alice/d/old.txt"} {
 		if _, err := env.Client.HeadObject(ctx, key); err == nil {
 			t.Errorf("%s still in S3 after rm", key)

@@ -203,3 +203,26 @@ func TestOpenSSHWrongPasswordIsRefusedAndCountsTowardsTheSharedBan(t *testing.T)
 		t.Fatalf("FTP greeting to the address banned over SFTP = %q, want 421", greeting)
 	}
 }
+
+// reput continues an interrupted upload from the server's size and reget an interrupted download from the local
+// size; both end byte-identical.
+func TestOpenSSHReputAndReget(t *testing.T) {
+	s := newTestServer(t)
+	data := randomBytes(t, 3<<20+99)
+	s.local("r.bin", data)
+	if err := os.WriteFile(s.home(alice, "r.bin"), data[:1<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.mustSFTP(alice, "reput r.bin\n")
+	if got, _ := os.ReadFile(s.home(alice, "r.bin")); !bytes.Equal(got, data) {
+		t.Fatalf("after reput the server has %d bytes, want %d identical", len(got), len(data))
+	}
+	s.local("g.bin", data[:777])
+	s.mustSFTP(alice, "reget r.bin g.bin\n")
+	if got, _ := os.ReadFile(filepath.Join(s.work, "g.bin")); !bytes.Equal(got, data) {
+		t.Fatalf("after reget the client has %d bytes, want %d identical", len(got), len(data))
+	}
+	if got := s.audit.find("upload"); len(got) != 1 || got[0] != "/r.bin=ok" {
+		t.Errorf("upload audit = %v", got)
+	}
+}
