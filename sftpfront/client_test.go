@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/s3ftp/s3ftp/ftpfront"
+	"github.com/spf13/afero"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -286,5 +288,37 @@ func TestLoginTimeoutClosesSilentConnections(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("closed after %v, want about 300ms", d)
+	}
+}
+
+// panicFs panics in Stat of "/boom".
+type panicFs struct{ afero.Fs }
+
+func (p panicFs) Stat(name string) (os.FileInfo, error) {
+	if name == "/boom" {
+		panic("injected")
+	}
+	return p.Fs.Stat(name)
+}
+
+// A panic in a request handler fails that request with SSH_FX_FAILURE, is counted, and the connection and the
+// server go on.
+func TestClientAPanicFailsOneRequest(t *testing.T) {
+	s := newTestServer(t, func(st *testSetup) {
+		st.fs = func(u *ftpfront.User) (afero.Fs, error) {
+			fs, err := ftpfront.DefaultFsFactory(u)
+			return panicFs{fs}, err
+		}
+	})
+	_, c := s.dial(alice)
+	var se *sftp.StatusError
+	if _, err := c.Stat("boom"); !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure {
+		t.Fatalf("stat boom: %v, want SSH_FX_FAILURE", err)
+	}
+	if n := s.srv.Panics(); n != 1 {
+		t.Fatalf("Panics = %d, want 1", n)
+	}
+	if _, err := c.Stat("/"); err != nil {
+		t.Fatalf("the connection after the panic: %v", err)
 	}
 }

@@ -41,6 +41,16 @@ var (
 
 func (h *handlers) log() *slog.Logger { return h.sess.log }
 
+// recover, deferred by every method pkg/sftp calls, turns a panic into SSH_FX_FAILURE for that one request,
+// logged with its stack and counted in Server.Panics: pkg/sftp runs the handlers in its own goroutines, where a
+// panic would otherwise end the daemon and every FTPS and SFTP session with it.
+func (h *handlers) recover(what string, err *error) {
+	if v := recover(); v != nil {
+		h.sess.srv.panics.Recovered(h.log(), "sftp: "+what, v)
+		*err = sftp.ErrSSHFxFailure
+	}
+}
+
 // status passes err through the error table.
 func (h *handlers) status(op, p string, err error) error { return toStatus(h.log(), op, p, err) }
 
@@ -61,7 +71,8 @@ func (h *handlers) RealPath(p string) (string, error) {
 func (h *handlers) Readlink(string) (string, error) { return "", errUnsupported }
 
 // Fileread opens a file for reading.
-func (h *handlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+func (h *handlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
+	defer h.recover("open", &err)
 	p := r.Filepath
 	f, err := h.fs.Open(p)
 	if err != nil {
@@ -89,7 +100,8 @@ type download struct {
 }
 
 // ReadAt reads from the file.
-func (d *download) ReadAt(p []byte, off int64) (int, error) {
+func (d *download) ReadAt(p []byte, off int64) (_ int, err error) {
+	defer d.h.recover("read", &err)
 	n, err := d.f.ReadAt(p, off)
 	d.bytes.Add(int64(n))
 	if err != nil && err != io.EOF {
@@ -102,8 +114,9 @@ func (d *download) ReadAt(p []byte, off int64) (int, error) {
 func (d *download) TransferError(err error) { d.failed.CompareAndSwap(nil, &err) }
 
 // Close closes the file and records the download.
-func (d *download) Close() error {
-	err := d.f.Close()
+func (d *download) Close() (err error) {
+	defer d.h.recover("close", &err)
+	err = d.f.Close()
 	res := "ok"
 	if e := d.failed.Load(); e != nil {
 		res = (*e).Error()
@@ -116,7 +129,8 @@ func (d *download) Close() error {
 }
 
 // Filewrite opens a file for writing.
-func (h *handlers) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+func (h *handlers) Filewrite(r *sftp.Request) (_ io.WriterAt, err error) {
+	defer h.recover("open", &err)
 	if err := h.denyReadOnly(); err != nil {
 		return nil, err
 	}
@@ -188,7 +202,8 @@ type upload struct {
 }
 
 // WriteAt hands p to the reorder window.
-func (u *upload) WriteAt(p []byte, off int64) (int, error) {
+func (u *upload) WriteAt(p []byte, off int64) (_ int, err error) {
+	defer u.h.recover("write", &err)
 	n, err := u.w.WriteAt(p, off)
 	if err != nil {
 		return n, u.h.status("write", u.path, err)
@@ -202,7 +217,8 @@ func (u *upload) TransferError(err error) { u.w.fail(err) }
 // Close ends the stream and closes the file; its error is the upload's outcome. A failed upload of a new or
 // truncated file is removed before the close where possible (on the mount, a file unlinked while open is never
 // stored) and after it otherwise.
-func (u *upload) Close() error {
+func (u *upload) Close() (err error) {
+	defer u.h.recover("close", &err)
 	u.closeOnce.Do(func() {
 		u.closeErr = u.close()
 		<-u.h.uploads
@@ -240,7 +256,8 @@ func (u *upload) close() error {
 }
 
 // Filecmd runs the requests that change the file system without a handle.
-func (h *handlers) Filecmd(r *sftp.Request) error {
+func (h *handlers) Filecmd(r *sftp.Request) (err error) {
+	defer h.recover(r.Method, &err)
 	switch r.Method {
 	case "Symlink", "Link":
 		return errUnsupported
@@ -286,7 +303,8 @@ func (h *handlers) Filecmd(r *sftp.Request) error {
 }
 
 // PosixRename renames, replacing the target.
-func (h *handlers) PosixRename(r *sftp.Request) error {
+func (h *handlers) PosixRename(r *sftp.Request) (err error) {
+	defer h.recover("posix-rename", &err)
 	if err := h.denyReadOnly(); err != nil {
 		return err
 	}
@@ -338,7 +356,8 @@ func result(err error) string {
 }
 
 // Filelist answers OPENDIR (List) and STAT (Stat).
-func (h *handlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
+func (h *handlers) Filelist(r *sftp.Request) (_ sftp.ListerAt, err error) {
+	defer h.recover(r.Method, &err)
 	p := r.Filepath
 	switch r.Method {
 	case "Stat":
@@ -366,12 +385,10 @@ func (h *handlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 }
 
 // Lstat answers LSTAT: the entry itself where the file system can tell, else as Stat.
-func (h *handlers) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
+func (h *handlers) Lstat(r *sftp.Request) (_ sftp.ListerAt, err error) {
+	defer h.recover("lstat", &err)
 	p := r.Filepath
-	var (
-		fi  os.FileInfo
-		err error
-	)
+	var fi os.FileInfo
 	if l, ok := h.fs.(afero.Lstater); ok {
 		fi, _, err = l.LstatIfPossible(p)
 	} else {
@@ -411,7 +428,8 @@ type dirLister struct {
 }
 
 // ListAt reads the next entries.
-func (l *dirLister) ListAt(ls []os.FileInfo, off int64) (int, error) {
+func (l *dirLister) ListAt(ls []os.FileInfo, off int64) (_ int, err error) {
+	defer l.h.recover("readdir", &err)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if off != l.read {

@@ -74,6 +74,7 @@ type testSetup struct {
 	access ftpfront.AccessConfig
 	keys   map[string][]string // authorized_keys lines by user name
 	root   string              // served root; default a temporary directory
+	fs     ftpfront.FsFactory  // default ftpfront.DefaultFsFactory
 }
 
 func withRoot(dir string) serverOpt {
@@ -121,10 +122,14 @@ func newTestServer(t *testing.T, opts ...serverOpt) *testServer {
 		t.Fatal(err)
 	}
 	o, ac := st.opts, st.access
+	fsf := st.fs
+	if fsf == nil {
+		fsf = ftpfront.DefaultFsFactory
+	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	access := ftpfront.NewAccess(db, ac, log)
 	rec := &recorder{}
-	srv, err := NewServer(o, Deps{Auth: access, Admit: access, Fs: ftpfront.DefaultFsFactory, Audit: rec, Log: log})
+	srv, err := NewServer(o, Deps{Auth: access, Admit: access, Fs: fsf, Audit: rec, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"github.com/s3ftp/s3ftp/ftpfront"
+	"github.com/s3ftp/s3ftp/internal/safego"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -97,6 +98,7 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	hostKey ssh.Signer
+	panics  safego.Panics
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -135,6 +137,10 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		"dir", opts.HostKeyDir, "generated", created)
 	return s, nil
 }
+
+// Panics returns how many panics the server recovered (each logged once with its stack): in request handlers,
+// sessions and connection set-up. Each failed one request or ended one connection.
+func (s *Server) Panics() int64 { return s.panics.Count() }
 
 // HostKey returns the server's public host key.
 func (s *Server) HostKey() ssh.PublicKey { return s.hostKey.PublicKey() }
@@ -208,7 +214,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}()
 			defer func() {
 				if v := recover(); v != nil {
-					s.log.Error("sftp: connection panicked", "panic", v)
+					s.panics.Recovered(s.log, "sftp: connection", v)
 				}
 			}()
 			defer nc.Close()
@@ -287,7 +293,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		defer release()
 	}
 	c.audit(ftpfront.Event{Event: "connect", Result: "ok"})
-	defer func() { c.audit(ftpfront.Event{Event: "disconnect", Result: "ok"}) }()
+	started := time.Now()
+	defer func() { c.audit(ftpfront.Event{Event: "disconnect", Duration: time.Since(started), Result: "ok"}) }()
 
 	nc.SetDeadline(time.Now().Add(s.opts.LoginTimeout))
 	loginCtx, cancel := context.WithTimeout(ctx, s.opts.LoginTimeout)
@@ -349,7 +356,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s.session(c, h, ch, creqs)
+			s.panics.Call(c.log, "sftp: session", func() error { s.session(c, h, ch, creqs); return nil })
 		}()
 	}
 }
@@ -428,7 +435,7 @@ func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.
 					ok, started = true, true
 					go func() {
 						defer close(done)
-						s.serveSFTP(c, h, ch)
+						s.panics.Call(c.log, "sftp: subsystem", func() error { s.serveSFTP(c, h, ch); return nil })
 					}()
 				}
 			}

@@ -280,6 +280,8 @@ func serve(c *config, stderr io.Writer) int {
 		if err != nil {
 			return fail(exitConfig, "invalid SFTP configuration", err)
 		}
+		// ftpfront_panics_total counts both protocols' recovered panics.
+		fm.WatchPanics(func() int64 { return srv.Panics() + ssrv.Panics() })
 	}
 	if err := srv.Listen(); err != nil {
 		return fail(exitListen, "cannot listen", err)
