@@ -7,8 +7,9 @@
 // # Invariants
 //
 //   - One access layer: a connection is admitted by the same Admitter as FTPS connections (one ban table, one
-//     connection limit), and a password is checked by the same Authenticator (refused names, failed-login
-//     delay, failures counted towards the shared ban).
+//     connection limit), and a password (SSH "password" or a keyboard-interactive prompt) is checked by the same
+//     Authenticator (refused names, failed-login delay, failures counted towards the shared ban). Public keys
+//     come from the same users file (authorized_keys, KeyAuthenticator); a refused key is not counted.
 //   - Only the "sftp" subsystem runs. Shell, exec, pty, X11 and agent requests are answered false; channel
 //     types other than "session" (port forwarding) and every global request (tcpip-forward) are refused.
 //   - Host keys: an ed25519 key is generated on first start into the host key directory (mode 0600) and reused
@@ -47,7 +48,7 @@
 //
 // # Not yet
 //
-// Public-key and keyboard-interactive authentication, SCP, an RSA host key, a flag widening the algorithms, a
+// Requiring both a key and the password, SCP, an RSA host key, a flag widening the algorithms, a
 // memory budget shared by all open files (each has its own window), the idle timeout and AccountChecker
 // (a reloaded account takes effect at the next login), and statvfs@openssh.com.
 package sftpfront

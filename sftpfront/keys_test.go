@@ -183,3 +183,39 @@ func TestUsersFileAuthorizedKeys(t *testing.T) {
 		t.Fatal("removed key still logs in")
 	}
 }
+
+// keyboard-interactive asks for the password once and checks it like a password login: the right one logs in,
+// a wrong one is refused and counted in the shared Access.
+func TestKeyboardInteractiveIsAPasswordPrompt(t *testing.T) {
+	s := newTestServer(t)
+	dial := func(pw string) error {
+		var questions []string
+		sc, err := ssh.Dial("tcp", "127.0.0.1:"+s.port, &ssh.ClientConfig{
+			User: alice.name,
+			Auth: []ssh.AuthMethod{ssh.KeyboardInteractive(func(_, _ string, qs []string, echos []bool) ([]string, error) {
+				questions = append(questions, qs...)
+				if len(echos) != 1 || echos[0] {
+					t.Errorf("echo flags %v, want one false", echos)
+				}
+				return []string{pw}, nil
+			})},
+			HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()), Timeout: 10 * time.Second,
+		})
+		if len(questions) == 0 || questions[0] != "Password: " {
+			t.Errorf("questions %q, want a password prompt", questions)
+		}
+		if err == nil {
+			sc.Close()
+		}
+		return err
+	}
+	if err := dial(alice.password); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if err := dial("wrong"); err == nil {
+		t.Fatal("wrong password logged in")
+	}
+	if st := s.access.Stats(); st.LoginsOK != 1 || st.LoginsFailed < 1 {
+		t.Fatalf("access stats %+v, want 1 ok and failures", st)
+	}
+}

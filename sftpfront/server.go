@@ -2,8 +2,8 @@ package sftpfront
 
 // Connections, authentication and channels.
 //
-// Per connection: Admit (shared with FTPS) → SSH handshake with password authentication through the shared
-// Authenticator, all within LoginTimeout → FsFactory(user) → "session" channels, each of which may start the
+// Per connection: Admit (shared with FTPS) → SSH handshake with password, keyboard-interactive (a password
+// prompt) or public-key authentication through the shared access layer, all within LoginTimeout → FsFactory(user) → "session" channels, each of which may start the
 // "sftp" subsystem once. Lock order: Server.mu is a leaf.
 
 import (
@@ -361,26 +361,28 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	}
 }
 
-// serverConfig returns the SSH configuration for connection c: password authentication through the shared
-// Authenticator, the host key and the modern algorithms.
+// serverConfig returns the SSH configuration for connection c: password and keyboard-interactive
+// authentication through the shared Authenticator, public keys through KeyAuthenticator when Deps.Auth has it,
+// the host key and the modern algorithms.
 func (s *Server) serverConfig(ctx context.Context, c *conn) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		Config:        ssh.Config{KeyExchanges: kexAlgos, Ciphers: ciphers, MACs: macs},
 		MaxAuthTries:  s.opts.MaxAuthTries,
 		ServerVersion: "SSH-2.0-s3ftp",
 		PasswordCallback: func(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-			u, err := s.deps.Auth.Login(ctx, c.ip, meta.User(), string(password))
+			return c.loginPassword(ctx, meta.User(), string(password), "password")
+		},
+		// keyboard-interactive is a password prompt (PuTTY and WinSCP prefer it): one question, checked as a
+		// password.
+		KeyboardInteractiveCallback: func(meta ssh.ConnMetadata, ask ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			answers, err := ask("", "", []string{"Password: "}, []bool{false})
 			if err != nil {
-				c.log.Info("sftp: login failed", "user", meta.User(), "err", err)
-				c.audit(ftpfront.Event{Event: "login_failed", User: meta.User(), Result: err.Error()})
-				return nil, errors.New("login incorrect")
+				return nil, err
 			}
-			c.mu.Lock()
-			c.user = u
-			c.mu.Unlock()
-			c.log.Info("sftp: login", "user", u.Name, "read_only", u.ReadOnly, "method", "password")
-			c.audit(ftpfront.Event{Event: "login_ok", User: u.Name, Result: "ok"})
-			return &ssh.Permissions{}, nil
+			if len(answers) != 1 {
+				return nil, errors.New("want one answer")
+			}
+			return c.loginPassword(ctx, meta.User(), answers[0], "keyboard-interactive")
 		},
 	}
 	if ka, ok := s.deps.Auth.(KeyAuthenticator); ok {
@@ -405,6 +407,23 @@ func (s *Server) serverConfig(ctx context.Context, c *conn) *ssh.ServerConfig {
 	}
 	cfg.AddHostKey(s.hostKey)
 	return cfg
+}
+
+// loginPassword checks a password through the shared Authenticator (failed-login delay, ban counting) and
+// records the outcome.
+func (c *conn) loginPassword(ctx context.Context, name, password, method string) (*ssh.Permissions, error) {
+	u, err := c.srv.deps.Auth.Login(ctx, c.ip, name, password)
+	if err != nil {
+		c.log.Info("sftp: login failed", "user", name, "method", method, "err", err)
+		c.audit(ftpfront.Event{Event: "login_failed", User: name, Result: err.Error()})
+		return nil, errors.New("login incorrect")
+	}
+	c.mu.Lock()
+	c.user = u
+	c.mu.Unlock()
+	c.log.Info("sftp: login", "user", u.Name, "read_only", u.ReadOnly, "method", method)
+	c.audit(ftpfront.Event{Event: "login_ok", User: u.Name, Result: "ok"})
+	return &ssh.Permissions{}, nil
 }
 
 // extKeyLogin is the ssh.Permissions extension naming the login name and key fingerprint of a public-key
