@@ -322,3 +322,53 @@ func TestClientAPanicFailsOneRequest(t *testing.T) {
 		t.Fatalf("the connection after the panic: %v", err)
 	}
 }
+
+// After a reload removes the account, the session's next request is refused; an upload already open completes,
+// and once no file is open the connection is closed. Logging in again fails: the account is gone.
+func TestClientRemovedAccountEndsTheSessionWithoutCuttingATransfer(t *testing.T) {
+	s := newTestServer(t)
+	_, c := s.dial(alice)
+	f, err := c.Create("during.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("before ")); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := ftpfront.HashPassword(bob.password)
+	db, err := ftpfront.NewUserDB(s.root, []ftpfront.UserConfig{{Name: bob.name, Password: h, Home: bob.name, ReadOnly: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.access.SetUsers(db)
+
+	if _, err := c.Stat("/"); !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("stat after the account was removed: %v, want permission denied", err)
+	}
+	if _, err := f.Write([]byte("after")); err != nil {
+		t.Fatalf("write on the open upload: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close of the open upload: %v", err)
+	}
+	if b, _ := os.ReadFile(s.home(alice, "during.txt")); string(b) != "before after" {
+		t.Fatalf("upload = %q, want it complete", b)
+	}
+	c.Stat("/") // refused, and with no file open the connection closes
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.Getwd(); err != nil && !errors.Is(err, os.ErrPermission) {
+			break // connection lost
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connection still open 10s after the refused request")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if sc, err := ssh.Dial("tcp", "127.0.0.1:"+s.port, &ssh.ClientConfig{User: alice.name,
+		Auth: []ssh.AuthMethod{ssh.Password(alice.password)}, HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()),
+		Timeout: 10 * time.Second}); err == nil {
+		sc.Close()
+		t.Fatal("the removed account logged in again")
+	}
+}

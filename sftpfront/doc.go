@@ -23,6 +23,9 @@
 //     default) that holds writes arriving ahead of the written position; a write outside it fails with a clear
 //     message and fails the upload (reorder.go). Memory per open file is bounded by the window, per connection by
 //     Options.MaxUploads × the window, per server by that × the connection limit (no shared budget yet).
+//   - After a reload removed or changed the account (ftpfront.AccountChecker), every new request is refused
+//     with SSH_FX_PERMISSION_DENIED; requests on files already open go on, and once none is open the
+//     connection is closed.
 //   - A connection that has not authenticated within Options.LoginTimeout is closed; it may open at most
 //     Options.MaxChannels session channels at once.
 //   - An upload answered SSH_FX_OK on close is complete: close returns the file's close error (on the mount,
@@ -48,7 +51,6 @@
 //
 // # Not yet
 //
-// Requiring both a key and the password, SCP, an RSA host key, a flag widening the algorithms, a
-// memory budget shared by all open files (each has its own window), the idle timeout and AccountChecker
-// (a reloaded account takes effect at the next login), and statvfs@openssh.com.
+// Requiring both a key and the password, SCP, an RSA host key, a flag widening the algorithms, a memory budget
+// shared by all open files (each has its own window), the idle timeout, and statvfs@openssh.com.
 package sftpfront

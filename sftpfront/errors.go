@@ -21,6 +21,7 @@ var (
 	errIsDir              = fmt.Errorf("%w: is a directory", sftp.ErrSSHFxFailure)
 	errNotDir             = fmt.Errorf("%w: not a directory", sftp.ErrSSHFxFailure)
 	errTooManyUploads     = fmt.Errorf("%w: too many uploads open on this connection", sftp.ErrSSHFxFailure)
+	errAccountChanged     = fmt.Errorf("%w: account removed or changed, log in again", sftp.ErrSSHFxPermissionDenied)
 	errUnsupported        = sftp.ErrSSHFxOpUnsupported
 	errDenied             = sftp.ErrSSHFxPermissionDenied
 )

@@ -24,6 +24,7 @@ type handlers struct {
 	sess    *conn
 	window  int64
 	uploads chan struct{} // one token per file open for writing on the connection
+	open    atomic.Int64  // files open for reading or writing
 }
 
 var (
@@ -54,6 +55,22 @@ func (h *handlers) recover(what string, err *error) {
 // status passes err through the error table.
 func (h *handlers) status(op, p string, err error) error { return toStatus(h.log(), op, p, err) }
 
+// checkAccount refuses a new request once the account the session logged in with was removed or changed
+// (Deps.Auth is an ftpfront.AccountChecker and a reload changed the users file), as FTPS ends such a session at
+// its next command. Requests on files already open go on, so no transfer is cut; once none is open, the
+// connection is closed, and the client logs in again with the account as it is now.
+func (h *handlers) checkAccount() error {
+	ac, ok := h.sess.srv.deps.Auth.(ftpfront.AccountChecker)
+	if !ok || ac.AccountValid(h.user) {
+		return nil
+	}
+	if h.open.Load() == 0 {
+		h.log().Info("sftp: account removed or changed; closing the connection")
+		h.sess.closeConn()
+	}
+	return errAccountChanged
+}
+
 // denyReadOnly returns errDenied for read-only users.
 func (h *handlers) denyReadOnly() error {
 	if h.user.ReadOnly {
@@ -73,6 +90,9 @@ func (h *handlers) Readlink(string) (string, error) { return "", errUnsupported 
 // Fileread opens a file for reading.
 func (h *handlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 	defer h.recover("open", &err)
+	if err := h.checkAccount(); err != nil {
+		return nil, err
+	}
 	p := r.Filepath
 	f, err := h.fs.Open(p)
 	if err != nil {
@@ -86,6 +106,7 @@ func (h *handlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 		}
 		return nil, h.status("open", p, err)
 	}
+	h.open.Add(1)
 	return &download{h: h, f: f, path: p, started: time.Now()}, nil
 }
 
@@ -116,6 +137,7 @@ func (d *download) TransferError(err error) { d.failed.CompareAndSwap(nil, &err)
 // Close closes the file and records the download.
 func (d *download) Close() (err error) {
 	defer d.h.recover("close", &err)
+	defer d.h.open.Add(-1)
 	err = d.f.Close()
 	res := "ok"
 	if e := d.failed.Load(); e != nil {
@@ -131,6 +153,9 @@ func (d *download) Close() (err error) {
 // Filewrite opens a file for writing.
 func (h *handlers) Filewrite(r *sftp.Request) (_ io.WriterAt, err error) {
 	defer h.recover("open", &err)
+	if err := h.checkAccount(); err != nil {
+		return nil, err
+	}
 	if err := h.denyReadOnly(); err != nil {
 		return nil, err
 	}
@@ -144,6 +169,7 @@ func (h *handlers) Filewrite(r *sftp.Request) (_ io.WriterAt, err error) {
 		<-h.uploads
 		return nil, err
 	}
+	h.open.Add(1)
 	return w, nil
 }
 
@@ -222,6 +248,7 @@ func (u *upload) Close() (err error) {
 	u.closeOnce.Do(func() {
 		u.closeErr = u.close()
 		<-u.h.uploads
+		u.h.open.Add(-1)
 	})
 	return u.closeErr
 }
@@ -258,6 +285,9 @@ func (u *upload) close() error {
 // Filecmd runs the requests that change the file system without a handle.
 func (h *handlers) Filecmd(r *sftp.Request) (err error) {
 	defer h.recover(r.Method, &err)
+	if err := h.checkAccount(); err != nil {
+		return err
+	}
 	switch r.Method {
 	case "Symlink", "Link":
 		return errUnsupported
@@ -305,6 +335,9 @@ func (h *handlers) Filecmd(r *sftp.Request) (err error) {
 // PosixRename renames, replacing the target.
 func (h *handlers) PosixRename(r *sftp.Request) (err error) {
 	defer h.recover("posix-rename", &err)
+	if err := h.checkAccount(); err != nil {
+		return err
+	}
 	if err := h.denyReadOnly(); err != nil {
 		return err
 	}
@@ -358,6 +391,9 @@ func result(err error) string {
 // Filelist answers OPENDIR (List) and STAT (Stat).
 func (h *handlers) Filelist(r *sftp.Request) (_ sftp.ListerAt, err error) {
 	defer h.recover(r.Method, &err)
+	if err := h.checkAccount(); err != nil {
+		return nil, err
+	}
 	p := r.Filepath
 	switch r.Method {
 	case "Stat":
@@ -387,6 +423,9 @@ func (h *handlers) Filelist(r *sftp.Request) (_ sftp.ListerAt, err error) {
 // Lstat answers LSTAT: the entry itself where the file system can tell, else as Stat.
 func (h *handlers) Lstat(r *sftp.Request) (_ sftp.ListerAt, err error) {
 	defer h.recover("lstat", &err)
+	if err := h.checkAccount(); err != nil {
+		return nil, err
+	}
 	p := r.Filepath
 	var fi os.FileInfo
 	if l, ok := h.fs.(afero.Lstater); ok {

@@ -245,6 +245,7 @@ type conn struct {
 	id  string
 	ip  netip.Addr
 	log *slog.Logger
+	sc  *ssh.ServerConn // set once the handshake is done
 
 	mu sync.Mutex
 	// Guarded by mu. Set by the authentication callbacks, read after the handshake.
@@ -266,6 +267,9 @@ func (c *conn) audit(e ftpfront.Event) {
 	c.mu.Unlock()
 	c.srv.deps.Audit.Record(e)
 }
+
+// closeConn ends the connection; handle's loops and pkg/sftp's request servers then end too.
+func (c *conn) closeConn() { c.sc.Close() }
 
 func newConnID() string {
 	var b [6]byte
@@ -305,6 +309,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	defer sc.Close()
+	c.sc = sc
 	nc.SetDeadline(time.Time{})
 	cancel()
 	go ssh.DiscardRequests(reqs) // tcpip-forward and every other global request: false
