@@ -21,11 +21,15 @@ type fileNode struct {
 	fs.Inode
 	f *fsys
 
-	mu sync.Mutex // guards etag; acquired after an openFile's lock, before fsys.filesMu
+	mu sync.Mutex // guards etag, readers and pending; acquired after an openFile's lock, before fsys.filesMu
 	// etag is the version of the object this inode stands for, and so the version of the bytes the kernel's
 	// page cache holds for it: set when the inode is made for a listed or HEADed object, or by the first open
 	// for reading of an inode made without one (created through the mount). "" until then.
 	etag string
+	// readers counts the read handles open on the inode; pending is the delete deferred by an unlink while
+	// they are (unlinked.go). Both guarded by mu.
+	readers int
+	pending *pendingDelete
 }
 
 // key returns the key prefix of d's children: Options.Prefix for the root, otherwise prefix+path+"/".

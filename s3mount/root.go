@@ -43,6 +43,10 @@ type fsys struct {
 	// filesMu guards files. Lock order: openFile.mu, then fileNode.mu, then filesMu.
 	filesMu sync.Mutex
 	files   map[*fileNode]*openFile // the files open for writing through this mount (openfile.go)
+
+	// hiddenMu guards hidden, a leaf: key → ETag of the files unlinked while open for reading (unlinked.go).
+	hiddenMu sync.Mutex
+	hidden   map[string]string
 }
 
 // mountIdentity is the mount as /proc/self/mountinfo shows it.
@@ -65,6 +69,7 @@ func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Ca
 		panics:    panics,
 		mountTime: time.Now(),
 		files:     make(map[*fileNode]*openFile),
+		hidden:    make(map[string]string),
 	}
 	f.root = &dirNode{f: f}
 	return f
