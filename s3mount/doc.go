@@ -89,9 +89,9 @@
 // the rule on failure). Neither is atomic. RENAME_NOREPLACE gives EEXIST. Unlink deletes the object (of a file
 // being written: drops its upload, nothing is stored; of a file open for reading: at its last close,
 // unlinked.go). Rmdir deletes the marker (ENOTEMPTY while anything else is below it).
-// Truncate shortens server-side and extends with zeros (uploaded; the kept bytes are copied server-side). Statfs reports large constant numbers. No
-// symlinks, hard links, device nodes, xattrs or locks (see node_api_check.go): nothing on the mount can point
-// outside it. A read-only mount answers EROFS to every change. SEMANTICS.md at the repository root lists every
+// Truncate shortens server-side and extends with zeros (uploaded; the kept bytes are copied server-side). Statfs reports large constant numbers.
+// Symlinks are objects in s3fs's format (symlink.go); no hard links, device nodes or locks (see
+// node_api_check.go). A read-only mount answers EROFS to every change. SEMANTICS.md at the repository root lists every
 // rule with the test that proves it.
 //
 // # Errnos

@@ -95,9 +95,13 @@ func (n *fileNode) replaceableFor(etag string) bool {
 // the inode, so handles opened on the old version keep the old inode and its pages, and opens of the new
 // version start with an empty page cache. That is what lets Open keep the page cache (FOPEN_KEEP_CACHE).
 func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out *fuse.EntryOut) *fs.Inode {
-	if e.dir {
+	link := e.isSymlink()
+	switch {
+	case e.dir:
 		d.f.dirAttr(e.info.Metadata, &out.Attr)
-	} else {
+	case link:
+		d.f.linkAttr(e.info, &out.Attr)
+	default:
 		d.f.fileAttr(e.info, &out.Attr)
 	}
 	if ch := d.GetChild(name); ch != nil {
@@ -106,8 +110,12 @@ func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out 
 			if e.dir {
 				return ch
 			}
+		case *symlinkNode:
+			if link && n.etag == e.info.ETag {
+				return ch
+			}
 		case *fileNode:
-			if !e.dir && !n.replaceableFor(e.info.ETag) {
+			if !e.dir && !link && !n.replaceableFor(e.info.ETag) {
 				n.bindETag(e.info.ETag)
 				return ch
 			}
@@ -115,6 +123,9 @@ func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out 
 	}
 	if e.dir {
 		return d.NewInode(ctx, &dirNode{f: d.f}, fs.StableAttr{Mode: syscall.S_IFDIR})
+	}
+	if link {
+		return d.NewInode(ctx, &symlinkNode{f: d.f, etag: e.info.ETag}, fs.StableAttr{Mode: syscall.S_IFLNK})
 	}
 	return d.NewInode(ctx, &fileNode{f: d.f, etag: e.info.ETag}, fs.StableAttr{Mode: syscall.S_IFREG})
 }

@@ -114,6 +114,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if errno != 0 {
 		return nil, errno
 	}
+	if e, errno = d.f.withKind(ctx, key, e); errno != 0 {
+		return nil, errno
+	}
 	return d.childInode(ctx, name, e, out), 0
 }
 
