@@ -154,6 +154,7 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 	if errno != 0 {
 		if rh, ok := fh.(*readHandle); ok {
 			n.f.fileAttr(rh.info, &out.Attr)
+			out.Nlink = 0 // no name leads to it any more
 			return 0
 		}
 		return errno
