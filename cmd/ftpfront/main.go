@@ -122,6 +122,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate (PEM)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	fs.BoolVar(&o.TLSSelfSigned, "tls-self-signed", false, "generate an in-memory self-signed certificate")
+	fs.BoolVar(&o.TLSLegacyCiphers, "tls-legacy-ciphers", false, "offer TLS 1.2 CBC cipher suites (SHA-1, SHA-256) to old clients; off: ECDHE with AEAD only")
 	fs.StringVar(&o.PublicHost, "public-host", "", "address announced in PASV replies (default: the control connection's local address)")
 	hostMap := fs.String("passive-host-map", "", "per-client PASV address: CIDR=HOST,... (longest prefix wins)")
 	ports := fs.String("passive-ports", "40000-40099", "passive port range LOW-HIGH, 0 = any free port")
