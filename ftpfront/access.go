@@ -115,6 +115,9 @@ func (cfg AccessConfig) withDefaults() AccessConfig {
 type AccessStats struct {
 	// LoginsOK and LoginsFailed count Login results since start (a banned address's attempt counts as failed).
 	LoginsOK, LoginsFailed uint64
+	// Verifications counts password hash verifications: one per login attempt that is not banned, whatever
+	// the name (a refused or unknown name is verified against a dummy hash).
+	Verifications uint64
 	// Bans counts bans imposed since start.
 	Bans uint64
 	// BannedNow is the number of addresses currently banned.
@@ -138,6 +141,7 @@ type Access struct {
 	verify  chan struct{} // semaphore: one token per running password verification
 
 	loginsOK, loginsFailed atomic.Uint64
+	verifications          atomic.Uint64
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -257,26 +261,30 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 		ok  bool
 		why string
 	)
+	// Every refusal costs the same work as a wrong password, so that timing tells nothing about why: a refused
+	// name or an overlong password is verified against the dummy hash too.
+	db := a.users.Load()
+	hash, candidate := db.dummyHash, password
 	switch {
 	case a.isRefused(name):
-		why = "refused name"
+		why, candidate = "refused name", ""
 	case len(password) > maxPasswordLen:
-		why = "password too long"
+		why, candidate = "password too long", ""
 	default:
-		db := a.users.Load()
-		u = db.lookup(name)
-		hash := db.dummyHash
-		if u != nil {
+		if u = db.lookup(name); u != nil {
 			hash = u.hash
 		}
-		select {
-		case a.verify <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		var err error
-		ok, err = VerifyPassword(hash, password)
-		<-a.verify
+	}
+	select {
+	case a.verify <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	verified, err := VerifyPassword(hash, candidate)
+	<-a.verify
+	a.verifications.Add(1)
+	if why == "" {
+		ok = verified
 		switch {
 		case err != nil:
 			// Hashes are validated when loaded, so this means a bug or memory corruption; refuse.
@@ -387,14 +395,15 @@ func (a *Access) Stats() AccessStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return AccessStats{
-		LoginsOK:     a.loginsOK.Load(),
-		LoginsFailed: a.loginsFailed.Load(),
-		Bans:         a.bansTotal,
-		BannedNow:    len(a.bans),
-		TrackedIPs:   len(a.fails),
-		ActiveConns:  a.active,
-		RefusedConns: a.refusedConns,
-		Evictions:    a.evictions,
+		LoginsOK:      a.loginsOK.Load(),
+		LoginsFailed:  a.loginsFailed.Load(),
+		Verifications: a.verifications.Load(),
+		Bans:          a.bansTotal,
+		BannedNow:     len(a.bans),
+		TrackedIPs:    len(a.fails),
+		ActiveConns:   a.active,
+		RefusedConns:  a.refusedConns,
+		Evictions:     a.evictions,
 	}
 }
 

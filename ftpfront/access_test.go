@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/afero"
+
 	"github.com/s3ftp/s3ftp/internal/logbuf"
 )
 
@@ -455,4 +457,53 @@ func TestAccessImplementsSeams(t *testing.T) {
 	var _ Authenticator = (*Access)(nil)
 	var _ Admitter = (*Access)(nil)
 	var _ Auditor = (*AuditLog)(nil)
+}
+
+// Every refusal does the work of a wrong password: a refused name, an unknown name and an overlong password
+// each cost one hash verification, as a real name with a wrong password does, so timing does not tell them
+// apart. A banned address costs none.
+func TestRefusalsCostOneVerification(t *testing.T) {
+	f := newAccessFixture(t, AccessConfig{BanAfter: 100})
+	ctx := context.Background()
+	for _, c := range []struct{ what, name, password string }{
+		{"refused name", "root", rootPW},
+		{"unknown name", "nobody-here", "x"},
+		{"overlong password", "alice", strings.Repeat("p", maxPasswordLen+1)},
+		{"wrong password", "alice", "wrong"},
+	} {
+		before := f.a.Stats().Verifications
+		if _, err := f.a.Login(ctx, ipA, c.name, c.password); !errors.Is(err, ErrLoginFailed) {
+			t.Errorf("%s: %v, want ErrLoginFailed", c.what, err)
+		}
+		if n := f.a.Stats().Verifications - before; n != 1 {
+			t.Errorf("%s cost %d hash verifications, want 1", c.what, n)
+		}
+	}
+}
+
+// A client-supplied user name is logged and audited at most 64 bytes long, however long the USER line.
+func TestLongUserNameLoggedCapped(t *testing.T) {
+	log, logs := logbuf.New(nil)
+	ts := startServer(t, memFs(afero.NewMemMapFs()), func(o *Options, d *Deps) {
+		o.AllowPlain = true
+		d.Log = log
+	})
+	c := dialRaw(t, ts.addr)
+	long := strings.Repeat("n", 4000)
+	c.send("USER %s", long)
+	c.readReply()
+	c.send("PASS x")
+	if code, _ := c.readReply(); code != 530 {
+		t.Fatalf("PASS after a 4000-byte USER = %d, want 530", code)
+	}
+	for _, l := range logs.Lines() {
+		if strings.Contains(l, strings.Repeat("n", 65)) {
+			t.Errorf("a log line carries more than 64 bytes of the name: %.200s...", l)
+		}
+	}
+	for _, e := range ts.audit.find("login_failed", "") {
+		if len(e.User) > 64+3 {
+			t.Errorf("the audit record carries %d bytes of the name", len(e.User))
+		}
+	}
 }
