@@ -507,3 +507,37 @@ func TestLongUserNameLoggedCapped(t *testing.T) {
 		}
 	}
 }
+
+// The last ReservedConns connection slots go only to addresses that logged in within KnownFor: connections
+// that never log in (200 idle bots) cannot lock out the customers who use the server.
+func TestReservedConnsForKnownAddresses(t *testing.T) {
+	f := newAccessFixture(t, AccessConfig{MaxConns: 8, ReservedConns: 2, KnownFor: time.Hour})
+	ctx := context.Background()
+	customer := netip.MustParseAddr("198.51.100.7")
+	if _, err := f.a.Login(ctx, customer, "alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if _, err := f.a.Admit(netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})); err != nil {
+			t.Fatalf("unknown address %d of 6: %v", i+1, err)
+		}
+	}
+	if _, err := f.a.Admit(netip.MustParseAddr("203.0.113.99")); !errors.Is(err, ErrTooManyConns) {
+		t.Errorf("a 7th unknown address = %v, want ErrTooManyConns (2 slots kept for known addresses)", err)
+	}
+	release, err := f.a.Admit(customer)
+	if err != nil {
+		t.Fatalf("a customer that logged in before, with the reserve free: %v", err)
+	}
+	if _, err := f.a.Admit(customer); err != nil {
+		t.Fatalf("its second connection: %v", err)
+	}
+	if _, err := f.a.Admit(customer); !errors.Is(err, ErrTooManyConns) {
+		t.Errorf("past MaxConns = %v, want ErrTooManyConns", err)
+	}
+	release()
+	f.clock.Advance(2 * time.Hour)
+	if _, err := f.a.Admit(customer); !errors.Is(err, ErrTooManyConns) {
+		t.Errorf("a customer last seen beyond KnownFor, only the reserve free = %v, want ErrTooManyConns", err)
+	}
+}

@@ -133,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.DurationVar(&o.LoginTimeout, "login-timeout", o.LoginTimeout, "time from connect to login")
 	fs.IntVar(&c.access.MaxConns, "max-conns", 200, "concurrent control connections in total")
 	fs.IntVar(&c.access.MaxConnsPerIP, "max-conns-per-ip", 20, "concurrent control connections per address")
+	fs.IntVar(&c.access.ReservedConns, "reserved-conns", 0, "of --max-conns, slots only addresses that logged in within 24h may take (0: a quarter; -1: none)")
 	fs.IntVar(&c.access.BanAfter, "ban-after", 5, "failed logins within --ban-window that ban an address")
 	fs.DurationVar(&c.access.BanWindow, "ban-window", 10*time.Minute, "window for --ban-after")
 	fs.DurationVar(&c.access.BanFor, "ban-for", 30*time.Minute, "ban duration")
