@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -432,3 +433,67 @@ func TestSecondDaemonWaitsForJournal(t *testing.T) {
 
 // sumOf is the SHA-256 of s.
 func sumOf(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// TestKill9WithUnlinkedOpenFile: a file unlinked while open for reading keeps its object until the last close;
+// a daemon killed before that leaves the delete in its journal, and the next start of the mount does it.
+func TestKill9WithUnlinkedOpenFile(t *testing.T) {
+	ctx := context.Background()
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	client := srv.Client(t, bucket)
+	args := append([]string{"--state-dir", t.TempDir()}, smallLimits...)
+	putObject(t, client, "tmp.bin", 5, 1<<20)
+	m := startMount(t, srv, srv.Endpoint, bucket, args...)
+	f, err := os.Open(filepath.Join(m.dir, "tmp.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(f, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(m.dir, "tmp.bin")); err != nil {
+		t.Fatalf("unlink while open: %v", err)
+	}
+	if _, err := client.HeadObject(ctx, "tmp.bin"); err != nil {
+		t.Fatalf("the object went while a reader still had it open: %v", err)
+	}
+	if j := journalText(t, args[1]); !strings.Contains(j, `delete`) || !strings.Contains(j, `"tmp.bin"`) {
+		t.Fatalf("the deferred delete is not in the journal:\n%s", j)
+	}
+	killTime := time.Now()
+	syscall.Kill(m.pid, syscall.SIGKILL)
+	if !waitExit(m.pid, 30*time.Second) {
+		t.Fatalf("daemon %d survived SIGKILL", m.pid)
+	}
+	m.pid = 0
+	f.Close() // ENOTCONN: the daemon is gone
+	if _, ok := waitUnmounted(m.dir, killTime, autoUnmountBound); !ok {
+		if err := mountinfo.LazyUnmount(m.dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.HeadObject(ctx, "tmp.bin"); err != nil {
+		t.Fatalf("the object went with the killed daemon, before a new start: %v", err)
+	}
+
+	m2 := startMountAt(t, srv, srv.Endpoint, bucket, m.dir, args...)
+	if _, err := client.HeadObject(ctx, "tmp.bin"); !errors.Is(err, s3client.ErrNotFound) {
+		t.Errorf("after the new start: HEAD tmp.bin = %v, want not found (the deferred delete done)", err)
+	}
+	if log := readFile(m2.logFile); !strings.Contains(log, "did a delete deferred by a previous daemon") {
+		t.Errorf("the new daemon's log has no line for the deferred delete:\n%s", log)
+	}
+	added, removed := 0, 0
+	j := journalText(t, args[1])
+	for _, line := range strings.Split(j, "\n") {
+		switch {
+		case strings.HasPrefix(line, "+ ") && strings.Contains(line, "tmp.bin"):
+			added++
+		case strings.HasPrefix(line, "- ") && strings.Contains(line, "tmp.bin"):
+			removed++
+		}
+	}
+	if added != removed {
+		t.Errorf("the deferred delete is still journaled after it was done (%d records, %d removals):\n%s", added, removed, j)
+	}
+}

@@ -222,14 +222,30 @@ func mounted(dir string) bool {
 	return ok
 }
 
-// alive reports whether pid runs (a zombie counts as exited).
+// alive reports whether pid runs: a zombie counts as exited once every one of its threads is gone too. The
+// thread group leader of a killed multi-threaded process turns zombie before its other threads have exited,
+// and those still hold its files (the upload journal's lock among them).
 func alive(pid int) bool {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if zombie, ok := threadZombie(fmt.Sprintf("/proc/%d/stat", pid)); !ok || !zombie {
+		return ok
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, task := range tasks {
+		if zombie, ok := threadZombie(task); ok && !zombie {
+			return true
+		}
+	}
+	return false
+}
+
+// threadZombie reads a /proc stat file: whether the thread is a zombie, and whether it exists.
+func threadZombie(path string) (zombie, ok bool) {
+	st, err := os.ReadFile(path)
 	if err != nil {
-		return false
+		return false, false
 	}
 	i := bytes.LastIndexByte(st, ')')
-	return i < 0 || i+2 >= len(st) || st[i+2] != 'Z'
+	return i >= 0 && i+2 < len(st) && st[i+2] == 'Z', true
 }
 
 // waitExit polls until pid has exited or timeout passed; it reports whether the process is gone.

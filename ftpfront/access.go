@@ -75,6 +75,13 @@ type AccessConfig struct {
 	MaxConns int
 	// MaxConnsPerIP bounds concurrent control connections per address (default 20).
 	MaxConnsPerIP int
+	// ReservedConns is how many of MaxConns only addresses that logged in within KnownFor may take (default
+	// MaxConns/4; negative: none), so that connections that never log in (idle bots, a flood of pre-login
+	// connections) cannot lock out the customers who use the server.
+	ReservedConns int
+	// KnownFor is how long an address that logged in counts as known for ReservedConns (default 24h). At most
+	// MaxTrackedIPs addresses are remembered; beyond that the oldest is forgotten.
+	KnownFor time.Duration
 	// MaxTrackedIPs bounds the addresses with failure records, and separately the banned addresses
 	// (default 10000).
 	MaxTrackedIPs int
@@ -104,6 +111,14 @@ func (cfg AccessConfig) withDefaults() AccessConfig {
 	setDur(&cfg.BanFor, 30*time.Minute)
 	setInt(&cfg.BanAfter, 5)
 	setInt(&cfg.MaxConns, 200)
+	setDur(&cfg.KnownFor, 24*time.Hour)
+	switch {
+	case cfg.ReservedConns == 0:
+		cfg.ReservedConns = cfg.MaxConns / 4
+	case cfg.ReservedConns < 0:
+		cfg.ReservedConns = 0
+	}
+	cfg.ReservedConns = min(cfg.ReservedConns, cfg.MaxConns)
 	setInt(&cfg.MaxConnsPerIP, 20)
 	setInt(&cfg.MaxTrackedIPs, 10000)
 	setInt(&cfg.MaxVerifying, runtime.GOMAXPROCS(0))
@@ -117,6 +132,9 @@ func (cfg AccessConfig) withDefaults() AccessConfig {
 type AccessStats struct {
 	// LoginsOK and LoginsFailed count Login results since start (a banned address's attempt counts as failed).
 	LoginsOK, LoginsFailed uint64
+	// Verifications counts password hash verifications: one per login attempt that is not banned, whatever
+	// the name (a refused or unknown name is verified against a dummy hash).
+	Verifications uint64
 	// Bans counts bans imposed since start.
 	Bans uint64
 	// BannedNow is the number of addresses currently banned.
@@ -140,6 +158,7 @@ type Access struct {
 	verify  chan struct{} // semaphore: one token per running password verification
 
 	loginsOK, loginsFailed atomic.Uint64
+	verifications          atomic.Uint64
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -149,9 +168,38 @@ type Access struct {
 	banOrder     list.List                      // newest ban at the front; bans expire from the back
 	conns        map[netip.Prefix]int           // open connections per key, only keys > 0
 	active       int
+	known        map[netip.Prefix]*list.Element // value *knownRecord: keys that logged in within KnownFor
+	knownOrder   list.List                      // most recent login at the front
 	bansTotal    uint64
 	refusedConns uint64
 	evictions    uint64
+}
+
+// knownRecord is an address key that logged in, and when it last did.
+type knownRecord struct {
+	key netip.Prefix
+	at  time.Time
+}
+
+// noteLoginLocked remembers that key logged in at now.
+func (a *Access) noteLoginLocked(key netip.Prefix, now time.Time) {
+	if e, ok := a.known[key]; ok {
+		e.Value.(*knownRecord).at = now
+		a.knownOrder.MoveToFront(e)
+		return
+	}
+	a.known[key] = a.knownOrder.PushFront(&knownRecord{key: key, at: now})
+	for len(a.known) > a.cfg.MaxTrackedIPs {
+		old := a.knownOrder.Back()
+		a.knownOrder.Remove(old)
+		delete(a.known, old.Value.(*knownRecord).key)
+	}
+}
+
+// knownLocked reports whether key logged in within KnownFor.
+func (a *Access) knownLocked(key netip.Prefix, now time.Time) bool {
+	e, ok := a.known[key]
+	return ok && now.Sub(e.Value.(*knownRecord).at) < a.cfg.KnownFor
 }
 
 // failRecord holds the times of the last BanAfter failures of one key.
@@ -183,6 +231,7 @@ func NewAccess(users *UserDB, cfg AccessConfig, log *slog.Logger) *Access {
 		fails:   make(map[netip.Prefix]*list.Element),
 		bans:    make(map[netip.Prefix]*list.Element),
 		conns:   make(map[netip.Prefix]int),
+		known:   make(map[netip.Prefix]*list.Element),
 	}
 	for _, n := range cfg.RefusedNames {
 		a.refused[strings.ToLower(n)] = struct{}{}
@@ -259,26 +308,30 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 		ok  bool
 		why string
 	)
+	// Every refusal costs the same work as a wrong password, so that timing tells nothing about why: a refused
+	// name or an overlong password is verified against the dummy hash too.
+	db := a.users.Load()
+	hash, candidate := db.dummyHash, password
 	switch {
 	case a.isRefused(name):
-		why = "refused name"
+		why, candidate = "refused name", ""
 	case len(password) > maxPasswordLen:
-		why = "password too long"
+		why, candidate = "password too long", ""
 	default:
-		db := a.users.Load()
-		u = db.lookup(name)
-		hash := db.dummyHash
-		if u != nil {
+		if u = db.lookup(name); u != nil {
 			hash = u.hash
 		}
-		select {
-		case a.verify <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		var err error
-		ok, err = VerifyPassword(hash, password)
-		<-a.verify
+	}
+	select {
+	case a.verify <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	verified, err := VerifyPassword(hash, candidate)
+	<-a.verify
+	a.verifications.Add(1)
+	if why == "" {
+		ok = verified
 		switch {
 		case err != nil:
 			// Hashes are validated when loaded, so this means a bug or memory corruption; refuse.
@@ -301,6 +354,9 @@ func (a *Access) Login(ctx context.Context, ip netip.Addr, name, password string
 			return nil, ErrBanned
 		}
 		a.loginsOK.Add(1)
+		a.mu.Lock()
+		a.noteLoginLocked(key, a.cfg.Now())
+		a.mu.Unlock()
 		user := u.user
 		user.account = u
 		return &user, nil
@@ -368,7 +424,8 @@ func logName(name string) string {
 }
 
 // Admit admits a new control connection from ip, or refuses it with ErrBanned, ErrTooManyConns or
-// ErrTooManyConnsFromAddr (the server logs refusals). The returned release function gives the slot back; calling it
+// ErrTooManyConnsFromAddr (the server logs refusals). The last ReservedConns slots go only to addresses that
+// logged in within KnownFor. The returned release function gives the slot back; calling it
 // more than once has no further effect.
 func (a *Access) Admit(ip netip.Addr) (release func(), err error) {
 	key := addrKey(ip)
@@ -379,6 +436,8 @@ func (a *Access) Admit(ip netip.Addr) (release func(), err error) {
 		err = ErrBanned
 	case a.active >= a.cfg.MaxConns:
 		err = ErrTooManyConns
+	case a.active >= a.cfg.MaxConns-a.cfg.ReservedConns && !a.knownLocked(key, now):
+		err = ErrTooManyConns // the rest is kept for addresses that logged in before
 	case a.conns[key] >= a.cfg.MaxConnsPerIP:
 		err = ErrTooManyConnsFromAddr
 	default:
@@ -418,14 +477,15 @@ func (a *Access) Stats() AccessStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return AccessStats{
-		LoginsOK:     a.loginsOK.Load(),
-		LoginsFailed: a.loginsFailed.Load(),
-		Bans:         a.bansTotal,
-		BannedNow:    len(a.bans),
-		TrackedIPs:   len(a.fails),
-		ActiveConns:  a.active,
-		RefusedConns: a.refusedConns,
-		Evictions:    a.evictions,
+		LoginsOK:      a.loginsOK.Load(),
+		LoginsFailed:  a.loginsFailed.Load(),
+		Verifications: a.verifications.Load(),
+		Bans:          a.bansTotal,
+		BannedNow:     len(a.bans),
+		TrackedIPs:    len(a.fails),
+		ActiveConns:   a.active,
+		RefusedConns:  a.refusedConns,
+		Evictions:     a.evictions,
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/afero"
+
 	"github.com/s3ftp/s3ftp/internal/logbuf"
 )
 
@@ -455,4 +457,87 @@ func TestAccessImplementsSeams(t *testing.T) {
 	var _ Authenticator = (*Access)(nil)
 	var _ Admitter = (*Access)(nil)
 	var _ Auditor = (*AuditLog)(nil)
+}
+
+// Every refusal does the work of a wrong password: a refused name, an unknown name and an overlong password
+// each cost one hash verification, as a real name with a wrong password does, so timing does not tell them
+// apart. A banned address costs none.
+func TestRefusalsCostOneVerification(t *testing.T) {
+	f := newAccessFixture(t, AccessConfig{BanAfter: 100})
+	ctx := context.Background()
+	for _, c := range []struct{ what, name, password string }{
+		{"refused name", "root", rootPW},
+		{"unknown name", "nobody-here", "x"},
+		{"overlong password", "alice", strings.Repeat("p", maxPasswordLen+1)},
+		{"wrong password", "alice", "wrong"},
+	} {
+		before := f.a.Stats().Verifications
+		if _, err := f.a.Login(ctx, ipA, c.name, c.password); !errors.Is(err, ErrLoginFailed) {
+			t.Errorf("%s: %v, want ErrLoginFailed", c.what, err)
+		}
+		if n := f.a.Stats().Verifications - before; n != 1 {
+			t.Errorf("%s cost %d hash verifications, want 1", c.what, n)
+		}
+	}
+}
+
+// A client-supplied user name is logged and audited at most 64 bytes long, however long the USER line.
+func TestLongUserNameLoggedCapped(t *testing.T) {
+	log, logs := logbuf.New(nil)
+	ts := startServer(t, memFs(afero.NewMemMapFs()), func(o *Options, d *Deps) {
+		o.AllowPlain = true
+		d.Log = log
+	})
+	c := dialRaw(t, ts.addr)
+	long := strings.Repeat("n", 4000)
+	c.send("USER %s", long)
+	c.readReply()
+	c.send("PASS x")
+	if code, _ := c.readReply(); code != 530 {
+		t.Fatalf("PASS after a 4000-byte USER = %d, want 530", code)
+	}
+	for _, l := range logs.Lines() {
+		if strings.Contains(l, strings.Repeat("n", 65)) {
+			t.Errorf("a log line carries more than 64 bytes of the name: %.200s...", l)
+		}
+	}
+	for _, e := range ts.audit.find("login_failed", "") {
+		if len(e.User) > 64+3 {
+			t.Errorf("the audit record carries %d bytes of the name", len(e.User))
+		}
+	}
+}
+
+// The last ReservedConns connection slots go only to addresses that logged in within KnownFor: connections
+// that never log in (200 idle bots) cannot lock out the customers who use the server.
+func TestReservedConnsForKnownAddresses(t *testing.T) {
+	f := newAccessFixture(t, AccessConfig{MaxConns: 8, ReservedConns: 2, KnownFor: time.Hour})
+	ctx := context.Background()
+	customer := netip.MustParseAddr("198.51.100.7")
+	if _, err := f.a.Login(ctx, customer, "alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if _, err := f.a.Admit(netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})); err != nil {
+			t.Fatalf("unknown address %d of 6: %v", i+1, err)
+		}
+	}
+	if _, err := f.a.Admit(netip.MustParseAddr("203.0.113.99")); !errors.Is(err, ErrTooManyConns) {
+		t.Errorf("a 7th unknown address = %v, want ErrTooManyConns (2 slots kept for known addresses)", err)
+	}
+	release, err := f.a.Admit(customer)
+	if err != nil {
+		t.Fatalf("a customer that logged in before, with the reserve free: %v", err)
+	}
+	if _, err := f.a.Admit(customer); err != nil {
+		t.Fatalf("its second connection: %v", err)
+	}
+	if _, err := f.a.Admit(customer); !errors.Is(err, ErrTooManyConns) {
+		t.Errorf("past MaxConns = %v, want ErrTooManyConns", err)
+	}
+	release()
+	f.clock.Advance(2 * time.Hour)
+	if _, err := f.a.Admit(customer); !errors.Is(err, ErrTooManyConns) {
+		t.Errorf("a customer last seen beyond KnownFor, only the reserve free = %v, want ErrTooManyConns", err)
+	}
 }

@@ -19,7 +19,7 @@ var authCommands = map[string]commandSpec{
 
 func cmdUSER(s *session, cmd Command, _ cmdState) bool {
 	if !s.tlsOn && !s.srv.opts.AllowPlain {
-		s.log.Info("login refused: TLS required", "user", sanitize(cmd.Arg))
+		s.log.Info("login refused: TLS required", "user", logName(sanitize(cmd.Arg)))
 		s.reply(530, "TLS required: use AUTH TLS before USER")
 		return true
 	}
@@ -55,8 +55,8 @@ func cmdPASS(s *session, cmd Command, _ cmdState) bool {
 	}
 	if err != nil {
 		s.failedLogin++
-		s.log.Info("login failed", "user", sanitize(name), "err", err)
-		s.audit(Event{Event: "login_failed", User: sanitize(name), Result: err.Error()})
+		s.log.Info("login failed", "user", logName(sanitize(name)), "err", err)
+		s.audit(Event{Event: "login_failed", User: logName(sanitize(name)), Result: err.Error()})
 		if s.ctx.Err() != nil {
 			return false
 		}

@@ -36,7 +36,8 @@
 //   - A control line longer than MaxLineLength is discarded while it arrives and answered 500; memory per
 //     session is bounded.
 //   - Without AllowPlain, USER needs TLS on the control connection (530) and every transfer needs PROT P (521).
-//     The server accepts TLS 1.2 and newer only, with one *tls.Config for control and data connections.
+//     The server accepts TLS 1.2 and newer only, with one *tls.Config for control and data connections; TLS
+//     1.2 offers ECDHE suites with AEAD only unless Options.TLSLegacyCiphers.
 //   - A passive data connection is accepted only from the control connection's IP address or a
 //     PassiveAllowCIDR network; others are closed and logged while the listener keeps waiting for the client.
 //     Active connections only go to the client's own address, port >= 1024.

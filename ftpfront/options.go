@@ -27,6 +27,10 @@ type Options struct {
 	// TLSCert and TLSKey are PEM files. TLSSelfSigned generates an in-memory ECDSA certificate instead.
 	TLSCert, TLSKey string
 	TLSSelfSigned   bool
+	// TLSLegacyCiphers widens TLS 1.2 to Go's default cipher suites (CBC with SHA-1 and SHA-256 included) for
+	// old clients. Off, TLS 1.2 offers only ECDHE suites with AEAD (forward secrecy, no CBC); TLS 1.3's own
+	// suites are always AEAD.
+	TLSLegacyCiphers bool
 
 	// PublicHost is the address (IPv4 literal or host name) announced in PASV replies when no PassiveHostMap
 	// entry matches. Empty means the control connection's local address.

@@ -3,8 +3,10 @@ package ftpfront
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -303,5 +305,48 @@ func TestUploadWriteErrorIs451(t *testing.T) {
 	}
 	if got, err := afero.ReadFile(fsys.Fs, "/keep.bin"); err != nil || !bytes.HasPrefix(got, []byte("original")) {
 		t.Fatalf("APPE failure damaged the existing file: %q, %v", got, err)
+	}
+}
+
+// TLS 1.2 offers only ECDHE suites with AEAD by default: a client that knows only CBC-SHA1 suites cannot
+// connect; with TLSLegacyCiphers it can. TLS 1.3 is unaffected.
+func TestTLS12CipherSuites(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		o := Options{TLSSelfSigned: true, TLSLegacyCiphers: legacy}
+		conf, err := o.TLSConfig(slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := tls.Listen("tcp", "127.0.0.1:0", conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() { c.(*tls.Conn).Handshake(); c.Close() }()
+			}
+		}()
+		dial := func(max uint16, suites []uint16) error {
+			c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{InsecureSkipVerify: true, MaxVersion: max, CipherSuites: suites})
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}
+		cbc := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}
+		if err := dial(tls.VersionTLS12, cbc); (err == nil) != legacy {
+			t.Errorf("legacy %v: a TLS 1.2 client offering only CBC-SHA1 suites: %v", legacy, err)
+		}
+		if err := dial(tls.VersionTLS12, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}); err != nil {
+			t.Errorf("legacy %v: a TLS 1.2 client offering ECDHE-ECDSA-AES128-GCM: %v", legacy, err)
+		}
+		if err := dial(tls.VersionTLS13, nil); err != nil {
+			t.Errorf("legacy %v: a TLS 1.3 client: %v", legacy, err)
+		}
+		l.Close()
 	}
 }

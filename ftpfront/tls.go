@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// TLSConfig builds the one *tls.Config the server uses for control and data connections: TLS 1.2 or newer,
-// session tickets on (so clients can resume the control session's TLS session on data connections). The
+// TLSConfig builds the one *tls.Config the server uses for control and data connections: TLS 1.2 or newer
+// (1.2 with ECDHE and AEAD suites only, unless TLSLegacyCiphers), session tickets on (so clients can resume the control session's TLS session on data connections). The
 // certificate is handed to each handshake by GetCertificate. It returns nil, nil when no certificate is
 // configured (plain FTP only). A Server built from Options (no Deps.TLS) can replace the certificate while it
 // runs: Server.ReloadCertificate.
@@ -46,10 +46,25 @@ func (o *Options) tlsConfig(log *slog.Logger) (*tls.Config, *certSource, error) 
 	default:
 		return nil, nil, nil
 	}
-	return &tls.Config{
+	c := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: src.get,
-	}, src, nil
+	}
+	if !o.TLSLegacyCiphers {
+		c.CipherSuites = modernCipherSuites
+	}
+	return c, src, nil
+}
+
+// modernCipherSuites are the TLS 1.2 suites offered by default: ECDHE key exchange (forward secrecy) with an
+// AEAD cipher. TLS 1.3 suites are not configurable and are all AEAD.
+var modernCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // certSource holds the certificate every new TLS handshake (control and data connections) is served; reload

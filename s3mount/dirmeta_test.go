@@ -109,3 +109,49 @@ func TestFakeRsyncTwiceChangesNothing(t *testing.T) {
 		t.Errorf("second rsync -a changed:\n%s\nwant nothing", second)
 	}
 }
+
+// Access and change times: utimens keeps the access time (x-amz-meta-atime); chmod, chown and utimens move
+// the change time (x-amz-meta-ctime); a new mount shows both; a new version starts with all three equal.
+func TestFakeAccessAndChangeTimes(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	fn := filepath.Join(env.Dir, "f")
+	if err := os.WriteFile(fn, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	atime := time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC)
+	mtime := time.Date(2003, 1, 1, 0, 0, 0, 0, time.UTC)
+	before := time.Now().Add(-time.Second)
+	if err := os.Chtimes(fn, atime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	check := func(dir, when string) syscall.Stat_t {
+		t.Helper()
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(dir, "f"), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Atim.Sec != atime.Unix() || st.Mtim.Sec != mtime.Unix() || st.Ctim.Sec < before.Unix() {
+			t.Errorf("%s: atime %d mtime %d ctime %d; want %d, %d and a ctime of now", when, st.Atim.Sec,
+				st.Mtim.Sec, st.Ctim.Sec, atime.Unix(), mtime.Unix())
+		}
+		return st
+	}
+	check(env.Dir, "after utimens")
+	if info, _ := fake.Info("f"); info.Metadata["atime"] != "1104537600" || info.Metadata["ctime"] == "" {
+		t.Errorf("headers after utimens = %v, want atime 1104537600 and a ctime", info.Metadata)
+	}
+	again := mounttest.MountClient(t, fake, mounttest.Options())
+	check(again.Dir, "on a new mount")
+
+	if err := os.WriteFile(fn, []byte("new version"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the other mount's stat cache and kernel attributes (1 s) expire
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(again.Dir, "f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Atim != st.Mtim || st.Ctim != st.Mtim || st.Mtim.Sec < before.Unix() {
+		t.Errorf("a new version: atime %v mtime %v ctime %v, want all equal and recent", st.Atim, st.Mtim, st.Ctim)
+	}
+}

@@ -87,10 +87,11 @@
 // Rename moves a file with a server-side copy (UploadPartCopy parts above 5 GiB) and a delete; a directory by
 // copying every object below it, then deleting the sources, dirRenameConcurrency at a time (renameDir states
 // the rule on failure). Neither is atomic. RENAME_NOREPLACE gives EEXIST. Unlink deletes the object (of a file
-// being written: drops its upload, nothing is stored). Rmdir deletes the marker (ENOTEMPTY while anything else is below it).
-// Truncate shortens server-side and extends with zeros (uploaded; the kept bytes are copied server-side). Statfs reports large constant numbers. No
-// symlinks, hard links, device nodes, xattrs or locks (see node_api_check.go): nothing on the mount can point
-// outside it. A read-only mount answers EROFS to every change. SEMANTICS.md at the repository root lists every
+// being written: drops its upload, nothing is stored; of a file open for reading: at its last close,
+// unlinked.go). Rmdir deletes the marker (ENOTEMPTY while anything else is below it).
+// Truncate shortens server-side and extends with zeros (uploaded; the kept bytes are copied server-side). Statfs reports large constant numbers.
+// Symlinks are objects in s3fs's format (symlink.go); no hard links, device nodes or locks (see
+// node_api_check.go). A read-only mount answers EROFS to every change. SEMANTICS.md at the repository root lists every
 // rule with the test that proves it.
 //
 // # Errnos
@@ -127,7 +128,7 @@
 // # Locks
 //
 // Lock order: openFile.mu, then fileNode.mu, then fsys.filesMu. A writeHandle has no lock; its fields are
-// guarded by its openFile's mu. statCache.mu is a leaf: nothing is
+// guarded by its openFile's mu. fsys.hiddenMu is a leaf (taken under fileNode.mu). statCache.mu is a leaf: nothing is
 // locked while it is held. readHandle.mu is taken alone (read side for reads, write side for Release), with
 // readHandle.failMu as a leaf under its read side. go-fuse's
 // own tree locks are never held while these are taken (we only call GetChild/Children/Parent, which lock and

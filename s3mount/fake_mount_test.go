@@ -236,7 +236,8 @@ func TestFakeListingFromOtherClient(t *testing.T) {
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("root listing = %q, want %q", got, want)
 	}
-	// ls -l: stat of a listed file costs no HEAD; a directory costs one, of its marker "dir/" (its headers).
+	// ls -l: a directory costs one HEAD, of its marker "dir/" (its headers); a listed file one when it is small
+	// enough to be a symlink, none otherwise (TestFakeLargeListedFilesCostNoHead).
 	for _, e := range ents {
 		if _, err := e.Info(); err != nil {
 			t.Errorf("stat %s: %v", e.Name(), err)
@@ -245,8 +246,9 @@ func TestFakeListingFromOtherClient(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(env.Dir, "a.txt")); err != nil || st.Size() != 3 {
 		t.Errorf("stat a.txt = %v, %v", st, err)
 	}
-	if n := fake.Calls("HeadObject"); n != 5 {
-		t.Errorf("ls -l issued %d HEADs, want 5: none for the file, one per directory for its marker's headers", n)
+	if n := fake.Calls("HeadObject"); n != 6 {
+		t.Errorf("ls -l issued %d HEADs, want 6: one per directory for its marker's headers, one for the "+
+			"3-byte file (small enough to be a symlink)", n)
 	}
 	for _, d := range []string{"bad", "dot", "long"} {
 		ents, err := os.ReadDir(filepath.Join(env.Dir, d))
@@ -772,5 +774,26 @@ func TestFakeRenameDirectory(t *testing.T) {
 	defer f.Close()
 	if err := os.Rename(p("moved"), p("again")); !errors.Is(err, syscall.EBUSY) {
 		t.Errorf("rename of a directory with a file being written = %v, want EBUSY", err)
+	}
+}
+
+// Files seen in a listing that are too large to be symlinks cost no HEAD at lookup or stat.
+func TestFakeLargeListedFilesCostNoHead(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	for i := range 10 {
+		fake.Put(fmt.Sprintf("d/f%d", i), make([]byte, 4096))
+	}
+	ents, err := os.ReadDir(filepath.Join(env.Dir, "d"))
+	if err != nil || len(ents) != 10 {
+		t.Fatalf("listing = %d entries, %v", len(ents), err)
+	}
+	fake.ResetCounters()
+	for _, e := range ents {
+		if info, err := e.Info(); err != nil || info.Size() != 4096 {
+			t.Errorf("stat %s = %v, %v", e.Name(), info, err)
+		}
+	}
+	if n := fake.Calls("HeadObject"); n != 0 {
+		t.Errorf("stat of 10 listed 4 KiB files issued %d HEADs, want 0", n)
 	}
 }

@@ -208,25 +208,50 @@ func startFtpfront(t *testing.T, home string) string {
 }
 
 // ftpfront serving the mount: the same commands as with vsftpd (MFMT for the time) give the same results;
-// its jail cannot be left through the mount: symlinks and hard links cannot be created there, and ".." and
-// absolute paths stay inside the home.
+// its jail cannot be left through the mount: no symlink made on the mount is followed out of the home, hard
+// links cannot be made, and ".." and absolute paths stay inside the home.
 func TestMinioFtpfrontFileSemantics(t *testing.T) {
 	env := mounttest.Mount(t, mounttest.Options())
 	c := ftpDial(t, startFtpfront(t, env.Dir), "u", "p")
 	runFTPFileSemantics(t, env, c)
 
+	// Links on the mount (as a local user or an import job could make them): ftpfront follows none out of the
+	// home, whatever it points at; one that stays inside is served as its target. Hard links cannot be made.
 	target := filepath.Join(env.Dir, "up", "a.bin")
-	for _, op := range []struct {
-		name string
-		err  error
-	}{
-		{"symlink", os.Symlink("/etc", filepath.Join(env.Dir, "etc"))},
-		{"symlink inside", os.Symlink(target, filepath.Join(env.Dir, "inside"))},
-		{"link", os.Link(target, filepath.Join(env.Dir, "hard"))},
+	if err := os.Link(target, filepath.Join(env.Dir, "hard")); !errors.Is(err, syscall.EPERM) &&
+		!errors.Is(err, syscall.ENOTSUP) && !errors.Is(err, syscall.ENOSYS) {
+		t.Errorf("link on the mount: %v, want EPERM, ENOTSUP or ENOSYS", err)
+	}
+	for name, to := range map[string]string{
+		"etc":    "/etc",
+		"root":   "/",
+		"parent": "..",
+		"other":  filepath.Join(filepath.Dir(env.Dir), "another-home"),
+		"chain1": "chain2",
+		"chain2": "/etc/passwd",
+		"inside": target,
 	} {
-		if !errors.Is(op.err, syscall.EPERM) && !errors.Is(op.err, syscall.ENOTSUP) && !errors.Is(op.err, syscall.ENOSYS) {
-			t.Errorf("%s on the mount: %v, want EPERM, ENOTSUP or ENOSYS", op.name, op.err)
+		if err := os.Symlink(to, filepath.Join(env.Dir, name)); err != nil {
+			t.Fatalf("symlink %s -> %s on the mount: %v", name, to, err)
 		}
+	}
+	for _, p := range []string{"etc/passwd", "root/etc/passwd", "chain1", "other/x"} {
+		if r, err := c.Retr(p); err == nil {
+			b, _ := io.ReadAll(r)
+			r.Close()
+			t.Errorf("RETR %s through a link leading out succeeded: %d bytes", p, len(b))
+		}
+	}
+	for _, p := range []string{"etc", "root", "parent", "other"} {
+		if err := c.ChangeDir("/" + p); err == nil {
+			t.Errorf("CWD /%s through a link leading out succeeded", p)
+			c.ChangeDir("/")
+		}
+	}
+	if r, err := c.Retr("inside"); err != nil {
+		t.Errorf("RETR through a link inside the home: %v", err)
+	} else {
+		r.Close()
 	}
 	if err := c.ChangeDir("/../../.."); err != nil {
 		t.Fatalf("CWD /../../..: %v", err)
@@ -243,8 +268,8 @@ func TestMinioFtpfrontFileSemantics(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NLST /..: %v", err)
 	}
-	if strings.Join(names, " ") != "up" && strings.Join(names, " ") != "/up" {
-		t.Errorf("NLST /.. = %q, want the home's own entries (up)", names)
+	if got := strings.ReplaceAll(strings.Join(names, " "), "/", ""); got != "inside up" {
+		t.Errorf("NLST /.. = %q, want the home's own entries, without the links leading out (inside up)", names)
 	}
 }
 

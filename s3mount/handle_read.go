@@ -145,6 +145,9 @@ func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 		if err := h.r.Close(); err != nil {
 			h.f.log.Warn("closing reader failed", "key", h.key, "err", err)
 		}
+		if h.node != nil {
+			h.node.readerReleased()
+		}
 	}
 	return 0
 }

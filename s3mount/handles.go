@@ -12,6 +12,7 @@ import (
 // Release takes the write side, so no read uses the cache.Reader after it was closed.
 type readHandle struct {
 	f    *fsys
+	node *fileNode // counts the handle among its readers
 	key  string
 	info s3client.ObjectInfo // the version read, as seen at open; immutable
 

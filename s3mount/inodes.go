@@ -21,11 +21,15 @@ type fileNode struct {
 	fs.Inode
 	f *fsys
 
-	mu sync.Mutex // guards etag; acquired after an openFile's lock, before fsys.filesMu
+	mu sync.Mutex // guards etag, readers and pending; acquired after an openFile's lock, before fsys.filesMu
 	// etag is the version of the object this inode stands for, and so the version of the bytes the kernel's
 	// page cache holds for it: set when the inode is made for a listed or HEADed object, or by the first open
 	// for reading of an inode made without one (created through the mount). "" until then.
 	etag string
+	// readers counts the read handles open on the inode; pending is the delete deferred by an unlink while
+	// they are (unlinked.go). Both guarded by mu.
+	readers int
+	pending *pendingDelete
 }
 
 // key returns the key prefix of d's children: Options.Prefix for the root, otherwise prefix+path+"/".
@@ -91,9 +95,13 @@ func (n *fileNode) replaceableFor(etag string) bool {
 // the inode, so handles opened on the old version keep the old inode and its pages, and opens of the new
 // version start with an empty page cache. That is what lets Open keep the page cache (FOPEN_KEEP_CACHE).
 func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out *fuse.EntryOut) *fs.Inode {
-	if e.dir {
+	link := e.isSymlink()
+	switch {
+	case e.dir:
 		d.f.dirAttr(e.info.Metadata, &out.Attr)
-	} else {
+	case link:
+		d.f.linkAttr(e.info, &out.Attr)
+	default:
 		d.f.fileAttr(e.info, &out.Attr)
 	}
 	if ch := d.GetChild(name); ch != nil {
@@ -102,8 +110,12 @@ func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out 
 			if e.dir {
 				return ch
 			}
+		case *symlinkNode:
+			if link && n.etag == e.info.ETag {
+				return ch
+			}
 		case *fileNode:
-			if !e.dir && !n.replaceableFor(e.info.ETag) {
+			if !e.dir && !link && !n.replaceableFor(e.info.ETag) {
 				n.bindETag(e.info.ETag)
 				return ch
 			}
@@ -111,6 +123,9 @@ func (d *dirNode) childInode(ctx context.Context, name string, e statEntry, out 
 	}
 	if e.dir {
 		return d.NewInode(ctx, &dirNode{f: d.f}, fs.StableAttr{Mode: syscall.S_IFDIR})
+	}
+	if link {
+		return d.NewInode(ctx, &symlinkNode{f: d.f, etag: e.info.ETag}, fs.StableAttr{Mode: syscall.S_IFLNK})
 	}
 	return d.NewInode(ctx, &fileNode{f: d.f, etag: e.info.ETag}, fs.StableAttr{Mode: syscall.S_IFREG})
 }

@@ -203,19 +203,31 @@ func TestMinioCheck(t *testing.T) {
 	}
 }
 
-// The subset of go-fuse's posixtest suite that an S3 mount can pass. Left out, because S3 has no such thing or
-// the mount refuses it on purpose: symlinks, hard links, xattrs, locks, fallocate, lseek holes, several handles
-// writing one file (ParallelFileOpen), unlink of open files (NlinkZero, FstatDeleted), O_DIRECT. AppendWrite,
-// TruncateFile and TruncateNoFile pass: appends and truncation keep the existing bytes by server-side copy.
+// The subset of go-fuse's posixtest suite that an S3 mount can pass, with --xattr on. Left out:
+//   - Link, LinkUnlinkRename: hard links (S3 has none; refused with ENOTSUP).
+//   - FcntlFlockLocksFile, FcntlFlockSetLk: locks stay local to the kernel (EnableLocks off; S3 has none).
+//   - Fallocate: no preallocation (S3 objects are written whole).
+//   - ParallelFileOpen: several processes writing one file at once (EBUSY: one upload per file).
+//   - DirectIO: O_DIRECT (the mount has no page cache of its own to bypass).
+//   - XAttrLarge: values beyond S3's 2 KiB of user metadata (ENOSPC; the test skips itself on it).
+//   - OpenSymlinkRace: passes (run by hand: 49 s), left out for its run time.
+//   - FstatDeleted: fails on the mtime of a file just written: a stat within StatTTL of the write shows the
+//     attributes the kernel cached at create, an fstat after the unlink the committed object's (a few
+//     milliseconds later).
+//
+// AppendWrite, TruncateFile and TruncateNoFile pass: appends and truncation keep the existing bytes by
+// server-side copy. NlinkZero passes: a file replaced while open keeps its attributes, with no link.
 func TestMinioPosixSubset(t *testing.T) {
 	for _, name := range []string{
 		"FileBasic", "FileLarge", "FdLeak", "MkdirRmdir", "ReadDirBasic", "ReadDirConsistency",
 		"RenameOverwriteDestNoExist", "RenameOverwriteDestExist", "DirSeek", "RenameOpenDir", "OpenAt",
-		"AppendWrite", "TruncateFile", "TruncateNoFile",
+		"AppendWrite", "TruncateFile", "TruncateNoFile", "SymlinkReadlink", "SetattrSymlink", "NlinkZero",
+		"XAttr", "LseekHoleSeeksToEOF", "LseekEnxioCheck",
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := mounttest.Options()
 			o.FileMode, o.Umask = 0o755, 0 // FileBasic expects the mode it created the file with
+			o.Xattr = true
 			env := mounttest.Mount(t, o)
 			posixtest.All[name](t, env.Dir)
 		})

@@ -38,9 +38,9 @@ var (
 
 // Deliberately not implemented (go-fuse's default answer in parentheses):
 //
-//   - NodeSymlinker, NodeReadlinker, NodeLinker, NodeMknoder (ENOTSUP): objects are plain files; S3 has no
-//     links or device nodes. Refusing them also means nothing on the mount points outside it, so an FTP
-//     server's jail over the mount cannot be left through a link (TestFakeNoLinks).
+//   - NodeLinker, NodeMknoder (ENOTSUP): S3 has no hard links, and device nodes and FIFOs are refused with a
+//     clear error rather than stored as objects that only pretend to be them (TestFakeLinksAndSpecialFiles). Symbolic
+//     links are objects in s3fs's format (symlink.go); ftpfront's jail never follows one out of a home.
 //   - NodeAllocater, NodeCopyFileRanger, NodeLseeker (ENOTSUP / kernel default): no sparse files or in-place
 //     changes; copy_file_range falls back to read+write in the kernel.
 //   - NodeGetlker, NodeSetlker, NodeSetlkwer: locks stay local to the kernel (EnableLocks is off); S3 has none.

@@ -77,6 +77,9 @@ func (f *fsys) listDir(ctx context.Context, dk string, maxPages int) (kinds map[
 				}
 				continue
 			}
+			if f.isHidden(dk+name, o.ETag) {
+				continue // unlinked while open for reading: gone for the name's users
+			}
 			kinds[name] = syscall.S_IFREG
 			f.meta.putListed(dk+name, o)
 		}

@@ -20,6 +20,9 @@ import (
 // answers instead, and the lookups after it cost nothing.
 func (f *fsys) stat(ctx context.Context, key string) (statEntry, syscall.Errno) {
 	if e, hit, neg := f.meta.get(key); hit {
+		if !e.dir && f.isHidden(key, e.info.ETag) {
+			return statEntry{}, syscall.ENOENT
+		}
 		return f.withMarker(ctx, key, e)
 	} else if neg {
 		return statEntry{}, syscall.ENOENT
@@ -34,6 +37,10 @@ func (f *fsys) stat(ctx context.Context, key string) (statEntry, syscall.Errno) 
 		}
 	}
 	info, err := f.client.HeadObject(ctx, key)
+	if err == nil && f.isHidden(key, info.ETag) {
+		f.meta.putNegative(key)
+		return statEntry{}, syscall.ENOENT
+	}
 	if err == nil {
 		if info.Metadata == nil {
 			info.Metadata = map[string]string{} // known to have no headers
@@ -107,6 +114,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if errno != 0 {
 		return nil, errno
 	}
+	if e, errno = d.f.withKind(ctx, key, e); errno != 0 {
+		return nil, errno
+	}
 	return d.childInode(ctx, name, e, out), 0
 }
 
@@ -144,6 +154,7 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 	if errno != 0 {
 		if rh, ok := fh.(*readHandle); ok {
 			n.f.fileAttr(rh.info, &out.Attr)
+			out.Nlink = 0 // no name leads to it any more
 			return 0
 		}
 		return errno

@@ -75,7 +75,8 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 			InitialWindow: min(n.f.opts.MaxReadahead, 1<<20),
 			MaxWindow:     n.f.opts.MaxReadahead,
 		})
-		return &readHandle{f: n.f, key: key, info: e.info, r: r}, fuseFlags, 0
+		n.openedForReading()
+		return &readHandle{f: n.f, node: n, key: key, info: e.info, r: r}, fuseFlags, 0
 	}
 	if n.f.opts.ReadOnly {
 		return nil, 0, syscall.EROFS

@@ -3,7 +3,6 @@ package s3mount
 import (
 	"context"
 	"errors"
-	"maps"
 	"strings"
 	"syscall"
 	"time"
@@ -123,7 +122,7 @@ func (f *fsys) setObjectAttrs(ctx context.Context, key string, meta map[string]s
 	}
 	info.Key = key
 	merged := mergeHeaders(info.Metadata, meta)
-	if maps.Equal(merged, info.Metadata) {
+	if sameHeaders(merged, info.Metadata) {
 		f.meta.put(key, statEntry{info: info})
 		return 0
 	}
@@ -175,7 +174,7 @@ func (f *fsys) setDirAttrs(ctx context.Context, key string, meta map[string]stri
 		return f.errno("HeadObject", marker, err)
 	}
 	merged := mergeHeaders(info.Metadata, meta)
-	if info.ETag != "" && maps.Equal(merged, info.Metadata) {
+	if info.ETag != "" && sameHeaders(merged, info.Metadata) {
 		f.meta.put(key, statEntry{dir: true, info: info})
 		return 0
 	}

@@ -15,7 +15,8 @@ import (
 
 // Unlink deletes the file's object; EROFS on a read-only mount. A file open for writing through this mount
 // becomes unlinked (openfile.go): its upload is aborted and nothing of it is stored, ever; its handles keep
-// taking writes until they are closed.
+// taking writes until they are closed. A file open for reading loses its name at once and its object at the
+// last close (unlinked.go).
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if d.f.opts.ReadOnly {
 		return syscall.EROFS
@@ -34,6 +35,10 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 				of.mu.Lock()
 				of.unlinkedLocked()
 				of.mu.Unlock()
+			}
+			if d.f.deferUnlink(fn, key) {
+				d.f.meta.putNegative(key)
+				return 0
 			}
 		}
 	}

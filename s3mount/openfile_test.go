@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -403,5 +404,79 @@ func TestFakeExtendKeepsBytesServerSide(t *testing.T) {
 	want = append(append(want, make([]byte, 1<<20)...), "end"...)
 	if got, _ := fake.Object("big"); !bytes.Equal(got, want) {
 		t.Errorf("object after ftruncate and a write: %d bytes, want %d", len(got), len(want))
+	}
+}
+
+// The temporary-file idiom: open a file for reading, unlink it, keep reading. The name is gone at once
+// (stat, listing, a new file may take it), the handle reads the bytes it opened, and the object is deleted
+// at its close; a new file that took the name meanwhile is left alone.
+func TestFakeUnlinkWhileReading(t *testing.T) {
+	env, fake := mountFake(t, nil)
+	data := pattern(3<<20, 7)
+	fake.Put("tmp", data)
+	fake.Put("tmp2", data)
+	fn := filepath.Join(env.Dir, "tmp")
+	r, err := os.Open(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 100)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(fn); err != nil {
+		t.Fatalf("unlink while open for reading: %v", err)
+	}
+	if _, err := os.Stat(fn); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat after unlink = %v, want ENOENT", err)
+	}
+	ents, _ := os.ReadDir(env.Dir)
+	if len(ents) != 1 || ents[0].Name() != "tmp2" {
+		t.Errorf("listing after unlink = %v, want only tmp2", ents)
+	}
+	rest, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(append(head, rest...), data) {
+		t.Errorf("read after unlink: %d bytes, %v; want the %d bytes opened", len(head)+len(rest), err, len(data))
+	}
+	if _, ok := fake.Object("tmp"); !ok {
+		t.Errorf("the object went before the last close")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel sends the release after close(2) returned.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok := fake.Object("tmp"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the object is still there 10 s after the last close")
+		}
+	}
+
+	// A new file takes the name while the unlinked one is still open: the close leaves the new one.
+	r2, err := os.Open(filepath.Join(env.Dir, "tmp2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(env.Dir, "tmp2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(env.Dir, "tmp2"), []byte("new"), 0o644); err != nil {
+		t.Fatalf("a new file under the unlinked name: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(env.Dir, "tmp2")); err != nil || string(got) != "new" {
+		t.Errorf("the new tmp2 reads %q, %v", got, err)
+	}
+	heads := fake.Calls("HeadObject")
+	r2.Close()
+	// The release checks the object's version (a HEAD) before it would delete it.
+	for deadline := time.Now().Add(10 * time.Second); fake.Calls("HeadObject") == heads; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no release 10 s after the close")
+		}
+	}
+	if got, _ := fake.Object("tmp2"); string(got) != "new" {
+		t.Errorf("tmp2 after the unlinked handle's close = %q, want the new file", got)
 	}
 }

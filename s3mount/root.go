@@ -43,6 +43,10 @@ type fsys struct {
 	// filesMu guards files. Lock order: openFile.mu, then fileNode.mu, then filesMu.
 	filesMu sync.Mutex
 	files   map[*fileNode]*openFile // the files open for writing through this mount (openfile.go)
+
+	// hiddenMu guards hidden, a leaf: key → ETag of the files unlinked while open for reading (unlinked.go).
+	hiddenMu sync.Mutex
+	hidden   map[string]string
 }
 
 // mountIdentity is the mount as /proc/self/mountinfo shows it.
@@ -65,6 +69,7 @@ func newFsys(client s3client.Client, opts Options, log *slog.Logger, c *cache.Ca
 		panics:    panics,
 		mountTime: time.Now(),
 		files:     make(map[*fileNode]*openFile),
+		hidden:    make(map[string]string),
 	}
 	f.root = &dirNode{f: f}
 	return f
@@ -122,6 +127,8 @@ const (
 	metaUID   = "uid"
 	metaGID   = "gid"
 	metaMtime = "mtime"
+	metaAtime = "atime" // as utimens set it; reads do not move it (S3 objects cannot be touched per read)
+	metaCtime = "ctime" // moved by chmod, chown, utimens and xattr changes; a new version starts at its mtime
 )
 
 // attrHeaders returns the attribute headers for the changes in in (mode, owner, modification time) of a file
@@ -141,7 +148,14 @@ func attrHeaders(in *fuse.SetAttrIn, typ uint32) (map[string]string, bool) {
 	if t, ok := in.GetMTime(); ok {
 		m[metaMtime] = formatMtime(t)
 	}
-	return m, len(m) > 0
+	if t, ok := in.GetATime(); ok {
+		m[metaAtime] = formatMtime(t)
+	}
+	if len(m) == 0 {
+		return m, false
+	}
+	m[metaCtime] = formatMtime(time.Now())
+	return m, true
 }
 
 // mergeHeaders applies changes to a copy of old: a key with an empty value is removed (an extended attribute
@@ -159,6 +173,22 @@ func mergeHeaders(old, changes map[string]string) map[string]string {
 		}
 	}
 	return m
+}
+
+// sameHeaders reports whether a and b hold the same headers, the change time aside: a change that stores
+// nothing new costs no copy.
+func sameHeaders(a, b map[string]string) bool {
+	for k, v := range a {
+		if k != metaCtime && b[k] != v {
+			return false
+		}
+	}
+	for k, v := range b {
+		if k != metaCtime && a[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // formatMtime formats t as s3fs's x-amz-meta-mtime: seconds, and nanoseconds only when there are any.
@@ -250,7 +280,14 @@ func (f *fsys) headerAttrs(meta map[string]string, typ uint32, mtime time.Time, 
 	if mtime.IsZero() {
 		mtime = f.mountTime
 	}
-	out.SetTimes(&mtime, &mtime, &mtime)
+	atime, ctime := mtime, mtime
+	if t, ok := parseMtime(meta[metaAtime]); ok {
+		atime = t
+	}
+	if t, ok := parseMtime(meta[metaCtime]); ok && t.After(mtime) {
+		ctime = t
+	}
+	out.SetTimes(&atime, &mtime, &ctime)
 }
 
 // detached returns a context for S3 requests that change the bucket: it keeps ctx's values but not its

@@ -347,23 +347,60 @@ func TestFakeTouchExisting(t *testing.T) {
 	}
 }
 
-// Symlinks, hard links and device nodes cannot be created: S3 has no such objects, so nothing on the mount
-// can point outside it (an FTP server's jail over the mount cannot be left through a link).
-func TestFakeNoLinks(t *testing.T) {
+// Hard links, FIFOs and device nodes cannot be created (a clear error, nothing stored). Symbolic links are
+// objects in s3fs's format: the body is the target, x-amz-meta-mode has S_IFLNK; s3fs's own links read back,
+// on this mount and on a new one.
+func TestFakeLinksAndSpecialFiles(t *testing.T) {
 	env, fake := mountFake(t, nil)
 	fake.Put("f", []byte("x"))
 	errs := map[string]error{
-		"symlink": os.Symlink("/etc/passwd", filepath.Join(env.Dir, "l")),
-		"link":    os.Link(filepath.Join(env.Dir, "f"), filepath.Join(env.Dir, "h")),
-		"mknod":   syscall.Mknod(filepath.Join(env.Dir, "n"), syscall.S_IFIFO|0o644, 0),
+		"link":  os.Link(filepath.Join(env.Dir, "f"), filepath.Join(env.Dir, "h")),
+		"mknod": syscall.Mknod(filepath.Join(env.Dir, "n"), syscall.S_IFIFO|0o644, 0),
 	}
 	for op, err := range errs {
 		if !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTSUP) && !errors.Is(err, syscall.ENOSYS) {
 			t.Errorf("%s = %v, want EPERM, ENOTSUP or ENOSYS", op, err)
 		}
 	}
-	if keys := strings.Join(fake.Keys(), " "); keys != "f" {
-		t.Errorf("objects = %q, want only f", keys)
+	if err := os.Symlink("/etc/passwd", filepath.Join(env.Dir, "l")); err != nil {
+		t.Fatalf("symlink: %v", err)
+	}
+	if got, err := os.Readlink(filepath.Join(env.Dir, "l")); err != nil || got != "/etc/passwd" {
+		t.Errorf("readlink l = %q, %v", got, err)
+	}
+	if body, _ := fake.Object("l"); string(body) != "/etc/passwd" {
+		t.Errorf("the link's object holds %q, want its target", body)
+	}
+	if info, _ := fake.Info("l"); info.Metadata["mode"] != "41471" {
+		t.Errorf("the link's mode header = %q, want 41471 (0120777)", info.Metadata["mode"])
+	}
+	if err := os.Symlink("elsewhere", filepath.Join(env.Dir, "l")); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("symlink over an existing name = %v, want EEXIST", err)
+	}
+	fake.PutWith("s3fs-link", []byte("dir/target.txt"), s3client.PutOptions{Metadata: map[string]string{"mode": "41471"}})
+	fake.Put("small.txt", []byte("not a link"))
+	again := mounttest.MountClient(t, fake, mounttest.Options())
+	if _, err := os.ReadDir(again.Dir); err != nil { // seen first in a listing, without headers
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"l": "/etc/passwd", "s3fs-link": "dir/target.txt"} {
+		st, err := os.Lstat(filepath.Join(again.Dir, name))
+		if err != nil || st.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("lstat %s on a new mount = %v, %v; want a symlink", name, st, err)
+			continue
+		}
+		if got, err := os.Readlink(filepath.Join(again.Dir, name)); err != nil || got != want {
+			t.Errorf("readlink %s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if st, err := os.Lstat(filepath.Join(again.Dir, "small.txt")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("lstat small.txt = %v, %v; want a regular file", st, err)
+	}
+	if err := os.Remove(filepath.Join(env.Dir, "l")); err != nil {
+		t.Errorf("unlink of a link: %v", err)
+	}
+	if _, ok := fake.Object("l"); ok {
+		t.Errorf("the link's object is still there after unlink")
 	}
 }
 

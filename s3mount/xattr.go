@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 )
@@ -205,7 +206,7 @@ func (f *fsys) changeXattr(ctx context.Context, n fs.InodeEmbedder, attr string,
 	} else {
 		attrs[attr] = value
 	}
-	change := map[string]string{metaXattr: encodeXattrs(attrs)}
+	change := map[string]string{metaXattr: encodeXattrs(attrs), metaCtime: formatMtime(time.Now())}
 	if size := metadataSize(mergeHeaders(meta, change)); size > maxUserMetadata {
 		return f.refuse("setxattr", attr, syscall.ENOSPC,
 			"S3 keeps at most 2 KiB of user metadata per object (the attributes would take "+strconv.Itoa(size)+" bytes)")

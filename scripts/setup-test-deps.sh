@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup-test-deps.sh installs what the test suite needs and is missing: fuse3, curl, lftp, python3, vsftpd,
-# inotify-tools, haproxy, iproute2, util-linux, rsync, openssh-client, sshpass (Debian packages) and a minio binary (built with go install). Present tools are reused.
+# inotify-tools, haproxy, iproute2, util-linux, rsync, s3fs, openssh-client, sshpass (Debian packages) and a minio binary (built with go install). Present tools are reused.
 # Any failure stops the script with a message; nothing is skipped silently.
 set -euo pipefail
 
@@ -22,6 +22,7 @@ declare -A pkgs=(
 	[ip]=iproute2     # scaletest: network namespaces and veth links
 	[nsenter]=util-linux
 	[rsync]=rsync # s3mount: rsync -a run twice changes nothing (directory times kept)
+	[s3fs]=s3fs   # s3mount: s3fs and s3mount read each other's directories, modes, symlinks and xattrs
 	[sftp]=openssh-client # sftpfront: the OpenSSH sftp client against the SFTP server
 	[sshpass]=sshpass     # sftpfront: gives sftp its password
 )

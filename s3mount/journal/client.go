@@ -54,6 +54,26 @@ func (c *Client) AbortMultipartUpload(ctx context.Context, key, uploadID string)
 	return err
 }
 
+// DeferDelete records that the object key at etag is to be deleted later, so that a daemon killed before
+// doing it leaves the delete to the next start (Recover). It returns the record's ID for DeleteDone; a record
+// that cannot be written is logged and returns "".
+func (c *Client) DeferDelete(key, etag string) string {
+	id, err := c.j.AddDelete(key, etag)
+	if err != nil {
+		c.log.Error("recording a deferred delete in the journal failed: a crash before it is done leaves the object",
+			"key", key, "err", err)
+		return ""
+	}
+	return id
+}
+
+// DeleteDone removes the record DeferDelete returned.
+func (c *Client) DeleteDone(id string) {
+	if id != "" {
+		c.remove("", id)
+	}
+}
+
 func (c *Client) remove(key, uploadID string) {
 	if err := c.j.Remove(uploadID); err != nil {
 		c.log.Error("removing a finished multipart upload from the journal failed: the next start tries to abort it",

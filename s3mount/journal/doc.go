@@ -17,6 +17,10 @@
 //	+ "UPLOAD-ID" "KEY"     an upload was created
 //	- "UPLOAD-ID"           it was completed or aborted
 //
+// A delete the mount defers (a file unlinked while open for reading, deleted at its last close) is a record
+// of the same shape whose ID, "\x00delete\x00ETAG\x00KEY", no upload ID can be (AddDelete); Recover does it
+// when the object is still that version.
+//
 // Both fields are Go-quoted strings, so a key may hold any byte. Records are appended with one write(2) each.
 // A write that returned is in the kernel's page cache and survives the death of the process (SIGKILL, a crash,
 // the OOM killer); an addition is also synced (fdatasync) before Add returns, so it survives a power loss too,

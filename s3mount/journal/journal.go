@@ -26,10 +26,29 @@ const compactSlack = 256
 // maxLine bounds one line when reading (an S3 key is at most 1024 bytes, quoted at most 4 times that).
 const maxLine = 64 << 10
 
-// Record is one upload listed in the journal.
+// Record is one upload listed in the journal, or one deferred delete (Delete: the object Key at ETag is to be
+// deleted; see AddDelete).
 type Record struct {
-	UploadID string
+	UploadID string // the upload's ID; for a deferred delete, the record's own ID
 	Key      string
+	Delete   bool
+	ETag     string // a deferred delete's version
+}
+
+// deletePrefix starts the ID of a deferred delete's record. Upload IDs never hold a NUL byte.
+const deletePrefix = "\x00delete\x00"
+
+// deleteID returns the record ID of the deferred delete of key at etag.
+func deleteID(key, etag string) string { return deletePrefix + etag + "\x00" + key }
+
+// record returns the Record of id and key.
+func record(id, key string) Record {
+	rest, ok := strings.CutPrefix(id, deletePrefix)
+	if !ok {
+		return Record{UploadID: id, Key: key}
+	}
+	etag, _, _ := strings.Cut(rest, "\x00")
+	return Record{UploadID: id, Key: key, Delete: true, ETag: etag}
 }
 
 // FileName is the journal's file name for one mount: "uploads-" and 16 hex digits of a SHA-256 over the
@@ -223,7 +242,7 @@ func (j *Journal) Pending() []Record {
 	recs := make([]Record, 0, len(j.pending))
 	for _, id := range j.order {
 		if key, ok := j.pending[id]; ok {
-			recs = append(recs, Record{UploadID: id, Key: key})
+			recs = append(recs, record(id, key))
 		}
 	}
 	return recs
@@ -248,7 +267,14 @@ func (j *Journal) Add(key, uploadID string) error {
 	return nil
 }
 
-// Remove records that the upload uploadID was completed or aborted. Removing an upload that is not listed does
+// AddDelete records that the object key, at version etag, is to be deleted later (a file unlinked while
+// open for reading, deleted at its last close), and returns the record's ID for Remove. Synced as Add is.
+func (j *Journal) AddDelete(key, etag string) (string, error) {
+	id := deleteID(key, etag)
+	return id, j.Add(key, id)
+}
+
+// Remove records that the upload uploadID was completed or aborted (or that a deferred delete was done). Removing an upload that is not listed does
 // nothing.
 func (j *Journal) Remove(uploadID string) error {
 	j.mu.Lock()

@@ -78,7 +78,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j")
 	j := open(t, path)
 	odd := "dir with space/\"quoted\"\nnew line\xff.bin"
-	for _, r := range []Record{{"u1", "a.bin"}, {"u2", odd}, {"u3", "c.bin"}} {
+	for _, r := range []Record{{UploadID: "u1", Key: "a.bin"}, {UploadID: "u2", Key: odd}, {UploadID: "u3", Key: "c.bin"}} {
 		if err := j.Add(r.Key, r.UploadID); err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	}
 	j = open(t, path)
 	defer j.Close()
-	if got, want := records(j.Pending()), records([]Record{{"u2", odd}, {"u3", "c.bin"}}); got != want {
+	if got, want := records(j.Pending()), records([]Record{{UploadID: "u2", Key: odd}, {UploadID: "u3", Key: "c.bin"}}); got != want {
 		t.Fatalf("Pending after reopen = %s, want %s", got, want)
 	}
 	if n := j.Skipped(); n != 0 {
@@ -236,7 +236,7 @@ func TestClientRecords(t *testing.T) {
 		t.Fatal("injected CompleteMultipartUpload failure did not fail")
 	}
 
-	want := records([]Record{{failing, "abort-fails"}, {incomplete, "complete-fails"}})
+	want := records([]Record{{UploadID: failing, Key: "abort-fails"}, {UploadID: incomplete, Key: "complete-fails"}})
 	if got := records(j.Pending()); got != want {
 		t.Fatalf("listed = %s, want %s\nlog:\n%s", got, want, logs)
 	}
@@ -309,7 +309,7 @@ func TestRecover(t *testing.T) {
 	}
 	j = open(t, path)
 	defer j.Close()
-	if got, want := records(j.Pending()), records([]Record{{failing, "abort-fails"}}); got != want {
+	if got, want := records(j.Pending()), records([]Record{{UploadID: failing, Key: "abort-fails"}}); got != want {
 		t.Fatalf("listed for the next start = %s, want %s", got, want)
 	}
 }
@@ -353,7 +353,7 @@ func TestJournalSyncs(t *testing.T) {
 	if err := j.Add("c", "id-c"); err == nil || !strings.Contains(err.Error(), "injected EIO") {
 		t.Fatalf("Add with a failing flush = %v, want the flush's error", err)
 	}
-	if got, want := records(j.Pending()), records([]Record{{"id-b", "b"}, {"id-c", "c"}}); got != want {
+	if got, want := records(j.Pending()), records([]Record{{UploadID: "id-b", Key: "b"}, {UploadID: "id-c", Key: "c"}}); got != want {
 		t.Fatalf("after a failed flush listed %s, want %s", got, want)
 	}
 	before, err := os.ReadFile(path)
@@ -377,7 +377,7 @@ func TestJournalSyncs(t *testing.T) {
 	j = open(t, path)
 	c = syncCounter{}
 	c.install(j)
-	if got, want := records(j.Pending()), records([]Record{{"id-b", "b"}, {"id-c", "c"}}); got != want {
+	if got, want := records(j.Pending()), records([]Record{{UploadID: "id-b", Key: "b"}, {UploadID: "id-c", Key: "c"}}); got != want {
 		t.Fatalf("reopened journal lists %s, want %s", got, want)
 	}
 	if err := j.Remove("id-b"); err != nil {
