@@ -399,9 +399,14 @@ func (a *Access) LoginKey(ip netip.Addr, name string, key ssh.PublicKey) (*User,
 	return &user, nil
 }
 
-// CountKeyLogin counts a public-key login that completed (LoginKey accepted the key and the client proved it
-// holds it) in the LoginsOK statistic.
-func (a *Access) CountKeyLogin() { a.loginsOK.Add(1) }
+// KeyLoginDone records a public-key login from ip that completed (LoginKey accepted the key and the client proved
+// it holds it) as Login records a password login: it counts in LoginsOK and makes ip known for ReservedConns.
+func (a *Access) KeyLoginDone(ip netip.Addr) {
+	a.loginsOK.Add(1)
+	a.mu.Lock()
+	a.noteLoginLocked(addrKey(ip), a.cfg.Now())
+	a.mu.Unlock()
+}
 
 // sleep waits FailDelay or until ctx ends, whichever comes first.
 func (a *Access) sleep(ctx context.Context) {

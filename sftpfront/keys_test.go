@@ -219,3 +219,22 @@ func TestKeyboardInteractiveIsAPasswordPrompt(t *testing.T) {
 		t.Fatalf("access stats %+v, want 1 ok and failures", st)
 	}
 }
+
+// A key login makes the address known to the shared Access, as a password login does: it may then take the
+// connection slots reserved for addresses that logged in before.
+func TestKeyLoginMakesTheAddressKnownForReservedSlots(t *testing.T) {
+	key, line, _ := newKey(t)
+	s := newTestServer(t, withKeys("alice", line), withAccess(func(ac *ftpfront.AccessConfig) {
+		ac.MaxConns, ac.ReservedConns = 2, 1
+	}))
+	sc, err := s.dialKey("alice", key)
+	if err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	defer sc.Close()
+	sc2, err := s.dialKey("alice", key)
+	if err != nil {
+		t.Fatalf("second connection (a reserved slot, the address is known after the key login): %v", err)
+	}
+	sc2.Close()
+}

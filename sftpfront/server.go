@@ -85,11 +85,12 @@ type Deps struct {
 //
 // LoginKey is called for each key the client offers, before the client proves it holds the private key; it
 // returns the user the key logs in, or an error when the key is not accepted (the client may offer another key or
-// a password). It must not delay or count refusals: clients offer keys one after another. CountKeyLogin is called
-// once a key login completed. Without it only password authentication is offered.
+// a password). It must not delay or count refusals: clients offer keys one after another. KeyLoginDone is called
+// once a key login completed (the client proved it holds the key). Without the interface only password
+// authentication is offered.
 type KeyAuthenticator interface {
 	LoginKey(ip netip.Addr, name string, key ssh.PublicKey) (*ftpfront.User, error)
-	CountKeyLogin()
+	KeyLoginDone(ip netip.Addr)
 }
 
 // Server is an SFTP server. Listen, then Serve; Close ends it.
@@ -326,7 +327,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	if id := sc.Permissions.Extensions[extKeyLogin]; id != "" {
-		s.deps.Auth.(KeyAuthenticator).CountKeyLogin()
+		s.deps.Auth.(KeyAuthenticator).KeyLoginDone(c.ip)
 		_, fp, _ := strings.Cut(id, " ")
 		c.log.Info("sftp: login", "user", user.Name, "read_only", user.ReadOnly, "method", "publickey", "key", fp)
 		c.audit(ftpfront.Event{Event: "login_ok", User: user.Name, Result: "ok"})
