@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -292,6 +293,9 @@ func (s *SDK) PutObject(ctx context.Context, key string, body []byte, opts PutOp
 		StorageClass: types.StorageClass(s.cfg.StorageClass), ACL: types.ObjectCannedACL(s.cfg.ACL),
 		IfNoneMatch: ifNoneMatchHeader(opts.IfNoneMatch),
 	}
+	if len(opts.Tags) > 0 {
+		in.Tagging = aws.String(tagQuery(opts.Tags))
+	}
 	out, err := s.api.PutObject(ctx, in)
 	if err != nil {
 		err = s.done("PutObject", key, int64(len(body)), err)
@@ -302,6 +306,39 @@ func (s *SDK) PutObject(ctx context.Context, key string, body []byte, opts PutOp
 		return "", err
 	}
 	return aws.ToString(out.ETag), s.done("PutObject", key, int64(len(body)), nil)
+}
+
+// tagQuery encodes tags as the x-amz-tagging header wants them: a URL query, keys sorted.
+func tagQuery(tags map[string]string) string {
+	v := url.Values{}
+	for k, val := range tags {
+		v.Set(k, val)
+	}
+	return v.Encode()
+}
+
+// PutObjectTagging replaces key's tags.
+func (s *SDK) PutObjectTagging(ctx context.Context, key string, tags map[string]string) error {
+	set := make([]types.Tag, 0, len(tags))
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		set = append(set, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	_, err := s.api.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: &s.bucket, Key: &key,
+		Tagging: &types.Tagging{TagSet: set}})
+	return s.done("PutObjectTagging", key, 0, err)
+}
+
+// GetObjectTagging returns key's tags.
+func (s *SDK) GetObjectTagging(ctx context.Context, key string) (map[string]string, error) {
+	out, err := s.api.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return nil, s.done("GetObjectTagging", key, 0, err)
+	}
+	tags := make(map[string]string, len(out.TagSet))
+	for _, t := range out.TagSet {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return tags, s.done("GetObjectTagging", key, 0, nil)
 }
 
 // CopyObject copies src to dst server-side.

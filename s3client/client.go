@@ -87,6 +87,35 @@ type Client interface {
 	ListMultipartUploads(ctx context.Context, prefix string) ([]Upload, error)
 }
 
+// Tagger is what a Client offers beyond Client when it can tag objects (S3 object tagging: up to 10 tags of
+// short values, changed without rewriting the object). The SDK adapter and the fake implement it; wrappers
+// forward it.
+type Tagger interface {
+	// PutObjectTagging replaces key's tags.
+	PutObjectTagging(ctx context.Context, key string, tags map[string]string) error
+	// GetObjectTagging returns key's tags (none: an empty map), or an error of kind ErrNotFound.
+	GetObjectTagging(ctx context.Context, key string) (map[string]string, error)
+}
+
+// errNoTagging is what a forwarding wrapper returns when the client it wraps cannot tag objects.
+var errNoTagging = &Error{Op: "ObjectTagging", Kind: ErrOther, Err: errors.New("the S3 client does not support object tagging")}
+
+// PutTags forwards PutObjectTagging to c when c is a Tagger; an error of kind ErrOther otherwise.
+func PutTags(ctx context.Context, c Client, key string, tags map[string]string) error {
+	if t, ok := c.(Tagger); ok {
+		return t.PutObjectTagging(ctx, key, tags)
+	}
+	return errNoTagging
+}
+
+// GetTags forwards GetObjectTagging to c when c is a Tagger; an error of kind ErrOther otherwise.
+func GetTags(ctx context.Context, c Client, key string) (map[string]string, error) {
+	if t, ok := c.(Tagger); ok {
+		return t.GetObjectTagging(ctx, key)
+	}
+	return nil, errNoTagging
+}
+
 // ObjectInfo describes one object.
 type ObjectInfo struct {
 	Key          string
@@ -110,6 +139,8 @@ type PutOptions struct {
 	// existing object gives an error of kind ErrPrecondition and is left as it was. Writers that complete a
 	// multipart upload pass it on to CompleteMultipartUpload.
 	IfNoneMatch bool
+	// Tags, for PutObject only, are stored as the object's tags (x-amz-tagging) with it.
+	Tags map[string]string
 }
 
 // ListPage is one page of a listing.

@@ -48,6 +48,7 @@ type object struct {
 	lastModified time.Time
 	contentType  string
 	metadata     map[string]string
+	tags         map[string]string
 }
 
 type upload struct {
@@ -341,6 +342,49 @@ func (f *Fake) PutObject(ctx context.Context, key string, body []byte, opts s3cl
 	return etag, nil
 }
 
+// PutObjectTagging replaces key's tags (S3's limits: at most 10, keys up to 128 and values up to 256 bytes).
+func (f *Fake) PutObjectTagging(ctx context.Context, key string, tags map[string]string) error {
+	const op = "PutObjectTagging"
+	if err := f.begin(ctx, op, key); err != nil {
+		return err
+	}
+	if len(tags) > 10 {
+		return newErr(op, key, s3client.ErrOther, http.StatusBadRequest, "BadRequest")
+	}
+	for k, v := range tags {
+		if len(k) > 128 || len(v) > 256 {
+			return newErr(op, key, s3client.ErrOther, http.StatusBadRequest, "InvalidTag")
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.objects[key]
+	if !ok {
+		return newErr(op, key, s3client.ErrNotFound, http.StatusNotFound, "NoSuchKey")
+	}
+	o.tags = maps.Clone(tags)
+	return nil
+}
+
+// GetObjectTagging returns key's tags.
+func (f *Fake) GetObjectTagging(ctx context.Context, key string) (map[string]string, error) {
+	const op = "GetObjectTagging"
+	if err := f.begin(ctx, op, key); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.objects[key]
+	if !ok {
+		return nil, newErr(op, key, s3client.ErrNotFound, http.StatusNotFound, "NoSuchKey")
+	}
+	tags := maps.Clone(o.tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return tags, nil
+}
+
 // CopyObject copies src to dst; the copy's ETag is the MD5 of its content.
 func (f *Fake) CopyObject(ctx context.Context, src, dst string, opts s3client.PutOptions) (string, error) {
 	const op = "CopyObject"
@@ -359,6 +403,7 @@ func (f *Fake) CopyObject(ctx context.Context, src, dst string, opts s3client.Pu
 	if !opts.ReplaceMetadata {
 		opts = s3client.PutOptions{ContentType: o.contentType, Metadata: o.metadata}
 	}
+	opts.Tags = o.tags // S3 copies the tags whatever the metadata directive
 	etag := etagOf(o.data)
 	f.storeLocked(dst, o.data, etag, opts)
 	f.created[dst]++
@@ -614,6 +659,7 @@ func (f *Fake) storeLocked(key string, data []byte, etag string, opts s3client.P
 		lastModified: f.clock(),
 		contentType:  opts.ContentType,
 		metadata:     lowerKeys(opts.Metadata),
+		tags:         maps.Clone(opts.Tags),
 	}
 }
 

@@ -74,6 +74,16 @@ func (c *Client) DeleteDone(id string) {
 	}
 }
 
+// PutObjectTagging forwards to the wrapped client (s3client.Tagger).
+func (c *Client) PutObjectTagging(ctx context.Context, key string, tags map[string]string) error {
+	return s3client.PutTags(ctx, c.Client, key, tags)
+}
+
+// GetObjectTagging forwards to the wrapped client (s3client.Tagger).
+func (c *Client) GetObjectTagging(ctx context.Context, key string) (map[string]string, error) {
+	return s3client.GetTags(ctx, c.Client, key)
+}
+
 func (c *Client) remove(key, uploadID string) {
 	if err := c.j.Remove(uploadID); err != nil {
 		c.log.Error("removing a finished multipart upload from the journal failed: the next start tries to abort it",

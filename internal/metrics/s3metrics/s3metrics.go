@@ -55,3 +55,13 @@ func (p partCounter) UploadPart(ctx context.Context, key, uploadID string, numbe
 	defer p.m.PartsInFlight.Dec()
 	return p.Client.UploadPart(ctx, key, uploadID, number, body)
 }
+
+// PutObjectTagging forwards to the wrapped client (s3client.Tagger).
+func (p partCounter) PutObjectTagging(ctx context.Context, key string, tags map[string]string) error {
+	return s3client.PutTags(ctx, p.Client, key, tags)
+}
+
+// GetObjectTagging forwards to the wrapped client (s3client.Tagger).
+func (p partCounter) GetObjectTagging(ctx context.Context, key string) (map[string]string, error) {
+	return s3client.GetTags(ctx, p.Client, key)
+}
