@@ -88,19 +88,20 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 
 // config is the parsed command line: the library options plus what only the command handles.
 type config struct {
-	opts         ftpfront.Options
-	access       ftpfront.AccessConfig
-	root         string
-	requireMount ftpfront.RequireMount
-	users        string
-	auditLog     string
-	healthAddr   string
-	metricsAddr  string
-	logFormat    string
-	logLevel     slog.Level
-	readyFile    string
-	refuseUsers  string
-	effective    *flagenv.Effective
+	opts           ftpfront.Options
+	access         ftpfront.AccessConfig
+	root           string
+	requireMount   ftpfront.RequireMount
+	users          string
+	auditLog       string
+	healthAddr     string
+	healthInterval time.Duration
+	metricsAddr    string
+	logFormat      string
+	logLevel       slog.Level
+	readyFile      string
+	refuseUsers    string
+	effective      *flagenv.Effective
 }
 
 // envPrefix names the environment variables and the configuration file variable (FTPFRONT_CONFIG).
@@ -139,6 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.StringVar(&c.refuseUsers, "refuse-users", "", "comma-separated login names always refused (default: a built-in list; \"none\" refuses none)")
 	fs.StringVar(&c.auditLog, "audit-log", "", "audit log file (JSON lines), \"-\" = stderr, empty = off")
 	fs.StringVar(&c.healthAddr, "health-addr", "", "HTTP address serving /healthz and /metrics (off when empty)")
+	fs.DurationVar(&c.healthInterval, "health-interval", ftpfront.DefaultHealthInterval, "how long /healthz answers from the last probe of --root before probing again (one probe per interval, whatever the check rate)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "HTTP address serving Prometheus /metrics (off when empty)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -181,6 +183,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	}
 	if o.PassiveAllowCIDR, err = ftpfront.ParseCIDRList(*allow); err != nil {
 		return usage("--passive-allow-cidr: %v", err)
+	}
+	if c.healthInterval <= 0 {
+		return usage("--health-interval must be positive")
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return usage("--log-level: %v", err)
@@ -268,7 +273,7 @@ func serve(c *config, stderr io.Writer) int {
 			return fail(exitListen, "cannot listen for health checks", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/healthz", ftpfront.NewHealthHandler(c.root, 5*time.Second, guard))
+		mux.Handle("/healthz", ftpfront.NewHealthHandler(c.root, ftpfront.HealthOptions{Timeout: 5 * time.Second, Interval: c.healthInterval, Guard: guard, Log: log}))
 		mux.Handle("/metrics", reg.Handler())
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ln)
