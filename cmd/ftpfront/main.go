@@ -34,6 +34,9 @@
 // (--audit-log) is a separate JSON-lines record of logins and transfers. Prometheus metrics (sessions, logins by
 // result, bans, transfers and bytes by direction, recovered panics; names in package internal/metrics) are
 // served at /metrics on --metrics-addr and on --health-addr next to /healthz; both listeners are off unless set.
+// /healthz answers from the last probe of --root (create, write, read and delete a file in the reserved directory
+// .s3ftp-health, which FTP users never see) and probes at most once per --health-interval (package ftpfront,
+// "Health check").
 // The session, login and transfer metrics are fed by the audit events (internal/metrics/ftpmetrics), so they
 // count exactly what the audit log records.
 package main
