@@ -63,7 +63,9 @@ func (e *benchEnv) startFTP(ctx context.Context, root string) (*ftpServer, error
 	}
 	defer logf.Close()
 	argv := []string{e.ftpfrontBin, "--root", root, "--users", users, "--listen", f.addr, "--tls-self-signed",
-		"--passive-ports", fmt.Sprintf("%d-%d", lo, hi)}
+		"--passive-ports", fmt.Sprintf("%d-%d", lo, hi),
+		// Every parallel client of a workload comes from 127.0.0.1: no per-address bound on passive listeners.
+		"--max-passive-per-ip", "0"}
 	fmt.Fprintf(logf, "# %s\n", strings.Join(argv, " "))
 	f.cmd = exec.Command(argv[0], argv[1:]...)
 	f.cmd.Env = e.childEnv(os.TempDir())

@@ -5,7 +5,7 @@ package ftpfront
 // A user database never changes once built (LoadUsers, NewUserDB), so a *UserDB is safe for concurrent use without
 // locks; a reload builds a new one and hands it to Access.SetUsers, which swaps it whole. Every entry has a password hash in one of two formats: argon2id in the PHC string
 // format (what HashPassword produces) or bcrypt ($2a$, $2b$, $2y$, e.g. from `htpasswd -nB`). A file with an empty,
-// unknown or malformed hash, a duplicate name, or a home outside the served root is refused as a whole: a typo in
+// unknown or malformed hash, a duplicate name, or a home outside the served root or inside its reserved HealthDir is refused as a whole: a typo in
 // the users file never silently opens or closes an account. Homes are checked lexically (after cleaning, a home
 // must not climb out of the root with ".."); confinement of the session's file operations, including symbolic
 // links, is the jail's job (fs.go).
@@ -260,7 +260,8 @@ func checkUserName(name string) error {
 	return nil
 }
 
-// resolveHome maps a configured home to an absolute path inside root, refusing homes that climb out of it.
+// resolveHome maps a configured home to an absolute path inside root, refusing homes that climb out of it or lie
+// inside the reserved HealthDir.
 func resolveHome(root, home string) (string, error) {
 	if home == "" {
 		return "", errors.New(`empty (write "/" for the whole root)`)
@@ -274,6 +275,9 @@ func resolveHome(root, home string) (string, error) {
 	}
 	if rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("%q escapes the root", home)
+	}
+	if rel == HealthDir || strings.HasPrefix(rel, HealthDir+"/") {
+		return "", fmt.Errorf("%q is inside %s, reserved for the health probe", home, HealthDir)
 	}
 	return filepath.Join(root, rel), nil
 }

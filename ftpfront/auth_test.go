@@ -189,6 +189,8 @@ func TestNewUserDBErrors(t *testing.T) {
 		{"home /../", []UserConfig{{Name: "a", Password: h, Home: "/../etc"}}, "escapes the root"},
 		{"home a/../../", []UserConfig{{Name: "a", Password: h, Home: "a/../../x"}}, "escapes the root"},
 		{"home ..", []UserConfig{{Name: "a", Password: h, Home: ".."}}, "escapes the root"},
+		{"home reserved", []UserConfig{{Name: "a", Password: h, Home: "/" + HealthDir}}, "reserved for the health probe"},
+		{"home inside reserved", []UserConfig{{Name: "a", Password: h, Home: "x/../" + HealthDir + "/in"}}, "reserved for the health probe"},
 		{"home empty", []UserConfig{{Name: "a", Password: h}}, "home: empty"},
 		{"duplicate", []UserConfig{{Name: "a", Password: h, Home: "a"}, {Name: "a", Password: h, Home: "b"}}, `user #2: user "a": duplicate name`},
 		{"empty hash", []UserConfig{{Name: "a", Home: "a"}}, `user "a": password: empty hash`},

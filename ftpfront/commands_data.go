@@ -1,6 +1,7 @@
 package ftpfront
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -28,16 +29,31 @@ func (s *session) dropData() {
 	}
 }
 
+// passive opens a passive listener for PASV or EPSV, after closing the session's previous one (a session holds
+// at most one). On failure it answers 425 and returns false.
+func (s *session) passive() (*passive, bool) {
+	s.dropData()
+	p, err := s.listenPassive()
+	switch {
+	case errors.Is(err, errTooManyPassive):
+		s.log.Warn("passive listen refused", "err", err, "max", s.srv.opts.MaxPassivePerIP)
+		s.reply(425, "Too many passive connections pending from your address")
+		return nil, false
+	case err != nil:
+		s.log.Error("passive listen failed", "err", err)
+		s.reply(425, "Can't open passive connection")
+		return nil, false
+	}
+	return p, true
+}
+
 func cmdPASV(s *session, _ Command, _ cmdState) bool {
 	if s.epsvAll {
 		s.reply(503, "PASV not allowed after EPSV ALL")
 		return true
 	}
-	s.dropData()
-	p, err := s.listenPassive()
-	if err != nil {
-		s.log.Error("passive listen failed", "err", err)
-		s.reply(425, "Can't open passive connection")
+	p, ok := s.passive()
+	if !ok {
 		return true
 	}
 	ip, err := s.srv.hosts.pasvIP(s.ctx, s.ip, addrIP(s.raw.LocalAddr()))
@@ -75,11 +91,8 @@ func cmdEPSV(s *session, cmd Command, _ cmdState) bool {
 		s.reply(501, "Bad EPSV argument")
 		return true
 	}
-	s.dropData()
-	p, err := s.listenPassive()
-	if err != nil {
-		s.log.Error("passive listen failed", "err", err)
-		s.reply(425, "Can't open passive connection")
+	p, ok := s.passive()
+	if !ok {
 		return true
 	}
 	s.armData(p)

@@ -31,16 +31,28 @@ var errNoDataConn = errors.New("data connection not established")
 // passive listens for one data connection and accepts it only from the control connection's IP address or an
 // allowed network. Connections from anywhere else are closed and logged, and the listener keeps waiting, so a
 // port-stealing attacker cannot take the transfer and cannot stop the real client from connecting.
+//
+// The listener holds its port only while it waits: it is closed, and its slot in the per-address bound
+// released, when the data connection is accepted, when the accept deadline passes with no connection (the
+// transfer command then answers 425), or on Close, whichever comes first.
 type passive struct {
 	ln      *net.TCPListener
 	timeout time.Duration
 	conn    chan net.Conn // buffered(1): the accepted connection
 	done    chan struct{} // closed when the accept loop ended
-	once    sync.Once
+	once    sync.Once     // Close
+	stop    sync.Once     // closeListener
+	release func()        // returns the per-address slot; called once, by closeListener
 	closed  atomic.Bool
 }
 
+var errTooManyPassive = errors.New("too many passive listeners for this client address")
+
 func (s *session) listenPassive() (*passive, error) {
+	release, ok := s.srv.passives.acquire(s.ip)
+	if !ok {
+		return nil, errTooManyPassive
+	}
 	local := addrIP(s.raw.LocalAddr())
 	o := s.srv.opts
 	var ln *net.TCPListener
@@ -59,9 +71,10 @@ func (s *session) listenPassive() (*passive, error) {
 		}
 	}
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("no free passive port: %w", err)
 	}
-	p := &passive{ln: ln, timeout: o.DataAcceptTimeout, conn: make(chan net.Conn, 1), done: make(chan struct{})}
+	p := &passive{ln: ln, timeout: o.DataAcceptTimeout, conn: make(chan net.Conn, 1), done: make(chan struct{}), release: release}
 	ln.SetDeadline(time.Now().Add(o.DataAcceptTimeout))
 	// A panic ends the loop like an accept error: done closes and the transfer answers 425.
 	s.srv.panics.Go(s.log, "ftpfront: passive data accept", func() { p.acceptLoop(s.ip, o.PassiveAllowCIDR, s.log) })
@@ -70,10 +83,20 @@ func (s *session) listenPassive() (*passive, error) {
 
 func (p *passive) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
-// acceptLoop accepts the data connection. It closes done when it ends: after a failed Accept, open finds no
-// connection; after a successful one, open finds it in conn first.
+// closeListener closes the listener, returning its port, and releases the per-address slot. Safe to call more
+// than once and concurrently.
+func (p *passive) closeListener() {
+	p.stop.Do(func() {
+		p.ln.Close()
+		p.release()
+	})
+}
+
+// acceptLoop accepts the data connection. It closes the listener and done when it ends: after a failed Accept
+// (the deadline passed, or Close), open finds no connection; after a successful one, open finds it in conn first.
 func (p *passive) acceptLoop(ctrl netip.Addr, allow []netip.Prefix, log *slog.Logger) {
 	defer close(p.done)
+	defer p.closeListener()
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -86,7 +109,7 @@ func (p *passive) acceptLoop(ctrl netip.Addr, allow []netip.Prefix, log *slog.Lo
 			continue
 		}
 		p.conn <- c
-		p.ln.Close()
+		p.closeListener()
 		if p.closed.Load() {
 			p.drain() // Close ran while this connection was being accepted
 		}
@@ -123,10 +146,52 @@ func (p *passive) open(ctx context.Context) (net.Conn, error) {
 func (p *passive) Close() error {
 	p.once.Do(func() {
 		p.closed.Store(true)
-		p.ln.Close()
+		p.closeListener()
 		p.drain()
 	})
 	return nil
+}
+
+// passiveLimit counts the passive listeners waiting per address key (addrKey: the IPv4 address or the IPv6 /64)
+// and refuses more than max of them; max 0 refuses none. Safe for concurrent use.
+type passiveLimit struct {
+	max int
+
+	mu sync.Mutex
+	n  map[netip.Prefix]int // guarded by mu; keys with at least one listener
+}
+
+func newPassiveLimit(max int) *passiveLimit {
+	return &passiveLimit{max: max, n: map[netip.Prefix]int{}}
+}
+
+// acquire takes a slot for ip. It returns the function that gives it back (idempotent) and true, or false when
+// ip's key already holds max listeners.
+func (l *passiveLimit) acquire(ip netip.Addr) (release func(), ok bool) {
+	k := addrKey(ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.max > 0 && l.n[k] >= l.max {
+		return nil, false
+	}
+	l.n[k]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.n[k]--; l.n[k] <= 0 {
+				delete(l.n, k)
+			}
+		})
+	}, true
+}
+
+// held returns the number of listeners ip's key holds.
+func (l *passiveLimit) held(ip netip.Addr) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[addrKey(ip)]
 }
 
 func (p *passive) drain() {

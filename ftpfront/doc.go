@@ -4,14 +4,18 @@
 // # Commands and the file operations they perform
 //
 // Paths are virtual: "/" is the user's home, ".." never climbs above it, and replies only ever show virtual
-// paths. Every path is cleaned by the session before it reaches the file system.
+// paths. Every path is cleaned by the session before it reaches the file system. The name HealthDir
+// (".s3ftp-health") at the top of a home is reserved for the health probe (health.go): JailFs leaves it out of
+// LIST, NLST, MLSD and STAT listings and answers every command on it or inside it (CWD, RETR, STOR, DELE, MKD,
+// RNFR/RNTO, SIZE, ...) 550 "No such file or directory", as for a name that does not exist.
 //
 //	USER, PASS        Authenticator.Login; then FsFactory(user) opens the user's file system
 //	AUTH TLS          TLS handshake on the control connection (refused if plaintext bytes follow AUTH)
 //	PBSZ, PROT P|C    data connection protection (PROT C only with AllowPlain)
 //	PWD, CWD, CDUP    Stat (must be a directory); the working directory lives in the session
 //	XPWD XCWD XCUP    aliases
-//	PASV, EPSV        listen on a passive port (peer-checked accept); PORT, EPRT only with AllowActive
+//	PASV, EPSV        listen on a passive port (peer-checked accept; closes the session's previous listener);
+//	                  PORT, EPRT only with AllowActive
 //	LIST, NLST, MLSD  Stat + Open + Readdir, sent over the data connection
 //	MLST, STAT path   Stat (+ Readdir), answered on the control connection
 //	SIZE, MDTM        Stat
@@ -41,6 +45,13 @@
 //   - A passive data connection is accepted only from the control connection's IP address or a
 //     PassiveAllowCIDR network; others are closed and logged while the listener keeps waiting for the client.
 //     Active connections only go to the client's own address, port >= 1024.
+//   - A passive listener holds its port only while it waits: it is closed when its data connection arrives, at
+//     DataAcceptTimeout (counted from PASV/EPSV, and again from the transfer command; the transfer then answers
+//     425), when the session arms another data connection or ends. A session holds at most one; a client
+//     address (IPv4, or IPv6 /64) at most MaxPassivePerIP at a time, beyond which PASV and EPSV answer 425. So
+//     idle clients cannot hold the passive port range for longer than DataAcceptTimeout.
+//   - The health check (HealthHandler, /healthz) probes the root at most once per HealthOptions.Interval, in the
+//     reserved HealthDir, never through a session: probes appear in no listing, audit record or transfer metric.
 //   - Uploads answer 226 only after the file was closed without error. A failed write or close answers 451, a
 //     broken data connection or ABOR 426; a plain STOR then removes the partial file, APPE and REST+STOR keep
 //     what was there.

@@ -22,11 +22,17 @@ type FsFactory func(u *User) (afero.Fs, error)
 // through a dangling symlink, which a create would follow) fails with a *fs.PathError carrying ErrPermission.
 // Errors name the virtual path, never the real one.
 //
+// The name HealthDir at the top of the home is reserved for the health probe (HealthHandler writes its files in
+// HealthDir at the served root, which is the home of users whose home is "/"). JailFs hides it: Readdir and
+// Readdirnames of the home omit it, and every operation on it or on a path inside it, directly or through a
+// symlink, fails with a *fs.PathError carrying ErrNotExist, as if it did not exist (creating it included).
+//
 // Limits: the check and the operation are two steps, so a local user who can swap a directory for a symlink
 // between them could still escape; the FTP users themselves cannot create symlinks.
 type JailFs struct {
-	base afero.Fs
-	home string // absolute, symlinks resolved
+	base   afero.Fs
+	home   string // absolute, symlinks resolved
+	hidden string // home/HealthDir
 }
 
 var _ afero.Fs = (*JailFs)(nil)
@@ -48,7 +54,7 @@ func NewJailFs(home string) (*JailFs, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("home %s is not a directory", home)
 	}
-	return &JailFs{base: afero.NewBasePathFs(afero.NewOsFs(), real), home: real}, nil
+	return &JailFs{base: afero.NewBasePathFs(afero.NewOsFs(), real), home: real, hidden: filepath.Join(real, HealthDir)}, nil
 }
 
 // DefaultFsFactory opens a JailFs at the user's home, read-only for ReadOnly users.
@@ -67,29 +73,46 @@ func (j *JailFs) within(p string) bool {
 	return p == j.home || strings.HasPrefix(p, j.home+string(filepath.Separator))
 }
 
-// check refuses name when it resolves outside the jail. With follow false only the parent directory is checked
-// (the operation acts on the directory entry itself: remove, rename, lstat).
-func (j *JailFs) check(op, name string, follow bool) error {
+// isHidden reports whether the real path p is the reserved HealthDir or inside it.
+func (j *JailFs) isHidden(p string) bool {
+	return p == j.hidden || strings.HasPrefix(p, j.hidden+string(filepath.Separator))
+}
+
+// check refuses name when it resolves outside the jail, and reports a reserved name (see JailFs) as not existing.
+// With follow false only the parent directory is resolved (the operation acts on the directory entry itself:
+// remove, rename, lstat). It returns the real path name resolves to when it exists ("" otherwise).
+func (j *JailFs) check(op, name string, follow bool) (string, error) {
 	clean := path.Clean("/" + name)
 	p := filepath.Join(j.home, filepath.FromSlash(clean))
+	if j.isHidden(p) {
+		return "", &fs.PathError{Op: op, Path: clean, Err: fs.ErrNotExist}
+	}
 	if !follow {
 		p = filepath.Dir(p)
 	}
+	first := true
 	for {
 		if _, err := os.Lstat(p); err == nil {
 			r, err := filepath.EvalSymlinks(p)
 			if err != nil || !j.within(r) {
-				return &fs.PathError{Op: op, Path: clean, Err: fs.ErrPermission}
+				return "", &fs.PathError{Op: op, Path: clean, Err: fs.ErrPermission}
 			}
-			return nil
+			if j.isHidden(r) {
+				return "", &fs.PathError{Op: op, Path: clean, Err: fs.ErrNotExist}
+			}
+			if !first || !follow {
+				r = ""
+			}
+			return r, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return &fs.PathError{Op: op, Path: clean, Err: unwrapPathErr(err)}
+			return "", &fs.PathError{Op: op, Path: clean, Err: unwrapPathErr(err)}
 		}
 		parent := filepath.Dir(p)
 		if parent == p || !j.within(parent) {
-			return &fs.PathError{Op: op, Path: clean, Err: fs.ErrPermission}
+			return "", &fs.PathError{Op: op, Path: clean, Err: fs.ErrPermission}
 		}
 		p = parent
+		first = false
 	}
 }
 
@@ -123,7 +146,7 @@ func (j *JailFs) Create(name string) (afero.File, error) {
 
 // Mkdir creates a directory.
 func (j *JailFs) Mkdir(name string, perm os.FileMode) error {
-	if err := j.check("mkdir", name, true); err != nil {
+	if _, err := j.check("mkdir", name, true); err != nil {
 		return err
 	}
 	return virt("mkdir", name, j.base.Mkdir(name, perm))
@@ -131,7 +154,7 @@ func (j *JailFs) Mkdir(name string, perm os.FileMode) error {
 
 // MkdirAll creates a directory and its parents.
 func (j *JailFs) MkdirAll(name string, perm os.FileMode) error {
-	if err := j.check("mkdir", name, true); err != nil {
+	if _, err := j.check("mkdir", name, true); err != nil {
 		return err
 	}
 	return virt("mkdir", name, j.base.MkdirAll(name, perm))
@@ -144,19 +167,62 @@ func (j *JailFs) Open(name string) (afero.File, error) {
 
 // OpenFile opens name with the given flags.
 func (j *JailFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
-	if err := j.check("open", name, true); err != nil {
+	real, err := j.check("open", name, true)
+	if err != nil {
 		return nil, err
 	}
 	f, err := j.base.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, virt("open", name, err)
 	}
+	if real == j.home {
+		return &hidingDir{File: f, hidden: HealthDir}, nil
+	}
 	return f, nil
+}
+
+// hidingDir is the home directory opened through a JailFs: its listings omit the reserved name.
+type hidingDir struct {
+	afero.File
+	hidden string
+}
+
+// Readdir returns the entries but the hidden one. With count > 0 it returns at most count entries and reads on
+// when the hidden entry was the only one read, so an empty result with a nil error never ends a listing early.
+func (d *hidingDir) Readdir(count int) ([]os.FileInfo, error) {
+	for {
+		fis, err := d.File.Readdir(count)
+		out := fis[:0]
+		for _, fi := range fis {
+			if fi.Name() != d.hidden {
+				out = append(out, fi)
+			}
+		}
+		if len(out) > 0 || err != nil || count <= 0 || len(fis) == 0 {
+			return out, err
+		}
+	}
+}
+
+// Readdirnames is Readdir for names.
+func (d *hidingDir) Readdirnames(n int) ([]string, error) {
+	for {
+		names, err := d.File.Readdirnames(n)
+		out := names[:0]
+		for _, name := range names {
+			if name != d.hidden {
+				out = append(out, name)
+			}
+		}
+		if len(out) > 0 || err != nil || n <= 0 || len(names) == 0 {
+			return out, err
+		}
+	}
 }
 
 // Remove removes a file or an empty directory (a symlink itself, not its target).
 func (j *JailFs) Remove(name string) error {
-	if err := j.check("remove", name, false); err != nil {
+	if _, err := j.check("remove", name, false); err != nil {
 		return err
 	}
 	return virt("remove", name, j.base.Remove(name))
@@ -164,7 +230,7 @@ func (j *JailFs) Remove(name string) error {
 
 // RemoveAll removes name and everything below it.
 func (j *JailFs) RemoveAll(name string) error {
-	if err := j.check("remove", name, false); err != nil {
+	if _, err := j.check("remove", name, false); err != nil {
 		return err
 	}
 	return virt("remove", name, j.base.RemoveAll(name))
@@ -172,10 +238,10 @@ func (j *JailFs) RemoveAll(name string) error {
 
 // Rename renames a directory entry; both parents must be inside the jail.
 func (j *JailFs) Rename(oldname, newname string) error {
-	if err := j.check("rename", oldname, false); err != nil {
+	if _, err := j.check("rename", oldname, false); err != nil {
 		return err
 	}
-	if err := j.check("rename", newname, false); err != nil {
+	if _, err := j.check("rename", newname, false); err != nil {
 		return err
 	}
 	return virt("rename", oldname, j.base.Rename(oldname, newname))
@@ -183,7 +249,7 @@ func (j *JailFs) Rename(oldname, newname string) error {
 
 // Stat follows symlinks that stay inside the jail.
 func (j *JailFs) Stat(name string) (os.FileInfo, error) {
-	if err := j.check("stat", name, true); err != nil {
+	if _, err := j.check("stat", name, true); err != nil {
 		return nil, err
 	}
 	fi, err := j.base.Stat(name)
@@ -192,7 +258,7 @@ func (j *JailFs) Stat(name string) (os.FileInfo, error) {
 
 // Chmod changes the mode.
 func (j *JailFs) Chmod(name string, mode os.FileMode) error {
-	if err := j.check("chmod", name, true); err != nil {
+	if _, err := j.check("chmod", name, true); err != nil {
 		return err
 	}
 	return virt("chmod", name, j.base.Chmod(name, mode))
@@ -200,7 +266,7 @@ func (j *JailFs) Chmod(name string, mode os.FileMode) error {
 
 // Chown changes the owner.
 func (j *JailFs) Chown(name string, uid, gid int) error {
-	if err := j.check("chown", name, true); err != nil {
+	if _, err := j.check("chown", name, true); err != nil {
 		return err
 	}
 	return virt("chown", name, j.base.Chown(name, uid, gid))
@@ -208,7 +274,7 @@ func (j *JailFs) Chown(name string, uid, gid int) error {
 
 // Chtimes sets the access and modification times.
 func (j *JailFs) Chtimes(name string, atime, mtime time.Time) error {
-	if err := j.check("chtimes", name, true); err != nil {
+	if _, err := j.check("chtimes", name, true); err != nil {
 		return err
 	}
 	return virt("chtimes", name, j.base.Chtimes(name, atime, mtime))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/afero"
 )
 
 // getHealth runs one request against h and returns the status and body.
@@ -34,7 +37,7 @@ func TestHealthWritableRoot(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("%s: %d %q, want 200", m, code, body)
 		}
-		if m == http.MethodGet && body != "ok\n" {
+		if m == http.MethodGet && !strings.HasPrefix(body, "ok\nprobed ") {
 			t.Fatalf("body = %q", body)
 		}
 	}
@@ -42,8 +45,11 @@ func TestHealthWritableRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != 1 || ents[0].Name() != "existing" {
-		t.Fatalf("probe left files behind: %v", ents)
+	if len(ents) != 2 || ents[0].Name() != HealthDir || ents[1].Name() != "existing" {
+		t.Fatalf("root holds %v, want the reserved %s and the existing file", ents, HealthDir)
+	}
+	if probes, err := os.ReadDir(filepath.Join(dir, HealthDir)); err != nil || len(probes) != 0 {
+		t.Fatalf("probe left files behind: %v %v", probes, err)
 	}
 }
 
@@ -98,11 +104,11 @@ func TestHealthMissingOrNotADirectory(t *testing.T) {
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
 	for root, want := range map[string]string{
-		filepath.Join(dir, "missing"): "unhealthy: root: stat: no such file or directory\n",
-		file:                          "unhealthy: root is not a directory\n",
+		filepath.Join(dir, "missing"): "unhealthy: root: stat: no such file or directory",
+		file:                          "unhealthy: root is not a directory",
 	} {
 		code, body := getHealth(t, HealthHandler(root, 10*time.Second), http.MethodGet)
-		if code != http.StatusServiceUnavailable || body != want {
+		if first, _, _ := strings.Cut(body, "\n"); code != http.StatusServiceUnavailable || first != want {
 			t.Errorf("%s: %d %q; want 503 %q", root, code, body, want)
 		}
 		if strings.Contains(body, dir) {
@@ -126,10 +132,10 @@ func TestHealthReadOnlyRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(dir, 0o755) })
-	want := "503 unhealthy: not writable: open: permission denied\n"
+	want := "503 unhealthy: not writable: mkdir: permission denied\n"
 	if os.Geteuid() != 0 {
 		code, body := getHealth(t, HealthHandler(dir, 10*time.Second), http.MethodGet)
-		if got := fmt.Sprintf("%d %s", code, body); got != want {
+		if got := fmt.Sprintf("%d %s", code, body); !strings.HasPrefix(got, want) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 		return
@@ -211,7 +217,7 @@ func TestHealthHungProbe(t *testing.T) {
 		}
 		return nil
 	}
-	h := newHealthHandler(t.TempDir(), 20*time.Millisecond, probe)
+	h := newHealthHandler(t.TempDir(), HealthOptions{Timeout: 20 * time.Millisecond, Interval: time.Nanosecond}, probe)
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Go(func() {
@@ -245,8 +251,159 @@ func TestHealthHungProbe(t *testing.T) {
 }
 
 func TestHealthProbeDefaultTimeout(t *testing.T) {
-	h := newHealthHandler(t.TempDir(), 0, probeRoot)
-	if h.timeout != defaultHealthTimeout {
-		t.Fatalf("timeout = %v, want %v", h.timeout, defaultHealthTimeout)
+	h := newHealthHandler(t.TempDir(), HealthOptions{}, osProbe)
+	if h.timeout != defaultHealthTimeout || h.interval != DefaultHealthInterval {
+		t.Fatalf("timeout, interval = %v, %v; want %v, %v", h.timeout, h.interval, defaultHealthTimeout, DefaultHealthInterval)
+	}
+}
+
+// countingFs is the probe's file system seam in tests: it counts every operation and, while fail is set, fails
+// every create with EIO (a mount whose uploads are refused).
+type countingFs struct {
+	afero.Fs
+	ops     atomic.Int64 // every call below
+	creates atomic.Int64 // OpenFile with O_CREATE
+	fail    atomic.Bool
+}
+
+func (c *countingFs) Stat(name string) (os.FileInfo, error) { c.ops.Add(1); return c.Fs.Stat(name) }
+func (c *countingFs) Open(name string) (afero.File, error)  { c.ops.Add(1); return c.Fs.Open(name) }
+func (c *countingFs) Remove(name string) error              { c.ops.Add(1); return c.Fs.Remove(name) }
+func (c *countingFs) MkdirAll(name string, perm os.FileMode) error {
+	c.ops.Add(1)
+	return c.Fs.MkdirAll(name, perm)
+}
+func (c *countingFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
+	c.ops.Add(1)
+	if flag&os.O_CREATE != 0 {
+		c.creates.Add(1)
+		if c.fail.Load() {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EIO}
+		}
+	}
+	return c.Fs.OpenFile(name, flag, perm)
+}
+
+// countedHandler returns a handler probing dir through a countingFs, with the given interval and clock (nil: the
+// real one).
+func countedHandler(t *testing.T, dir string, interval time.Duration, clock *fakeClock) (*healthHandler, *countingFs) {
+	cfs := &countingFs{Fs: afero.NewOsFs()}
+	h := newHealthHandler(dir, HealthOptions{Timeout: 10 * time.Second, Interval: interval, Log: testLogger(t)},
+		func(root string) error { return probeRoot(cfs, root) })
+	if clock != nil {
+		h.now = clock.Now
+	}
+	return h, cfs
+}
+
+// 100 requests within one interval, 10 at a time, cost exactly one probe: the file operations of one probe and
+// one created file, however many requests arrived while it ran or after it.
+func TestHealthHundredRequestsOneProbe(t *testing.T) {
+	dir := t.TempDir()
+	ref := &countingFs{Fs: afero.NewOsFs()}
+	if err := probeRoot(ref, dir); err != nil {
+		t.Fatal(err)
+	}
+	perProbe := ref.ops.Load()
+	h, cfs := countedHandler(t, dir, time.Hour, nil)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			for range 10 {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+				if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Body.String(), "ok\nprobed ") || rec.Header().Get("Age") == "" {
+					t.Errorf("check: %d %q Age=%q, want 200 with the result's age", rec.Code, rec.Body.String(), rec.Header().Get("Age"))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if c, o := cfs.creates.Load(), cfs.ops.Load(); c != 1 || o != perProbe {
+		t.Fatalf("100 checks within one interval: %d files created, %d file operations; want 1 and %d (one probe)", c, o, perProbe)
+	}
+}
+
+// A result is answered with its age until it is one interval old; the first request after that probes again.
+func TestHealthReprobesAfterInterval(t *testing.T) {
+	clock := newFakeClock()
+	h, cfs := countedHandler(t, t.TempDir(), 10*time.Second, clock)
+	get := func() (int, string, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return rec.Code, rec.Body.String(), rec.Header().Get("Age")
+	}
+	if code, body, age := get(); code != http.StatusOK || body != "ok\nprobed 0s ago\n" || age != "0" {
+		t.Fatalf("first check: %d %q Age=%s", code, body, age)
+	}
+	clock.Advance(9*time.Second + 500*time.Millisecond)
+	if code, body, age := get(); code != http.StatusOK || body != "ok\nprobed 9.5s ago\n" || age != "9" {
+		t.Fatalf("check 9.5 s later: %d %q Age=%s, want the first result, 9.5 s old", code, body, age)
+	}
+	if n := cfs.creates.Load(); n != 1 {
+		t.Fatalf("%d probes within the interval, want 1", n)
+	}
+	clock.Advance(500 * time.Millisecond)
+	if code, body, age := get(); code != http.StatusOK || body != "ok\nprobed 0s ago\n" || age != "0" {
+		t.Fatalf("check one interval later: %d %q Age=%s, want a fresh result", code, body, age)
+	}
+	if n := cfs.creates.Load(); n != 2 {
+		t.Fatalf("%d probes after one interval, want 2", n)
+	}
+}
+
+// A root that starts failing is answered 503 at the first request one interval after the last good probe, and
+// not before (the good result is still answered, with its age).
+func TestHealthFailingRootWithinInterval(t *testing.T) {
+	clock := newFakeClock()
+	h, cfs := countedHandler(t, t.TempDir(), 10*time.Second, clock)
+	if code, body := getHealth(t, h, http.MethodGet); code != http.StatusOK {
+		t.Fatalf("healthy root: %d %q", code, body)
+	}
+	cfs.fail.Store(true)
+	clock.Advance(10*time.Second - time.Nanosecond)
+	if code, body := getHealth(t, h, http.MethodGet); code != http.StatusOK {
+		t.Fatalf("within the interval: %d %q, want the last result (200)", code, body)
+	}
+	clock.Advance(time.Nanosecond)
+	if code, body := getHealth(t, h, http.MethodGet); code != http.StatusServiceUnavailable ||
+		body != "unhealthy: not writable: open: input/output error\nprobed 0s ago\n" {
+		t.Fatalf("one interval after the last good probe: %d %q, want 503 naming the failed create", code, body)
+	}
+	// The failure is itself a result: answered from the cache within the interval, at no cost.
+	n := cfs.ops.Load()
+	clock.Advance(time.Second)
+	if code, _ := getHealth(t, h, http.MethodGet); code != http.StatusServiceUnavailable || cfs.ops.Load() != n {
+		t.Fatalf("check after the failure: %d, %d new file operations; want 503 and none", code, cfs.ops.Load()-n)
+	}
+}
+
+// On the real clock and the real file system: a root removed after a good probe answers 503 within one interval
+// (plus the probe's time), and the answer names the missing root.
+func TestHealthRemovedRootRealClock(t *testing.T) {
+	parent := t.TempDir()
+	root := filepath.Join(parent, "root")
+	mustMkdir(t, root)
+	const interval = 200 * time.Millisecond
+	h := NewHealthHandler(root, HealthOptions{Timeout: 5 * time.Second, Interval: interval, Log: testLogger(t)})
+	if code, body := getHealth(t, h, http.MethodGet); code != http.StatusOK {
+		t.Fatalf("healthy root: %d %q", code, body)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	for {
+		code, body := getHealth(t, h, http.MethodGet)
+		if code == http.StatusServiceUnavailable {
+			if !strings.HasPrefix(body, "unhealthy: root: stat: no such file or directory\n") {
+				t.Fatalf("503 body %q", body)
+			}
+			break
+		}
+		if took := time.Since(removed); took > interval+time.Second {
+			t.Fatalf("still %d %q %v after the root was removed, want 503 within %v", code, body, took, interval)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

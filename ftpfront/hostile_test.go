@@ -512,7 +512,12 @@ func TestHostileTenThousandFailedLogins(t *testing.T) {
 func TestHostileTwoHundredSessions(t *testing.T) {
 	home := t.TempDir()
 	// 200 TLS handshakes at once on a loaded CI machine: the data connection may take a while to arrive.
-	ts := startServer(t, nil, func(o *Options, _ *Deps) { o.DataAcceptTimeout = 2 * time.Minute })
+	// The 200 clients share one address (127.0.0.1), as behind a balancer: no per-address passive bound (that
+	// bound is TestPassivePerAddressBound's).
+	ts := startServer(t, nil, func(o *Options, _ *Deps) {
+		o.DataAcceptTimeout = 2 * time.Minute
+		o.MaxPassivePerIP = 0
+	})
 	ts.auth.homes["alice"] = home
 	const n = 200
 	baseG := hostileSettledGoroutines(-1)
@@ -592,5 +597,120 @@ func TestHostileTwoHundredSessions(t *testing.T) {
 			f.WriteString(line)
 			f.Close()
 		}
+	}
+}
+
+// hostileList runs verb (LIST, NLST, MLSD) over a passive data connection and returns the listing.
+func (c *rawClient) hostileList(verb string) string {
+	c.t.Helper()
+	d := dialData(c.t, c.epsv(), "")
+	c.must(150, "%s", verb)
+	data, err := io.ReadAll(d)
+	d.Close()
+	if err != nil {
+		c.t.Fatalf("%s: read listing: %v", verb, err)
+	}
+	c.expect(226)
+	return string(data)
+}
+
+// The health probe's reserved directory at the served root is invisible and unreachable for a user whose home is
+// the whole root: no listing shows it (nor a symlink to it), and every command on it or inside it answers exactly
+// as for a name that does not exist, directly or through a symlink; nothing inside it is read, changed or added.
+func TestHostileReservedHealthDir(t *testing.T) {
+	root := t.TempDir()
+	if code, body := getHealth(t, HealthHandler(root, 10*time.Second), "GET"); code != 200 {
+		t.Fatalf("health probe: %d %q", code, body)
+	}
+	reserved := filepath.Join(root, HealthDir)
+	if err := os.WriteFile(filepath.Join(reserved, "probe-left"), []byte(hostileSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(HealthDir, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "mine.txt"), []byte("alice"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() map[string]string {
+		out := map[string]string{}
+		ents, _ := os.ReadDir(reserved)
+		for _, e := range ents {
+			b, _ := os.ReadFile(filepath.Join(reserved, e.Name()))
+			out[e.Name()] = string(b)
+		}
+		return out
+	}
+	before := snapshot()
+	ts := startServer(t, nil, nil)
+	ts.auth.homes["alice"] = root
+	c := dialRaw(t, ts.addr)
+	c.secure("alice", "secret")
+
+	for _, verb := range []string{"LIST", "LIST -a", "NLST", "NLST -a", "MLSD", "LIST /", "MLSD /"} {
+		l := c.hostileList(verb)
+		if strings.Contains(l, HealthDir) || strings.Contains(l, "link") || !strings.Contains(l, "mine.txt") {
+			t.Errorf("%s shows the reserved directory or a link to it, or misses mine.txt:\n%s", verb, l)
+		}
+	}
+	c.must(257, "PWD") // waits for the last listing's transfer to end; STAT with a path does not
+	if code, text := c.cmd("STAT /"); code != 213 || strings.Contains(text, HealthDir) {
+		t.Errorf("STAT /: %d %q", code, text)
+	}
+
+	_, missing := c.cmd("CWD /no-such-dir")
+	for _, p := range []string{HealthDir, "/" + HealthDir, "/" + HealthDir + "/", "link", "./" + HealthDir + "/../" + HealthDir} {
+		if code, text := c.cmd("CWD %s", p); code != 550 || text != missing {
+			t.Errorf("CWD %s: %d %q, want 550 %q (as for a missing directory)", p, code, text, missing)
+		}
+	}
+	c.must(257, "PWD")
+	for _, p := range []string{HealthDir + "/probe-left", "link/probe-left"} {
+		if code, data := c.hostileRetr(p); code != 550 || len(data) != 0 {
+			t.Errorf("RETR %s: %d %q, want 550 and no data", p, code, data)
+		}
+		for _, verb := range []string{"DELE", "SIZE", "MDTM", "MLST", "RNFR"} {
+			if code, _ := c.cmd("%s %s", verb, p); code != 550 {
+				t.Errorf("%s %s: %d, want 550", verb, p, code)
+			}
+		}
+		if code := c.hostileStor(p); code != 550 {
+			t.Errorf("STOR %s: %d, want 550", p, code)
+		}
+	}
+	for _, p := range []string{HealthDir, HealthDir + "/new", "link/new"} {
+		if code := c.hostileStor(p); code != 550 {
+			t.Errorf("STOR %s: %d, want 550", p, code)
+		}
+		if code, _ := c.cmd("MKD %s", p); code != 550 {
+			t.Errorf("MKD %s: %d, want 550", p, code)
+		}
+	}
+	for _, p := range []string{HealthDir, "link/"} {
+		if code, _ := c.cmd("RMD %s", p); code != 550 {
+			t.Errorf("RMD %s: %d, want 550", p, code)
+		}
+	}
+	c.must(350, "RNFR mine.txt")
+	if code, _ := c.cmd("RNTO %s/stolen", HealthDir); code != 550 {
+		t.Errorf("RNTO into the reserved directory: %d, want 550", code)
+	}
+	c.must(350, "RNFR mine.txt")
+	if code, _ := c.cmd("RNTO %s", HealthDir); code != 550 {
+		t.Errorf("RNTO onto the reserved name: %d, want 550", code)
+	}
+	c.must(200, "NOOP")
+
+	if after := snapshot(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the reserved directory changed: %v, was %v", after, before)
+	}
+	if fi, err := os.Stat(reserved); err != nil || !fi.IsDir() {
+		t.Errorf("the reserved directory is gone: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "mine.txt")); err != nil {
+		t.Errorf("mine.txt moved: %v", err)
+	}
+	if code, body := getHealth(t, HealthHandler(root, 10*time.Second), "GET"); code != 200 {
+		t.Errorf("health probe after the session: %d %q", code, body)
 	}
 }

@@ -44,7 +44,16 @@ type Options struct {
 	// addition to the control connection's own IP address.
 	PassiveAllowCIDR []netip.Prefix
 
-	// DataAcceptTimeout bounds the wait for the client's data connection (passive accept or active dial).
+	// MaxPassivePerIP bounds the passive listeners waiting for a data connection at one time per client address
+	// (an IPv4 address or an IPv6 /64, as for bans), so one address cannot hold the passive port range; PASV and
+	// EPSV beyond it answer 425. Each session holds at most one (a new PASV or EPSV closes the previous one), and
+	// a listener holds its port only until its data connection arrives or DataAcceptTimeout passes. 0 means no
+	// bound.
+	MaxPassivePerIP int
+
+	// DataAcceptTimeout bounds the wait for the client's data connection (passive accept or active dial). A
+	// passive listener no client connected to within it (counted from PASV/EPSV, and again from the transfer
+	// command) is closed and its port returned; the transfer command then answers 425.
 	DataAcceptTimeout time.Duration
 	// IdleTimeout closes a control connection with no command for this long (not while a transfer runs).
 	IdleTimeout time.Duration
@@ -68,6 +77,7 @@ type HostMapping struct {
 func DefaultOptions() Options {
 	return Options{
 		Listen:            "127.0.0.1:2121",
+		MaxPassivePerIP:   8,
 		DataAcceptTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		DataTimeout:       60 * time.Second,
@@ -105,6 +115,9 @@ func (o *Options) Validate() error {
 		if !m.Prefix.IsValid() || m.Host == "" {
 			return fmt.Errorf("passive host map entry %v=%q is invalid", m.Prefix, m.Host)
 		}
+	}
+	if o.MaxPassivePerIP < 0 {
+		return errors.New("MaxPassivePerIP must not be negative")
 	}
 	if o.DataAcceptTimeout <= 0 || o.IdleTimeout <= 0 || o.DataTimeout <= 0 || o.LoginTimeout <= 0 {
 		return errors.New("timeouts must be positive")

@@ -173,7 +173,7 @@ func TestPanicInUploadAnswers451AndRemovesPartialFile(t *testing.T) {
 // A health probe that panics is a failed check (503, the panic logged); the next request runs a new probe.
 func TestHealthProbePanicIs503(t *testing.T) {
 	var calls atomic.Int64
-	h := newHealthHandler(t.TempDir(), time.Minute, func(string) error {
+	h := newHealthHandler(t.TempDir(), HealthOptions{Timeout: time.Minute, Interval: time.Nanosecond}, func(string) error {
 		if calls.Add(1) == 1 {
 			panic("injected panic in the probe")
 		}

@@ -43,6 +43,8 @@ type Server struct {
 	tls   *tls.Config
 	certs *certSource // behind tls's GetCertificate; nil with Deps.TLS or without TLS
 	hosts *hostResolver
+	// passives counts the passive listeners waiting per client address (Options.MaxPassivePerIP).
+	passives *passiveLimit
 	// panics recovers and counts the panics of every goroutine the server starts (accept loops, sessions,
 	// commands, transfers, passive accepts).
 	panics safego.Panics
@@ -80,7 +82,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 	if deps.Fs == nil {
 		deps.Fs = DefaultFsFactory
 	}
-	s := &Server{opts: opts, deps: deps, log: deps.Log, sessions: map[*session]struct{}{}}
+	s := &Server{opts: opts, deps: deps, log: deps.Log, sessions: map[*session]struct{}{}, passives: newPassiveLimit(opts.MaxPassivePerIP)}
 	s.tls = deps.TLS
 	if s.tls == nil {
 		c, src, err := opts.tlsConfig(deps.Log)

@@ -42,6 +42,9 @@
 // (--audit-log) is a separate JSON-lines record of logins and transfers. Prometheus metrics (sessions, logins by
 // result, bans, transfers and bytes by direction, recovered panics; names in package internal/metrics) are
 // served at /metrics on --metrics-addr and on --health-addr next to /healthz; both listeners are off unless set.
+// /healthz answers from the last probe of --root (create, write, read and delete a file in the reserved directory
+// .s3ftp-health, which FTP users never see) and probes at most once per --health-interval (package ftpfront,
+// "Health check").
 // The session, login and transfer metrics are fed by the audit events (internal/metrics/ftpmetrics), so they
 // count exactly what the audit log records.
 package main
@@ -97,20 +100,21 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 
 // config is the parsed command line: the library options plus what only the command handles.
 type config struct {
-	opts         ftpfront.Options
-	sftp         sftpfront.Options
-	access       ftpfront.AccessConfig
-	root         string
-	requireMount ftpfront.RequireMount
-	users        string
-	auditLog     string
-	healthAddr   string
-	metricsAddr  string
-	logFormat    string
-	logLevel     slog.Level
-	readyFile    string
-	refuseUsers  string
-	effective    *flagenv.Effective
+	opts           ftpfront.Options
+	sftp           sftpfront.Options
+	access         ftpfront.AccessConfig
+	root           string
+	requireMount   ftpfront.RequireMount
+	users          string
+	auditLog       string
+	healthAddr     string
+	healthInterval time.Duration
+	metricsAddr    string
+	logFormat      string
+	logLevel       slog.Level
+	readyFile      string
+	refuseUsers    string
+	effective      *flagenv.Effective
 }
 
 // envPrefix names the environment variables and the configuration file variable (FTPFRONT_CONFIG).
@@ -141,7 +145,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	allow := fs.String("passive-allow-cidr", "", "networks (load balancers) allowed to open passive data connections besides the client")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "idle control connection timeout")
 	fs.DurationVar(&o.DataTimeout, "data-timeout", o.DataTimeout, "data connection stall timeout")
-	fs.DurationVar(&o.DataAcceptTimeout, "data-accept-timeout", o.DataAcceptTimeout, "wait for the client's data connection")
+	fs.DurationVar(&o.DataAcceptTimeout, "data-accept-timeout", o.DataAcceptTimeout, "wait for the client's data connection; an unused passive listener is closed and its port returned after it")
+	fs.IntVar(&o.MaxPassivePerIP, "max-passive-per-ip", o.MaxPassivePerIP, "passive listeners waiting for a data connection per client address (IPv6: per /64); 0 = no bound")
 	fs.DurationVar(&o.LoginTimeout, "login-timeout", o.LoginTimeout, "time from connect to login")
 	fs.IntVar(&c.access.MaxConns, "max-conns", 200, "concurrent control connections in total")
 	fs.IntVar(&c.access.MaxConnsPerIP, "max-conns-per-ip", 20, "concurrent control connections per address")
@@ -153,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.StringVar(&c.refuseUsers, "refuse-users", "", "comma-separated login names always refused (default: a built-in list; \"none\" refuses none)")
 	fs.StringVar(&c.auditLog, "audit-log", "", "audit log file (JSON lines), \"-\" = stderr, empty = off")
 	fs.StringVar(&c.healthAddr, "health-addr", "", "HTTP address serving /healthz and /metrics (off when empty)")
+	fs.DurationVar(&c.healthInterval, "health-interval", ftpfront.DefaultHealthInterval, "how long /healthz answers from the last probe of --root before probing again (one probe per interval, whatever the check rate)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "HTTP address serving Prometheus /metrics (off when empty)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -195,6 +201,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	}
 	if o.PassiveAllowCIDR, err = ftpfront.ParseCIDRList(*allow); err != nil {
 		return usage("--passive-allow-cidr: %v", err)
+	}
+	if c.healthInterval <= 0 {
+		return usage("--health-interval must be positive")
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return usage("--log-level: %v", err)
@@ -319,7 +328,7 @@ func serve(c *config, stderr io.Writer) int {
 			return fail(exitListen, "cannot listen for health checks", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/healthz", ftpfront.NewHealthHandler(c.root, 5*time.Second, guard))
+		mux.Handle("/healthz", ftpfront.NewHealthHandler(c.root, ftpfront.HealthOptions{Timeout: 5 * time.Second, Interval: c.healthInterval, Guard: guard, Log: log}))
 		mux.Handle("/metrics", reg.Handler())
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ln)

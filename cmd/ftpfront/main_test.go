@@ -47,6 +47,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--root", "/tmp", "--users", "u.yaml", "--passive-host-map", "nonsense"},
 		{"--root", "/tmp", "--users", "u.yaml", "--log-level", "loud"},
 		{"--root", "/tmp", "--users", "u.yaml", "--require-mount", "sometimes"},
+		{"--root", "/tmp", "--users", "u.yaml", "--health-interval", "0s"},
+		{"--root", "/tmp", "--users", "u.yaml", "--max-passive-per-ip", "-1"},
 		{"--nope"},
 	} {
 		var stderr bytes.Buffer
@@ -270,6 +272,42 @@ func TestRequireMountTrueOnPlainDirectory(t *testing.T) {
 }
 
 // --require-mount comes from the configuration file and the environment like every flag; the default is auto.
+// --health-interval defaults to ftpfront.DefaultHealthInterval and is taken from the command line.
+func TestHealthIntervalFlag(t *testing.T) {
+	t.Setenv("FTPFRONT_CONFIG", "")
+	base := []string{"--root", t.TempDir(), "--users", "u.yaml", "--tls-self-signed"}
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{{nil, ftpfront.DefaultHealthInterval}, {[]string{"--health-interval", "90s"}, 90 * time.Second}} {
+		c, code := parseFlags(append(base, tc.args...), io.Discard)
+		if code >= 0 {
+			t.Fatalf("%q: exit %d", tc.args, code)
+		}
+		if c.healthInterval != tc.want {
+			t.Errorf("%q: health interval %v, want %v", tc.args, c.healthInterval, tc.want)
+		}
+	}
+}
+
+// --max-passive-per-ip defaults to 8 and maps onto Options.MaxPassivePerIP.
+func TestMaxPassivePerIPFlag(t *testing.T) {
+	t.Setenv("FTPFRONT_CONFIG", "")
+	base := []string{"--root", t.TempDir(), "--users", "u.yaml", "--tls-self-signed"}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{{nil, 8}, {[]string{"--max-passive-per-ip", "3"}, 3}, {[]string{"--max-passive-per-ip", "0"}, 0}} {
+		c, code := parseFlags(append(base, tc.args...), io.Discard)
+		if code >= 0 {
+			t.Fatalf("%q: exit %d", tc.args, code)
+		}
+		if c.opts.MaxPassivePerIP != tc.want {
+			t.Errorf("%q: MaxPassivePerIP %d, want %d", tc.args, c.opts.MaxPassivePerIP, tc.want)
+		}
+	}
+}
+
 func TestRequireMountLayering(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "ftpfront.conf")
