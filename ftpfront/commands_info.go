@@ -42,7 +42,8 @@ func cmdSYST(s *session, _ Command, _ cmdState) bool {
 }
 
 func cmdFEAT(s *session, _ Command, _ cmdState) bool {
-	feats := []string{"EPSV", "MDTM", "MFMT", "MLST type*;size*;modify*;perm*;", "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"}
+	feats := []string{"EPSV", "MDTM", "MFMT", "MLST type*;size*;modify*;perm*;", "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8",
+		s.hashFeature(), "XCRC", "XMD5", "XSHA256"}
 	if s.srv.tls != nil {
 		feats = append(feats, "AUTH TLS", "PBSZ", "PROT")
 	}
@@ -65,6 +66,8 @@ func cmdOPTS(s *session, cmd Command, _ cmdState) bool {
 		}
 	case "MLST":
 		s.reply(200, "MLST OPTS type;size;modify;perm;")
+	case "HASH":
+		s.optsHash(val)
 	default:
 		s.reply(501, "Option not understood")
 	}

@@ -27,6 +27,9 @@
 //	RNFR, RNTO        Stat, then Rename
 //	MKD, XMKD         Mkdir(0755)
 //	RMD, XRMD         Stat (must be a directory) + Remove
+//	HASH, OPTS HASH   Stat + Checksummer (s3mount's user.sha256/md5/crc32; draft-bryan-ftpext-hash): 213
+//	                  "ALG 0-END HEX path"; 550 when the file has no stored checksum, never computed by reading it
+//	XSHA256 XMD5 XCRC the same, one algorithm each: 250 HEX
 //	ABOR              closes the running transfer's data connection (426 for the transfer, then 226)
 //	NOOP SYST FEAT OPTS TYPE MODE STRU ALLO HELP QUIT REST   no file operation
 //

@@ -64,7 +64,7 @@ func DefaultFsFactory(u *User) (afero.Fs, error) {
 		return nil, err
 	}
 	if u.ReadOnly {
-		return afero.NewReadOnlyFs(j), nil
+		return readOnlyJail{Fs: afero.NewReadOnlyFs(j), j: j}, nil
 	}
 	return j, nil
 }

@@ -12,7 +12,8 @@ const MaxLineLength = 4096
 
 // Command is one parsed control-connection line.
 type Command struct {
-	// Verb is the command name in upper case: three or four ASCII letters.
+	// Verb is the command name in upper case: three or four ASCII letters, and up to three digits after them
+	// (extensions such as XSHA256).
 	Verb string
 	// Arg is everything after the single space that follows the verb, unchanged (file names may contain or
 	// end with spaces). It never contains CR, LF or NUL.
@@ -26,7 +27,7 @@ var (
 
 // ParseCommand parses one control line. The line may end in CRLF or LF. Leading Telnet IAC sequences (which
 // clients send before ABOR as "interrupt process" and "data mark") are skipped. A verb that is not three or four
-// letters, or a line containing NUL or a bare CR, is a syntax error.
+// letters (and up to three digits after them), or a line containing NUL or a bare CR, is a syntax error.
 func ParseCommand(line []byte) (Command, error) {
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
@@ -49,20 +50,25 @@ func ParseCommand(line []byte) (Command, error) {
 	for i < len(line) && line[i] != ' ' {
 		i++
 	}
-	if i < 3 || i > 4 {
-		return Command{}, errSyntax
-	}
 	verb := make([]byte, i)
+	letters, digits := 0, 0
 	for j := 0; j < i; j++ {
 		c := line[j]
 		switch {
-		case c >= 'A' && c <= 'Z':
-		case c >= 'a' && c <= 'z':
+		case c >= 'A' && c <= 'Z' && digits == 0:
+			letters++
+		case c >= 'a' && c <= 'z' && digits == 0:
 			c -= 'a' - 'A'
+			letters++
+		case c >= '0' && c <= '9' && letters > 0:
+			digits++
 		default:
 			return Command{}, errSyntax
 		}
 		verb[j] = c
+	}
+	if letters < 3 || letters > 4 || digits > 3 {
+		return Command{}, errSyntax
 	}
 	var arg string
 	if i < len(line) {

@@ -3,6 +3,7 @@ package ftpfront
 import (
 	"bytes"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,9 @@ func TestParseCommand(t *testing.T) {
 		{"AB\r\n", "", "", true},
 		{"ABCDE x\r\n", "", "", true},
 		{"US3R x\r\n", "", "", true},
+		{"xsha256 f\r\n", "XSHA256", "f", false},
+		{"XSHA2561 f\r\n", "", "", true},
+		{"XS256 f\r\n", "", "", true},
 		{"\r\n", "", "", true},
 		{" USER x\r\n", "", "", true},
 	}
@@ -40,6 +44,9 @@ func TestParseCommand(t *testing.T) {
 	}
 }
 
+// verbShape is what ParseCommand accepts as a verb.
+var verbShape = regexp.MustCompile(`^[A-Z]{3,4}[0-9]{0,3}$`)
+
 func FuzzParseCommand(f *testing.F) {
 	for _, s := range []string{"USER a\r\n", "\xff\xf4\xff\xf2ABOR\r\n", "MFMT 20200101000000 f\r\n", "x", "", "LIST -la /\n"} {
 		f.Add([]byte(s))
@@ -49,13 +56,8 @@ func FuzzParseCommand(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if n := len(cmd.Verb); n < 3 || n > 4 {
-			t.Fatalf("verb %q has length %d", cmd.Verb, n)
-		}
-		for _, c := range []byte(cmd.Verb) {
-			if c < 'A' || c > 'Z' {
-				t.Fatalf("verb %q is not upper-case letters", cmd.Verb)
-			}
+		if !verbShape.MatchString(cmd.Verb) {
+			t.Fatalf("verb %q is not 3-4 upper-case letters and up to 3 digits", cmd.Verb)
 		}
 		if strings.ContainsAny(cmd.Arg, "\r\n\x00") {
 			t.Fatalf("arg %q contains CR, LF or NUL", cmd.Arg)

@@ -354,6 +354,7 @@ type session struct {
 	fs          afero.Fs
 	cwd         string
 	ascii       bool
+	hashAlgo    string // OPTS HASH's choice; "" is SHA-256
 	rest        int64
 	renameFrom  string
 	epsvAll     bool
@@ -613,7 +614,7 @@ var commandTable map[string]commandSpec
 
 func init() {
 	commandTable = map[string]commandSpec{}
-	for _, fam := range []map[string]commandSpec{authCommands, infoCommands, navCommands, fileCommands, listCommands, xferCommands, dataCommands} {
+	for _, fam := range []map[string]commandSpec{authCommands, infoCommands, navCommands, fileCommands, listCommands, xferCommands, dataCommands, hashCommands} {
 		for k, v := range fam {
 			commandTable[k] = v
 		}

@@ -3,8 +3,11 @@ package s3mount_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"net"
@@ -395,5 +398,85 @@ func TestFakeFtpfrontAbortedStorStoresNothing(t *testing.T) {
 	expect(226, "")
 	if keys, ups, c := fake.Keys(), uploadsAfterAborts(fake), fake.Created("part.bin"); len(keys) != 0 || len(ups) != 0 || c != 0 {
 		t.Errorf("after the aborted STOR: objects %v, uploads %v, creations %d; want none", keys, ups, c)
+	}
+}
+
+// ftpControl logs into addr on a raw control connection and returns a function that sends a command and reads
+// the reply (code, text).
+func ftpControl(t *testing.T, addr string) func(cmd string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	ctrl := textproto.NewConn(conn)
+	send := func(cmd string) (int, string) {
+		t.Helper()
+		if cmd != "" {
+			if err := ctrl.PrintfLine("%s", cmd); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, msg, err := ctrl.ReadResponse(0)
+		if err != nil && code == 0 {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		return code, msg
+	}
+	send("")
+	send("USER u")
+	if code, msg := send("PASS p"); code != 230 {
+		t.Fatalf("login: %d %s", code, msg)
+	}
+	return send
+}
+
+// HASH, XSHA256, XMD5 and XCRC through ftpfront over the mount answer the checksums s3mount stored while the
+// upload streamed (s3mount --checksums --xattr), without a GET of the object; a file stored without them
+// answers 550; FEAT lists them.
+func TestFakeFtpfrontChecksumCommands(t *testing.T) {
+	env, fake := mountFake(t, func(o *s3mount.Options) { o.Xattr, o.Checksums, o.ChecksumMD5 = true, true, true })
+	addr := startFtpfront(t, env.Dir)
+	data := pattern(9<<20+3, 8)
+	c := ftpDial(t, addr, "u", "p")
+	if err := c.Stor("in.csv", bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	fake.Put("foreign.csv", data)
+	sha, md := sha256.Sum256(data), md5.Sum(data)
+	crc := crc32.ChecksumIEEE(data)
+	send := ftpControl(t, addr)
+	if code, msg := send("FEAT"); code != 211 || !strings.Contains(msg, "HASH SHA-256*;MD5;CRC32") || !strings.Contains(msg, "XSHA256") {
+		t.Errorf("FEAT = %d %q, want HASH and XSHA256 listed", code, msg)
+	}
+	fake.ResetCounters()
+	if code, msg := send("HASH in.csv"); code != 213 || msg != fmt.Sprintf("SHA-256 0-%d %x /in.csv", len(data)-1, sha) {
+		t.Errorf("HASH = %d %q", code, msg)
+	}
+	if code, msg := send("OPTS HASH MD5"); code != 200 || msg != "MD5" {
+		t.Errorf("OPTS HASH MD5 = %d %q", code, msg)
+	}
+	if code, msg := send("HASH in.csv"); code != 213 || !strings.Contains(msg, fmt.Sprintf("MD5 0-%d %x", len(data)-1, md)) {
+		t.Errorf("HASH after OPTS HASH MD5 = %d %q", code, msg)
+	}
+	if code, msg := send("XSHA256 in.csv"); code != 250 || msg != fmt.Sprintf("%x", sha) {
+		t.Errorf("XSHA256 = %d %q", code, msg)
+	}
+	if code, msg := send("XCRC in.csv"); code != 250 || msg != fmt.Sprintf("%08x", crc) {
+		t.Errorf("XCRC = %d %q, want %08x", code, msg, crc)
+	}
+	if code, msg := send("OPTS HASH SHA-512"); code != 504 {
+		t.Errorf("OPTS HASH SHA-512 = %d %q, want 504", code, msg)
+	}
+	if n := fake.Calls("GetObject"); n != 0 {
+		t.Errorf("the checksum commands cost %d GETs, want 0", n)
+	}
+	if code, msg := send("XSHA256 foreign.csv"); code != 550 || !strings.Contains(msg, "not available") {
+		t.Errorf("XSHA256 of an object stored without checksums = %d %q, want 550 not available", code, msg)
+	}
+	if code, _ := send("HASH missing.csv"); code != 550 {
+		t.Errorf("HASH of a missing file = %d, want 550", code)
 	}
 }

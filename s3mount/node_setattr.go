@@ -98,7 +98,7 @@ func (n *fileNode) truncateObject(ctx context.Context, key string, size uint64) 
 	src.Key = key
 	w := upload.NewFromExisting(n.f.client, key, src, min(int64(size), src.Size), n.f.putOptions(name, keptAttrs(src.Metadata)),
 		upload.Config{PartSize: n.f.opts.PartSize, Concurrency: n.f.opts.UploadConcurrency, Budget: n.f.budget, Log: n.f.log,
-			Aborts: n.f.aborts, Panics: n.f.panics})
+			Aborts: n.f.aborts, Panics: n.f.panics, Checksums: n.f.opts.Checksums, MD5: n.f.opts.ChecksumMD5})
 	if err := w.Extend(mctx, int64(size)); err != nil {
 		w.Abort(context.Background())
 		return n.f.errno("truncate", key, err)

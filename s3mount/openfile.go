@@ -205,6 +205,8 @@ func (of *openFile) ensureWriterLocked(key string) {
 		Log:         of.f.log,
 		Aborts:      of.f.aborts,
 		Panics:      of.f.panics,
+		Checksums:   of.f.opts.Checksums,
+		MD5:         of.f.opts.ChecksumMD5,
 	}
 	opts := of.putOptionsLocked(key)
 	if of.keep > 0 {

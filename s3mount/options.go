@@ -22,6 +22,14 @@ type Options struct {
 	// not root needs user_allow_other in /etc/fuse.conf; without it the mount is made without allow_other and a
 	// warning says so.
 	AllowOther bool
+	// Checksums computes SHA-256, MD5 and CRC32 of every object written while its bytes stream through, stored
+	// as its tags (upload.TagSHA256...) and served read-only as the extended attributes user.sha256, user.md5
+	// and user.crc32 (with Xattr). Objects that keep 5 MiB or more of an earlier version get none. Off by
+	// default: on a machine where the daemon's CPU is the limit, SHA-256 and CRC32 cost about a fifth of the
+	// sequential write rate (bench/README.md).
+	Checksums bool
+	// ChecksumMD5 adds MD5 to Checksums (for FTP clients that ask for XMD5); it costs about twice SHA-256's CPU.
+	ChecksumMD5 bool
 	// Xattr serves user.* extended attributes, stored as s3fs does (x-amz-meta-xattr; s3fs's use_xattr). Off,
 	// the kernel is told once that there are none; on, it asks the mount before every write whether the file
 	// has security.capability (answered without S3, but one more FUSE request per write).

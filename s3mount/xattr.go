@@ -5,7 +5,8 @@ package s3mount
 // the object of a file and on the marker of a directory, and change as the mode and owner headers do (a copy
 // of the object onto itself, or with the upload of a file being written). Other namespaces are not stored:
 // reading one answers ENODATA without a request (the kernel asks for security.capability before writes),
-// setting one ENOTSUP.
+// setting one ENOTSUP. user.sha256, user.md5 and user.crc32 are the read-only checksums of the object
+// (Options.Checksums), read from its tags.
 
 import (
 	"context"
@@ -19,6 +20,9 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
 
 const (
@@ -135,16 +139,55 @@ func (f *fsys) headers(ctx context.Context, n fs.InodeEmbedder) (map[string]stri
 	return nil, syscall.ENOTSUP
 }
 
+// The read-only attributes that show a file's checksums (Options.Checksums), from its object's tags.
+var checksumAttrs = map[string]func(upload.Checksums) string{
+	"user.sha256": func(c upload.Checksums) string { return c.SHA256 },
+	"user.md5":    func(c upload.Checksums) string { return c.MD5 },
+	"user.crc32":  func(c upload.Checksums) string { return c.CRC32 },
+}
+
+// checksums returns the checksums stored with n's object (one GetObjectTagging); false for a directory, a
+// file being written, or an object stored without them.
+func (f *fsys) checksums(ctx context.Context, n fs.InodeEmbedder) (upload.Checksums, bool, syscall.Errno) {
+	fn, ok := n.(*fileNode)
+	if !ok || fn.activeWriter() != nil {
+		return upload.Checksums{}, false, 0
+	}
+	key, errno := fn.key()
+	if errno != 0 {
+		return upload.Checksums{}, false, errno
+	}
+	tags, err := s3client.GetTags(ctx, f.client, key)
+	if err != nil {
+		if s3client.KindOf(err) == s3client.ErrOther {
+			return upload.Checksums{}, false, 0 // a store without tagging: none
+		}
+		return upload.Checksums{}, false, f.errno("GetObjectTagging", key, err)
+	}
+	c, ok := upload.ChecksumsFromTags(tags)
+	return c, ok, 0
+}
+
 // getxattr is Getxattr for a file or directory.
 func (f *fsys) getxattr(ctx context.Context, n fs.InodeEmbedder, attr string, dest []byte) (uint32, syscall.Errno) {
 	if !strings.HasPrefix(attr, xattrPrefix) {
 		return 0, syscall.ENODATA
 	}
-	meta, errno := f.headers(ctx, n)
-	if errno != 0 {
-		return 0, errno
+	var v []byte
+	var ok bool
+	if sum, isSum := checksumAttrs[attr]; isSum {
+		c, have, errno := f.checksums(ctx, n)
+		if errno != 0 {
+			return 0, errno
+		}
+		v, ok = []byte(sum(c)), have && sum(c) != ""
+	} else {
+		meta, errno := f.headers(ctx, n)
+		if errno != 0 {
+			return 0, errno
+		}
+		v, ok = decodeXattrs(meta[metaXattr])[attr]
 	}
-	v, ok := decodeXattrs(meta[metaXattr])[attr]
 	switch {
 	case !ok:
 		return 0, syscall.ENODATA
@@ -161,9 +204,18 @@ func (f *fsys) listxattr(ctx context.Context, n fs.InodeEmbedder, dest []byte) (
 		return 0, errno
 	}
 	attrs := decodeXattrs(meta[metaXattr])
-	names := make([]string, 0, len(attrs))
+	names := make([]string, 0, len(attrs)+len(checksumAttrs))
 	for k := range attrs {
 		names = append(names, k)
+	}
+	if c, have, errno := f.checksums(ctx, n); errno != 0 {
+		return 0, errno
+	} else if have {
+		for k, sum := range checksumAttrs {
+			if sum(c) != "" {
+				names = append(names, k)
+			}
+		}
 	}
 	sort.Strings(names)
 	var list []byte
@@ -185,6 +237,9 @@ func (f *fsys) changeXattr(ctx context.Context, n fs.InodeEmbedder, attr string,
 	}
 	if !strings.HasPrefix(attr, xattrPrefix) || len(attr) == len(xattrPrefix) {
 		return syscall.ENOTSUP
+	}
+	if _, isSum := checksumAttrs[attr]; isSum {
+		return syscall.EPERM // computed by the mount, not set
 	}
 	if d, ok := n.(*dirNode); ok && d.IsRoot() {
 		return syscall.ENOTSUP // the root has no marker to carry them

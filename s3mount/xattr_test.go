@@ -2,6 +2,9 @@ package s3mount_test
 
 import (
 	"bytes"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/url"
 	"os"
@@ -122,5 +125,47 @@ func TestFakeXattrs(t *testing.T) {
 	// Without --xattr the kernel is told there are none.
 	if err := unix.Setxattr(filepath.Join(again.Dir, "f"), "user.k", []byte("x"), 0); !errors.Is(err, syscall.ENOTSUP) {
 		t.Errorf("setxattr without --xattr = %v, want ENOTSUP", err)
+	}
+}
+
+// The checksums of every upload (Options.Checksums) are stored as the object's tags while the
+// bytes stream through and read back as user.sha256, user.md5 and user.crc32 without reading the object, on
+// this mount and on a new one; they cannot be set.
+func TestFakeChecksumAttributes(t *testing.T) {
+	env, fake := mountFake(t, func(o *s3mount.Options) { o.Xattr, o.Checksums, o.ChecksumMD5 = true, true, true })
+	data := pattern(12<<20+7, 3)
+	fn := filepath.Join(env.Dir, "big.csv")
+	if err := os.WriteFile(fn, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	fake.ResetCounters()
+	if v, err := getx(t, fn, "user.sha256"); err != nil || v != hex.EncodeToString(sum[:]) {
+		t.Errorf("user.sha256 = %q, %v; want %x", v, err, sum)
+	}
+	md := md5.Sum(data)
+	if v, err := getx(t, fn, "user.md5"); err != nil || v != hex.EncodeToString(md[:]) {
+		t.Errorf("user.md5 = %q, %v; want %x", v, err, md)
+	}
+	if n := fake.Calls("GetObject"); n != 0 {
+		t.Errorf("reading the checksums cost %d GETs of the object, want 0", n)
+	}
+	if err := unix.Setxattr(fn, "user.sha256", []byte("forged"), 0); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("setxattr user.sha256 = %v, want EPERM", err)
+	}
+	o := mounttest.Options()
+	o.Xattr = true
+	again := mounttest.MountClient(t, fake, o)
+	if v, err := getx(t, filepath.Join(again.Dir, "big.csv"), "user.sha256"); err != nil || v != hex.EncodeToString(sum[:]) {
+		t.Errorf("user.sha256 on a new mount = %q, %v", v, err)
+	}
+	// An object written by another tool has none: the attribute is absent, never computed by reading it.
+	fake.Put("other.csv", data)
+	fake.ResetCounters()
+	if _, err := getx(t, filepath.Join(again.Dir, "other.csv"), "user.sha256"); !errors.Is(err, syscall.ENODATA) {
+		t.Errorf("user.sha256 of an object stored without checksums = %v, want ENODATA", err)
+	}
+	if n := fake.Calls("GetObject"); n != 0 {
+		t.Errorf("%d GETs for an unknown checksum, want 0", n)
 	}
 }

@@ -232,6 +232,14 @@ func TestKeyLoginMakesTheAddressKnownForReservedSlots(t *testing.T) {
 		t.Fatalf("first connection: %v", err)
 	}
 	defer sc.Close()
+	// One request on it: the server has finished the login (and recorded it) once it answers.
+	c, err := sftp.NewClient(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Getwd(); err != nil {
+		t.Fatal(err)
+	}
 	sc2, err := s.dialKey("alice", key)
 	if err != nil {
 		t.Fatalf("second connection (a reserved slot, the address is known after the key login): %v", err)

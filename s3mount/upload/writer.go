@@ -67,6 +67,13 @@ type Config struct {
 	// Panics counts the panics recovered in the writer's goroutines and in its aborts (s3mount passes the
 	// mount's counter); nil counts them nowhere. They are logged and fail the writer either way.
 	Panics *safego.Panics
+	// Checksums computes SHA-256, MD5 and CRC32 of the object while its bytes stream through and stores them as
+	// its tags (TagSHA256...; see Checksums). An object whose kept prefix is copied server-side (5 MiB and more
+	// of an existing object) passes only partly through the writer: it gets none. The parts are hashed on a
+	// goroutine of their own while the next ones fill.
+	Checksums bool
+	// MD5 adds MD5 to the checksums.
+	MD5 bool
 }
 
 // Writer streams one object to S3 while it is being written: parts upload concurrently as they fill, under the
@@ -105,6 +112,12 @@ type Writer struct {
 	copies     []ByteRange
 	copied     int
 	prefixDone bool
+	// sums hashes the bytes in object order as parts are handed off; nil without Config.Checksums, or when
+	// bytes bypass the writer (a prefix copied server-side).
+	sums    *hashes
+	hasher  *hasher   // started with the first part handed off
+	summed  Checksums // the result, once complete stored the object
+	hasSums bool
 
 	mu          sync.Mutex // guards the fields below
 	err         error      // sticky: the first failure
@@ -158,7 +171,15 @@ func New(c Client, key string, opts s3client.PutOptions, cfg Config) *Writer {
 		next:   1,
 		opts:   cloneOptions(opts),
 		done:   make(chan struct{}),
+		sums:   newHashesIf(cfg.Checksums, cfg.MD5),
 	}
+}
+
+func newHashesIf(on, withMD5 bool) *hashes {
+	if !on {
+		return nil
+	}
+	return newHashes(withMD5)
 }
 
 // NewFromExisting returns a writer of a new version of key whose first keep bytes are those of the existing
@@ -182,6 +203,7 @@ func NewFromExisting(c Client, key string, src s3client.ObjectInfo, keep int64, 
 	if w.keep >= s3client.MinPartSize {
 		w.copies = CopyPlan(w.keep)
 		w.next = int32(len(w.copies)) + 1
+		w.sums = nil // the kept bytes never pass through the writer
 	}
 	return w
 }
@@ -387,10 +409,28 @@ func (w *Writer) submitLocked(ctx context.Context) error {
 		return err
 	}
 	number, buf, body := w.next, w.buf, w.buf[:w.fill]
+	var hashed chan struct{}
+	if w.sums != nil {
+		// Final bytes: parts leave in object order, and a part's bytes cannot change once handed off.
+		if w.hasher == nil {
+			w.hasher = startHasher(w.sums, cap(w.slots)+1)
+		}
+		hashed = make(chan struct{})
+		w.hasher.jobs <- hashJob{body: body, done: hashed}
+	}
 	w.next++
 	w.buf, w.fill = nil, 0
-	go w.uploadPart(id, number, buf, body)
+	go w.uploadPart(id, number, buf, body, hashed)
 	return nil
+}
+
+// stopHasherLocked ends the hasher once it hashed every part handed off; called by finish.
+func (w *Writer) stopHasherLocked() {
+	if w.hasher != nil {
+		close(w.hasher.jobs)
+		<-w.hasher.finished
+		w.hasher = nil
+	}
 }
 
 // ensureUploadLocked creates the multipart upload unless it exists and returns its ID.
@@ -436,11 +476,14 @@ func (w *Writer) startPartLocked(ctx context.Context) error {
 
 // uploadPart runs one part upload; it owns buf until it returns it to the budget, which it does whether the
 // upload succeeds, fails or panics. A failure or a panic fails the writer.
-func (w *Writer) uploadPart(id string, number int32, buf, body []byte) {
+func (w *Writer) uploadPart(id string, number int32, buf, body []byte, hashed <-chan struct{}) {
 	defer w.wg.Done()
 	// The failure is recorded before the slot is given back, so a writer waiting for that slot sees it.
 	defer func() { <-w.slots }()
 	defer w.budget.release(buf)
+	if hashed != nil {
+		defer func() { <-hashed }() // the hasher reads buf until then
+	}
 	err := w.panics.Call(w.log, "upload: UploadPart", func() error {
 		etag, err := w.c.UploadPart(w.ctx, w.key, id, number, body)
 		if err == nil {
@@ -589,6 +632,7 @@ func (w *Writer) finish() {
 		info, err = w.complete()
 		return err
 	})
+	w.stopHasherLocked()
 	if err != nil {
 		info = s3client.ObjectInfo{}
 		w.fail(err, "Close", 0) // no-op (and no second log line) when the failure is already recorded
@@ -624,8 +668,14 @@ func (w *Writer) complete() (s3client.ObjectInfo, error) {
 		if w.buf != nil {
 			body = w.buf[:w.fill]
 		}
+		opts := w.options()
+		if w.sums != nil {
+			w.sums.write(body)
+			w.summed, w.hasSums = w.sums.sums(), true
+			opts = withTags(opts, w.summed)
+		}
 		var err error
-		etag, err = w.c.PutObject(w.ctx, w.key, body, w.options())
+		etag, err = w.c.PutObject(w.ctx, w.key, body, opts)
 		if err != nil {
 			w.fail(err, "PutObject", 0)
 			return s3client.ObjectInfo{}, w.orSticky(err)
@@ -653,6 +703,7 @@ func (w *Writer) complete() (s3client.ObjectInfo, error) {
 		if etag, err = w.applyLateOptions(etag); err != nil {
 			return s3client.ObjectInfo{}, err
 		}
+		w.tagLocked()
 	}
 	opts := w.options()
 	return s3client.ObjectInfo{
@@ -663,6 +714,40 @@ func (w *Writer) complete() (s3client.ObjectInfo, error) {
 		ContentType:  opts.ContentType,
 		Metadata:     opts.Metadata,
 	}, nil
+}
+
+// tagLocked stores the checksums of a completed multipart object as its tags. The object is complete: a
+// failure is logged and the object kept, without checksums.
+func (w *Writer) tagLocked() {
+	if w.sums == nil {
+		return
+	}
+	t, ok := w.c.(tagger)
+	if !ok {
+		w.log.Warn("upload: the S3 client cannot tag objects; checksums not stored", "key", w.key)
+		return
+	}
+	w.stopHasherLocked()
+	sums := w.sums.sums()
+	if err := t.PutObjectTagging(w.ctx, w.key, withTags(w.options(), sums).Tags); err != nil {
+		w.log.Warn("upload: object stored, but storing its checksums (tags) failed", "key", w.key, "err", err)
+		return
+	}
+	w.summed, w.hasSums = sums, true
+}
+
+// Checksums returns the checksums of the object Close stored, and false when it computed none (Config
+// without Checksums, a prefix copied server-side, tags that could not be stored, or a failed upload).
+func (w *Writer) Checksums() (Checksums, bool) {
+	select {
+	case <-w.done:
+	default:
+		return Checksums{}, false
+	}
+	if w.result != nil {
+		return Checksums{}, false
+	}
+	return w.summed, w.hasSums
 }
 
 // applyLateOptions re-copies a completed multipart object onto itself when SetOptions changed its options after
