@@ -52,7 +52,8 @@ type Admitter interface {
 type Event struct {
 	Time     time.Time     `json:"time"`
 	Session  string        `json:"session"`
-	Event    string        `json:"event"` // connect, login_ok, login_failed, upload, download, delete, rename, mkdir, rmdir, disconnect
+	Protocol string        `json:"protocol,omitempty"` // "ftps" (TLS on the control connection), "ftp" or "sftp"; set by the front
+	Event    string        `json:"event"`              // connect, login_ok, login_failed, upload, download, delete, rename, mkdir, rmdir, disconnect
 	User     string        `json:"user,omitempty"`
 	IP       string        `json:"ip"`
 	Path     string        `json:"path,omitempty"` // as the user sees it: relative to the user's home, starting with "/"
