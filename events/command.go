@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -31,6 +32,8 @@ import (
 // so no credential of the daemon reaches it. The child runs in its own process group; at the timeout the whole
 // group is killed. It inherits only stdin (the JSON), stdout and stderr (both captured, the last bytes logged on
 // failure): every other descriptor of the daemon, open uploads and client sockets included, is close-on-exec.
+// Go opens its own descriptors close-on-exec; NewCommand also marks so every descriptor above 2 the process
+// inherited from its parent, once per process, since the daemon never passes those on.
 type Command struct {
 	argv    []string
 	timeout time.Duration
@@ -52,7 +55,23 @@ func NewCommand(cfg CommandConfig) (*Command, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
+	closeInheritedOnce.Do(closeInheritedOnExec)
 	return &Command{argv: append([]string(nil), cfg.Argv...), timeout: cfg.Timeout}, nil
+}
+
+var closeInheritedOnce sync.Once
+
+// closeInheritedOnExec sets close-on-exec on every open descriptor above 2.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // outputTail keeps the last bytes written to it.
