@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 )
 
 // Filter selects the records a sink receives. Each non-empty list must match; an empty list matches everything.
@@ -54,4 +55,38 @@ func (f Filter) Match(r *Record) bool {
 		}
 	}
 	return false
+}
+
+// ParseFilter reads the one-line form of a Filter (ftpfront --event-filter): ";"-separated "key=v1,v2" with
+// keys kinds, users and paths, e.g. "kinds=upload_completed;users=acme,globex;paths=/in/*.csv". Empty means
+// no filter.
+func ParseFilter(s string) (Filter, error) {
+	var f Filter
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return Filter{}, fmt.Errorf("filter %q: want key=value", part)
+		}
+		var vals []string
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				vals = append(vals, x)
+			}
+		}
+		switch strings.TrimSpace(k) {
+		case "kinds":
+			f.Kinds = append(f.Kinds, vals...)
+		case "users":
+			f.Users = append(f.Users, vals...)
+		case "paths":
+			f.Paths = append(f.Paths, vals...)
+		default:
+			return Filter{}, fmt.Errorf("filter key %q: want kinds, users or paths", k)
+		}
+	}
+	return f, f.Validate()
 }
