@@ -279,9 +279,9 @@ func (ev *Events) load() error {
 	return nil
 }
 
-// Record implements ftpfront.Auditor. For the finished operations events cover (FromAudit) it appends the record
-// to the journal and fsyncs it before returning, then queues it for every sink whose filter matches; other
-// audit events are ignored. The fronts call it before they answer the client (226, SSH_FX_OK), so a client that
+// Record implements ftpfront.Auditor. For the finished operations events cover (FromAudit) that some sink's
+// filter matches, it appends the record to the journal and fsyncs it before returning, then queues it for each
+// of those sinks; other audit events, and records no sink wants, are neither journaled nor kept. The fronts call it before they answer the client (226, SSH_FX_OK), so a client that
 // got its answer has its event on disk. Concurrent calls are serialised on the journal: each costs one fsync.
 //
 // A journal write that fails is logged as an ERROR and counted (JournalErrors); the record is still delivered
@@ -298,6 +298,15 @@ func (ev *Events) Record(a ftpfront.Event) {
 		ev.log.Error("events: record not encodable, dropped", "kind", r.Kind, "path", r.Path, "err", err)
 		return
 	}
+	var to []*sinkState
+	for _, s := range ev.sinks {
+		if s.Filter.Match(&r) {
+			to = append(to, s)
+		}
+	}
+	if len(to) == 0 {
+		return // no sink wants it: nothing to journal
+	}
 	ev.jmu.Lock()
 	defer ev.jmu.Unlock()
 	if ev.closed {
@@ -312,14 +321,9 @@ func (ev *Events) Record(a ftpfront.Event) {
 			"path", r.Path, "err", err)
 	}
 	ev.entries = append(ev.entries, e)
-	for _, s := range ev.sinks {
-		if s.Filter.Match(&e.rec) {
-			e.pending.Add(1)
-			s.enqueue(e)
-		}
-	}
-	if e.pending.Load() == 0 {
-		ev.retired.Add(1)
+	e.pending.Store(int32(len(to)))
+	for _, s := range to {
+		s.enqueue(e)
 	}
 }
 

@@ -202,7 +202,14 @@ func TestTornJournalLineCut(t *testing.T) {
 	if got := receive(t, sink.got); string(got) != string(whole) {
 		t.Fatalf("delivered %s, want %s", got, whole)
 	}
-	ev.Record(upload("acme", "/other/new.csv", 1)) // matches no filter: journaled, then compacted away
+	ev.Record(upload("acme", "/in/new.csv", 1))
+	if got := receive(t, sink.got); !strings.Contains(string(got), `"path":"/in/new.csv"`) {
+		t.Fatalf("second delivery %s", got)
+	}
+	ev.Record(upload("acme", "/other/x.csv", 1)) // matches no filter
+	if got := journalLines(t, dir); strings.Contains(strings.Join(got, "\n"), "/other/") {
+		t.Fatalf("journal %q: a record no sink wants was journaled", got)
+	}
 	for _, l := range journalLines(t, dir) {
 		var r Record
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
