@@ -27,6 +27,17 @@
 // audit log and metrics. --sftp-host-key-dir holds the ed25519 host key, generated there on first start and
 // reused afterwards; its fingerprint is logged at start. The ready file gains a "sftp=ADDR" line.
 //
+// # Events
+//
+// --events-dir DIR turns every finished upload (completed or failed), download, delete, rename and mkdir, over
+// FTPS and SFTP, into an event record (package events) journaled in DIR before the client's answer, and
+// delivers it at least once to the sinks: those of the YAML file --event-sinks (any number, each with its own
+// filter), a webhook named "webhook" (--event-webhook URL, --event-webhook-secret-file, --event-webhook-ca-file)
+// and a command named "command" (--event-command "PROG ARGS"); --event-filter filters the two flag sinks.
+// Sinks without --events-dir are a usage error; a sinks file, secret or CA file that does not load, or a
+// journal that cannot be opened, is a configuration error (exit 3). The journal is closed after the servers,
+// so the last session's events are in it.
+//
 // # Serving a mount
 //
 // --root is normally the s3mount mount point. When its daemon dies, s3mount removes the mount and the path becomes
