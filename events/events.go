@@ -244,9 +244,9 @@ func (ev *Events) load() error {
 	if ev.deadLetter, err = openAppend(filepath.Join(ev.opts.Dir, deadLetterName)); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	now := time.Now()
 	for _, l := range lines {
-		e := &entry{rec: l.rec, line: l.line, journal: now}
+		// Latency counts from the operation's time: the downtime before this start is part of it.
+		e := &entry{rec: l.rec, line: l.line, journal: l.rec.Time}
 		ev.entries = append(ev.entries, e)
 	}
 	for _, s := range ev.sinks {

@@ -41,7 +41,8 @@
 //   - A passive data connection is accepted only from the control connection's IP address or a
 //     PassiveAllowCIDR network; others are closed and logged while the listener keeps waiting for the client.
 //     Active connections only go to the client's own address, port >= 1024.
-//   - Uploads answer 226 only after the file was closed without error. A failed write or close answers 451, a
+//   - Uploads answer 226 only after the file was closed without error and its audit event was recorded
+//     (Auditor.Record returned); every upload that fails after the file was opened is audited too. A failed write or close answers 451, a
 //     broken data connection or ABOR 426; a plain STOR then removes the partial file, APPE and REST+STOR keep
 //     what was there.
 //   - At most one transfer per session. It runs in its own goroutine so ABOR, STAT and NOOP are answered while

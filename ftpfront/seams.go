@@ -64,6 +64,10 @@ type Event struct {
 }
 
 // Auditor records audit events. Record must be safe for concurrent use and must not block for long.
+//
+// The fronts call Record for a finished operation (upload, download, delete, rename, mkdir, rmdir) before they
+// answer the client (226 and 250 over FTPS, the status reply over SFTP), so an Auditor that returns only once
+// the event is durable (package events fsyncs its journal) makes the answer mean "recorded".
 type Auditor interface {
 	Record(Event)
 }

@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
 	"github.com/s3ftp/s3ftp/events"
 	"github.com/s3ftp/s3ftp/internal/logbuf"
+	"golang.org/x/crypto/ssh"
 )
 
 // front is one run of the binary.
@@ -338,5 +340,82 @@ func TestEventFlags(t *testing.T) {
 	os.WriteFile(sinks, []byte("sinks:\n  - name: a\n    webhok: {url: 'https://x'}\n"), 0o600)
 	if _, err := events.LoadSinksFile(sinks); err == nil {
 		t.Fatal("unknown key accepted")
+	}
+}
+
+// Over SFTP, each operation's record is in the journal by the time the client has its status reply (SSH_FX_OK
+// for the upload's close, the rename, the mkdir, the remove), with protocol "sftp"; once the webhook comes up
+// they are all delivered.
+func TestBinarySFTPEventsJournaledBeforeReply(t *testing.T) {
+	fx := newEventsFixture(t)
+	hook := &switchableHook{got: make(chan struct{}, 16)}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	evDir := filepath.Join(fx.dir, "events")
+	f := fx.start(t, "--events-dir", evDir, "--event-webhook", srv.URL, "--event-backoff", "300ms",
+		"--event-max-backoff", "300ms", "--event-max-attempts", "1000",
+		"--sftp-listen", "127.0.0.1:0", "--sftp-host-key-dir", filepath.Join(fx.dir, "hostkey"))
+	sc, err := ssh.Dial("tcp", f.addrs["sftp"], &ssh.ClientConfig{User: "dave", Auth: []ssh.AuthMethod{ssh.Password("event-pw")},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	c, err := sftp.NewClient(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	journaledKinds := func() []string {
+		var kinds []string
+		for _, l := range readJournal(t, evDir) {
+			var r events.Record
+			if err := json.Unmarshal([]byte(l), &r); err != nil {
+				t.Fatalf("journal line %q: %v", l, err)
+			}
+			if r.Protocol != "sftp" || r.User != "dave" {
+				t.Fatalf("journaled %s", l)
+			}
+			kinds = append(kinds, r.Kind+" "+r.Path)
+		}
+		return kinds
+	}
+	w, err := c.Create("/in/a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("1,2\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := journaledKinds(); len(got) != 1 || got[0] != "upload_completed /in/a.csv" {
+		t.Fatalf("journal after the upload's close: %q", got)
+	}
+	if err := c.Rename("/in/a.csv", "/in/b.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mkdir("/in/sub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove("/in/b.csv"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"upload_completed /in/a.csv", "rename /in/a.csv", "mkdir /in/sub", "delete /in/b.csv"}
+	if got := journaledKinds(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("journal %q, want %q", got, want)
+	}
+	hook.up.Store(true)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hook.mu.Lock()
+		n := len(hook.accepted)
+		hook.mu.Unlock()
+		if n == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d delivered:\n%s", n, len(want), f.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -454,6 +454,8 @@ func openEvents(ec *eventsConfig, reg *metrics.Registry, log *slog.Logger) (*eve
 	if err != nil {
 		return nil, err
 	}
+	reg.CounterFunc("ftpfront_event_journal_errors_total", "Event records that could not be written to the journal "+
+		"(delivered from memory only).", ev.JournalErrors)
 	log.Info("events", "dir", o.Dir, "sinks", strings.Join(names, ","), "max_attempts", o.MaxAttempts)
 	return ev, nil
 }

@@ -58,6 +58,7 @@
 //	ftpfront_events_dead_lettered_total{sink}                 counter  records moved to the dead-letter file
 //	ftpfront_event_delivery_latency_seconds_bucket{sink,le}   counter  delivered records by journal-to-ack time,
 //	                                                                   cumulative (le 0.1 ... 1800, +Inf)
+//	ftpfront_event_journal_errors_total                       counter  records the journal could not take (cmd)
 //
 // The gauges and counters a daemon cannot update itself (budget, cache, bans, panics) are read from functions given to
 // the Watch methods; until then they read 0.
