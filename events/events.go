@@ -610,4 +610,9 @@ func (ev *Events) compactNow() error {
 	return nil
 }
 
-var _ ftpfront.Auditor = (*Events)(nil)
+// The interfaces the package's types implement.
+var (
+	_ ftpfront.Auditor = (*Events)(nil)
+	_ Sink             = (*Webhook)(nil)
+	_ Sink             = (*Command)(nil)
+)

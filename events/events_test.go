@@ -3,9 +3,11 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,5 +236,39 @@ func TestQueueBoundDeadLetters(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, deadLetterName))
 	if n := strings.Count(string(b), `"error":"queue full"`); n != 2 {
 		t.Fatalf("%d queue-full dead letters, want 2:\n%s", n, b)
+	}
+}
+
+// concSink tracks how many deliveries run at once.
+type concSink struct {
+	mu       sync.Mutex
+	now, max int
+	done     int
+}
+
+func (c *concSink) Deliver(context.Context, []byte, *Record) error {
+	c.mu.Lock()
+	c.now++
+	c.max = max(c.max, c.now)
+	c.mu.Unlock()
+	time.Sleep(30 * time.Millisecond)
+	c.mu.Lock()
+	c.now--
+	c.done++
+	c.mu.Unlock()
+	return nil
+}
+
+// SinkConfig.Concurrency is a limit that is reached: ten slow deliveries to a sink of concurrency 3 run three
+// at a time, never more.
+func TestSinkConcurrencyLimit(t *testing.T) {
+	cs := &concSink{}
+	ev := mustOpen(t, testOptions(t, t.TempDir(), nil, SinkConfig{Name: "cmd", Sink: cs, Concurrency: 3}))
+	for i := range 10 {
+		ev.Record(upload("acme", fmt.Sprintf("/in/%d.csv", i), 1))
+	}
+	eventually(t, "all delivered", func() bool { cs.mu.Lock(); defer cs.mu.Unlock(); return cs.done == 10 })
+	if cs.max != 3 {
+		t.Fatalf("at most %d deliveries at once, want 3", cs.max)
 	}
 }
