@@ -46,8 +46,8 @@
 //	compaction           the new file, then the directory after the rename
 //
 // Record holds the journal lock across its write and fsync, so concurrent uploads finishing at once wait for
-// each other's fsync (about a millisecond each on a local SSD); that is the price of answering 226 only with
-// the event on disk.
+// each other's fsync, one per record; that is the price of answering 226 only with the event on disk. Put
+// Options.Dir on a local disk, never on the mount.
 //
 // # Concurrency and locks
 //
