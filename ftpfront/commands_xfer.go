@@ -154,6 +154,7 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 		// passes it there instead of a separate setattr) still sees an explicit ftruncate(0).
 		if err := f.Truncate(0); err != nil {
 			f.Close()
+			s.audit(Event{Event: "upload", Path: p, Result: err.Error()})
 			s.fsError("stor", p, err)
 			return true
 		}
@@ -161,6 +162,7 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 	if offset > 0 {
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
 			f.Close()
+			s.audit(Event{Event: "upload", Path: p, Result: err.Error()})
 			s.fsError("stor", p, err)
 			return true
 		}

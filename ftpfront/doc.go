@@ -55,9 +55,10 @@
 //     idle clients cannot hold the passive port range for longer than DataAcceptTimeout.
 //   - The health check (HealthHandler, /healthz) probes the root at most once per HealthOptions.Interval, in the
 //     reserved HealthDir, never through a session: probes appear in no listing, audit record or transfer metric.
-//   - Uploads answer 226 only after the file was closed without error. A failed write or close answers 451, a
-//     broken data connection or ABOR 426; a plain STOR then removes the partial file, APPE and REST+STOR keep
-//     what was there.
+//   - Uploads answer 226 only after the file was closed without error and its audit event was recorded
+//     (Auditor.Record returned); every upload that fails after the file was opened is audited too. A failed
+//     write or close answers 451, a broken data connection or ABOR 426; a plain STOR then removes the partial
+//     file, APPE and REST+STOR keep what was there.
 //   - At most one transfer per session. It runs in its own goroutine so ABOR, STAT and NOOP are answered while
 //     it runs; every other command waits until the transfer has sent its final reply.
 //   - With a MountGuard (MountGuard.FsFactory; ftpfront --require-mount), no file operation reaches the served

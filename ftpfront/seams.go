@@ -52,7 +52,8 @@ type Admitter interface {
 type Event struct {
 	Time     time.Time     `json:"time"`
 	Session  string        `json:"session"`
-	Event    string        `json:"event"` // connect, login_ok, login_failed, upload, download, delete, rename, mkdir, rmdir, disconnect
+	Protocol string        `json:"protocol,omitempty"` // "ftps" (TLS on the control connection), "ftp" or "sftp"; set by the front
+	Event    string        `json:"event"`              // connect, login_ok, login_failed, upload, download, delete, rename, mkdir, rmdir, disconnect
 	User     string        `json:"user,omitempty"`
 	IP       string        `json:"ip"`
 	Path     string        `json:"path,omitempty"` // as the user sees it: relative to the user's home, starting with "/"
@@ -63,6 +64,10 @@ type Event struct {
 }
 
 // Auditor records audit events. Record must be safe for concurrent use and must not block for long.
+//
+// The fronts call Record for a finished operation (upload, download, delete, rename, mkdir, rmdir) before they
+// answer the client (226 and 250 over FTPS, the status reply over SFTP), so an Auditor that returns only once
+// the event is durable (package events fsyncs its journal) makes the answer mean "recorded".
 type Auditor interface {
 	Record(Event)
 }

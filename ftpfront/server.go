@@ -394,6 +394,10 @@ func (s *session) audit(ev Event) {
 	ev.Time = time.Now().UTC()
 	ev.Session = s.id
 	ev.IP = s.ip.String()
+	ev.Protocol = "ftp"
+	if s.tlsOn {
+		ev.Protocol = "ftps"
+	}
 	if s.user != nil && ev.User == "" {
 		ev.User = s.user.Name
 	}

@@ -202,6 +202,7 @@ func (h *handlers) openUpload(r *sftp.Request) (io.WriterAt, error) {
 		// As ftpfront's STOR: a FUSE file system that misses O_TRUNC among the open flags still sees ftruncate(0).
 		if err := f.Truncate(0); err != nil {
 			f.Close()
+			h.sess.audit(ftpfront.Event{Event: "upload", Path: p, Result: err.Error()})
 			return nil, h.status("open", p, err)
 		}
 	} else if existed {

@@ -261,6 +261,7 @@ func (c *conn) audit(e ftpfront.Event) {
 	e.Time = time.Now().UTC()
 	e.Session = c.id
 	e.IP = c.ip.String()
+	e.Protocol = "sftp"
 	c.mu.Lock()
 	if c.user != nil && e.User == "" {
 		e.User = c.user.Name

@@ -27,6 +27,17 @@
 // audit log and metrics. --sftp-host-key-dir holds the ed25519 host key, generated there on first start and
 // reused afterwards; its fingerprint is logged at start. The ready file gains a "sftp=ADDR" line.
 //
+// # Events
+//
+// --events-dir DIR turns every finished upload (completed or failed), download, delete, rename and mkdir, over
+// FTPS and SFTP, into an event record (package events) journaled in DIR before the client's answer, and
+// delivers it at least once to the sinks: those of the YAML file --event-sinks (any number, each with its own
+// filter), a webhook named "webhook" (--event-webhook URL, --event-webhook-secret-file, --event-webhook-ca-file)
+// and a command named "command" (--event-command "PROG ARGS"); --event-filter filters the two flag sinks.
+// Sinks without --events-dir are a usage error; a sinks file, secret or CA file that does not load, or a
+// journal that cannot be opened, is a configuration error (exit 3). The journal is closed after the servers,
+// so the last session's events are in it.
+//
 // # Serving a mount
 //
 // --root is normally the s3mount mount point. When its daemon dies, s3mount removes the mount and the path becomes
@@ -66,6 +77,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/s3ftp/s3ftp/events"
 	"github.com/s3ftp/s3ftp/ftpfront"
 	"github.com/s3ftp/s3ftp/internal/flagenv"
 	"github.com/s3ftp/s3ftp/internal/metrics"
@@ -114,7 +126,22 @@ type config struct {
 	logLevel       slog.Level
 	readyFile      string
 	refuseUsers    string
+	events         eventsConfig
 	effective      *flagenv.Effective
+}
+
+// eventsConfig is the event journal and its sinks (package events).
+type eventsConfig struct {
+	opts           events.Options // Dir empty: events off
+	sinksFile      string
+	webhook        string
+	webhookSecret  string
+	webhookCA      string
+	webhookTimeout time.Duration
+	command        string
+	commandTimeout time.Duration
+	concurrency    int
+	filter         events.Filter
 }
 
 // envPrefix names the environment variables and the configuration file variable (FTPFRONT_CONFIG).
@@ -163,6 +190,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.readyFile, "ready-file", "", "write the bound listen address to this file once listening")
+	ec := &c.events
+	fs.StringVar(&ec.opts.Dir, "events-dir", "", "directory of the event journal, ack files and dead letters; events are off when empty")
+	fs.StringVar(&ec.sinksFile, "event-sinks", "", "YAML file of event sinks (webhooks and commands, each with a filter)")
+	fs.StringVar(&ec.webhook, "event-webhook", "", "URL of a webhook sink named \"webhook\" (JSON POST per event)")
+	fs.StringVar(&ec.webhookSecret, "event-webhook-secret-file", "", "file holding the HMAC-SHA256 key of --event-webhook (X-S3ftp-Signature)")
+	fs.StringVar(&ec.webhookCA, "event-webhook-ca-file", "", "PEM CA certificates that --event-webhook's certificate must chain to (default: system roots)")
+	fs.DurationVar(&ec.webhookTimeout, "event-webhook-timeout", 10*time.Second, "timeout of one webhook attempt")
+	fs.StringVar(&ec.command, "event-command", "", "command sink named \"command\": program and arguments split at blanks (no shell), event JSON on stdin")
+	fs.DurationVar(&ec.commandTimeout, "event-command-timeout", time.Minute, "timeout of one --event-command run")
+	fs.IntVar(&ec.concurrency, "event-concurrency", 1, "deliveries at once per sink given by flags (command children at once)")
+	eventFilter := fs.String("event-filter", "", "filter of the sinks given by flags: kinds=K,...;users=U,...;paths=GLOB,...")
+	fs.IntVar(&ec.opts.MaxAttempts, "event-max-attempts", 10, "failed attempts after which an event goes to the dead-letter file")
+	fs.DurationVar(&ec.opts.Backoff, "event-backoff", time.Second, "wait after the first failed attempt; doubles per failure")
+	fs.DurationVar(&ec.opts.MaxBackoff, "event-max-backoff", 5*time.Minute, "longest wait between attempts")
 	configFile := fs.String("config", "", "configuration file (default $FTPFRONT_CONFIG); flags and FTPFRONT_* variables override it")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ftpfront --root DIR --users FILE [flags]\n       ftpfront passwd")
@@ -225,6 +266,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	if err := o.Validate(); err != nil {
 		return usage("%v", err)
 	}
+	if ec.filter, err = events.ParseFilter(*eventFilter); err != nil {
+		return usage("--event-filter: %v", err)
+	}
+	if ec.opts.Dir == "" && (ec.sinksFile != "" || ec.webhook != "" || ec.command != "") {
+		return usage("event sinks need --events-dir")
+	}
+	if ec.webhook == "" && (ec.webhookSecret != "" || ec.webhookCA != "") {
+		return usage("--event-webhook-secret-file and --event-webhook-ca-file need --event-webhook")
+	}
+	if ec.opts.MaxAttempts < 1 || ec.opts.Backoff <= 0 || ec.opts.MaxBackoff < ec.opts.Backoff || ec.concurrency < 1 {
+		return usage("--event-max-attempts and --event-concurrency must be at least 1, --event-max-backoff at least --event-backoff > 0")
+	}
 	if c.sftp.Listen != "" && c.sftp.HostKeyDir == "" {
 		return usage("--sftp-listen needs --sftp-host-key-dir")
 	}
@@ -276,6 +329,16 @@ func serve(c *config, stderr io.Writer) int {
 			w = f
 		}
 		deps.Audit = ftpfront.NewAuditLog(w)
+	}
+	if c.events.opts.Dir != "" {
+		ev, err := openEvents(&c.events, reg, log)
+		if err != nil {
+			return fail(exitConfig, "cannot start events", err)
+		}
+		// Closed after the servers (deferred later, so run earlier): every session's last event is journaled.
+		defer ev.Close()
+		// The journal comes first: Record returns once the event is fsynced, before the client gets its answer.
+		deps.Audit = teeAuditor{ev, deps.Audit}
 	}
 	// The metrics see every audit event before the audit log does; without an audit log they are its only reader.
 	var fm *metrics.FTPFront
@@ -362,6 +425,60 @@ func serve(c *config, stderr io.Writer) int {
 	}
 	log.Info("shut down")
 	return exitOK
+}
+
+// openEvents builds the sinks (the sinks file, then --event-webhook and --event-command) and opens the journal.
+func openEvents(ec *eventsConfig, reg *metrics.Registry, log *slog.Logger) (*events.Events, error) {
+	var sinks []events.SinkConfig
+	if ec.sinksFile != "" {
+		s, err := events.LoadSinksFile(ec.sinksFile)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s...)
+	}
+	if ec.webhook != "" {
+		sc, err := events.SinkSpec{Name: "webhook", Filter: ec.filter, Concurrency: ec.concurrency,
+			Webhook: &events.WebhookSpec{URL: ec.webhook, SecretFile: ec.webhookSecret, CAFile: ec.webhookCA, Timeout: ec.webhookTimeout}}.Build()
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, sc)
+	}
+	if ec.command != "" {
+		sc, err := events.SinkSpec{Name: "command", Filter: ec.filter, Concurrency: ec.concurrency,
+			Command: &events.CommandSpec{Argv: strings.Fields(ec.command), Timeout: ec.commandTimeout}}.Build()
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, sc)
+	}
+	names := make([]string, len(sinks))
+	for i, s := range sinks {
+		names[i] = s.Name
+	}
+	o := ec.opts
+	o.Sinks, o.Log, o.Observer = sinks, log, ftpmetrics.Events(reg, names)
+	ev, err := events.Open(o)
+	if err != nil {
+		return nil, err
+	}
+	reg.CounterFunc("ftpfront_event_journal_errors_total", "Event records that could not be written to the journal "+
+		"(delivered from memory only).", ev.JournalErrors)
+	log.Info("events", "dir", o.Dir, "sinks", strings.Join(names, ","), "max_attempts", o.MaxAttempts)
+	return ev, nil
+}
+
+// teeAuditor hands each event to every non-nil Auditor, in order.
+type teeAuditor []ftpfront.Auditor
+
+// Record implements ftpfront.Auditor.
+func (t teeAuditor) Record(e ftpfront.Event) {
+	for _, a := range t {
+		if a != nil {
+			a.Record(e)
+		}
+	}
 }
 
 // reloadOnHUP runs reload for every SIGHUP until ctx ends. Signals that arrive during a reload are merged into

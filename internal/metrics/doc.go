@@ -50,6 +50,16 @@
 //	ftpfront_transfer_bytes_total{dir}        counter  bytes moved by transfers, whatever their result
 //	ftpfront_panics_total                     counter  panics recovered by the server (Server.Panics)
 //
+// ftpfront event delivery (ftpmetrics.Events, with --events-dir), each by sink:
+//
+//	ftpfront_events_queued_total{sink}                        counter  records queued for the sink
+//	ftpfront_events_delivered_total{sink}                     counter  records the sink acknowledged
+//	ftpfront_event_delivery_failures_total{sink}              counter  failed attempts
+//	ftpfront_events_dead_lettered_total{sink}                 counter  records moved to the dead-letter file
+//	ftpfront_event_delivery_latency_seconds_bucket{sink,le}   counter  delivered records by journal-to-ack time,
+//	                                                                   cumulative (le 0.1 ... 1800, +Inf)
+//	ftpfront_event_journal_errors_total                       counter  records the journal could not take (cmd)
+//
 // The gauges and counters a daemon cannot update itself (budget, cache, bans, panics) are read from functions given to
 // the Watch methods; until then they read 0.
 //
