@@ -10,8 +10,9 @@
 //	download                 download (result ok or failed)
 //	delete, rename, mkdir    the same name (result ok or failed)
 //
-// Logins, connects, rmdir and disconnects are not events. Record documents the fields; SHA256 stays empty until
-// the fronts compute checksums, and the bucket key is not part of a record (the fronts know only virtual paths).
+// Logins, connects, rmdir and disconnects are not events. Record documents the fields; SHA256 is a completed
+// FTPS upload's checksum as s3mount stored it (with --checksums and --xattr; empty otherwise and over SFTP),
+// and the bucket key is not part of a record (the fronts know only virtual paths).
 //
 // # Invariants
 //

@@ -57,7 +57,8 @@ type Record struct {
 	Result string `json:"result"`
 	// Reason is why the operation failed ("aborted", an error text); empty when Result is "ok".
 	Reason string `json:"reason,omitempty"`
-	// SHA256 is the upload's SHA-256 in hex. Checksums are not computed yet, so it is always empty and omitted.
+	// SHA256 is a completed upload's SHA-256 in hex, as the mount stored it (s3mount --checksums --xattr);
+	// omitted when there is none.
 	SHA256 string `json:"sha256,omitempty"`
 }
 
@@ -74,6 +75,7 @@ func FromAudit(e ftpfront.Event) (Record, bool) {
 		Path:       e.Path,
 		To:         e.To,
 		Size:       e.Bytes,
+		SHA256:     e.SHA256,
 		DurationMS: e.Duration.Milliseconds(),
 		Result:     "ok",
 	}

@@ -243,7 +243,11 @@ func (s *session) store(p string, flag int, offset int64, removeOnFail bool) boo
 			fail(fileErr.Error())
 			s.reply(451, "Local error in processing, upload failed")
 		default:
-			s.audit(Event{Event: "upload", Path: p, Bytes: t.bytes.Load(), Duration: time.Since(t.started)})
+			ev := Event{Event: "upload", Path: p, Bytes: t.bytes.Load(), Duration: time.Since(t.started)}
+			if c, ok := s.fs.(Checksummer); ok {
+				ev.SHA256, _ = c.Checksum(p, "SHA-256") // "" when the mount stored none
+			}
+			s.audit(ev)
 			s.reply(226, "Transfer complete")
 		}
 	})

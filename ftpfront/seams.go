@@ -59,6 +59,7 @@ type Event struct {
 	Path     string        `json:"path,omitempty"` // as the user sees it: relative to the user's home, starting with "/"
 	To       string        `json:"to,omitempty"`   // rename target
 	Bytes    int64         `json:"bytes,omitempty"`
+	SHA256   string        `json:"sha256,omitempty"` // a completed upload's, when the file system stored one (Checksummer)
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	Result   string        `json:"result"` // "ok" or the error's text
 }

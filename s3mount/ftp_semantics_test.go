@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -187,12 +188,35 @@ func (a ftpfrontAuth) Login(_ context.Context, _ netip.Addr, name, password stri
 // returns its address.
 func startFtpfront(t *testing.T, home string) string {
 	t.Helper()
+	return startFtpfrontAudited(t, home, nil)
+}
+
+// auditLog keeps the audit events ftpfront records.
+type auditLog struct {
+	mu     sync.Mutex
+	events []ftpfront.Event
+}
+
+// Record implements ftpfront.Auditor.
+func (a *auditLog) Record(e ftpfront.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+}
+
+// startFtpfrontAudited is startFtpfront with its audit events recorded in audit (nil: none).
+func startFtpfrontAudited(t *testing.T, home string, audit *auditLog) string {
+	t.Helper()
 	o := ftpfront.DefaultOptions()
 	o.Listen = "127.0.0.1:0"
 	o.AllowPlain = true
 	o.PassivePortMin, o.PassivePortMax = 0, 0
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := ftpfront.NewServer(o, ftpfront.Deps{Auth: ftpfrontAuth{"u", "p", home}, Log: log})
+	deps := ftpfront.Deps{Auth: ftpfrontAuth{"u", "p", home}, Log: log}
+	if audit != nil {
+		deps.Audit = audit
+	}
+	srv, err := ftpfront.NewServer(o, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +462,8 @@ func ftpControl(t *testing.T, addr string) func(cmd string) (int, string) {
 // answers 550; FEAT lists them.
 func TestFakeFtpfrontChecksumCommands(t *testing.T) {
 	env, fake := mountFake(t, func(o *s3mount.Options) { o.Xattr, o.Checksums, o.ChecksumMD5 = true, true, true })
-	addr := startFtpfront(t, env.Dir)
+	audit := &auditLog{}
+	addr := startFtpfrontAudited(t, env.Dir, audit)
 	data := pattern(9<<20+3, 8)
 	c := ftpDial(t, addr, "u", "p")
 	if err := c.Stor("in.csv", bytes.NewReader(data)); err != nil {
@@ -478,5 +503,19 @@ func TestFakeFtpfrontChecksumCommands(t *testing.T) {
 	}
 	if code, _ := send("HASH missing.csv"); code != 550 {
 		t.Errorf("HASH of a missing file = %d, want 550", code)
+	}
+	audit.mu.Lock()
+	defer audit.mu.Unlock()
+	found := false
+	for _, e := range audit.events {
+		if e.Event == "upload" && e.Path == "/in.csv" {
+			found = true
+			if e.SHA256 != fmt.Sprintf("%x", sha) {
+				t.Errorf("the upload's audit event carries sha256 %q, want %x", e.SHA256, sha)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no upload event for /in.csv in %+v", audit.events)
 	}
 }
