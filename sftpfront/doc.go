@@ -1,7 +1,7 @@
 // Package sftpfront serves SFTP over SSH from the same users, bans, jails and audit log as package ftpfront.
 //
-// It is a translator: golang.org/x/crypto/ssh carries the connection and pkg/sftp's request server decodes the
-// SFTP packets; this package maps them onto ftpfront's access layer (Authenticator, Admitter, Auditor) and file
+// It is a translator: golang.org/x/crypto/ssh carries the connection, pkg/sftp's request server decodes the
+// SFTP packets and scp.go speaks the legacy scp protocol; this package maps them onto ftpfront's access layer (Authenticator, Admitter, Auditor) and file
 // seam (FsFactory: the user's JailFs, behind the MountGuard). It knows nothing about S3.
 //
 // # Invariants
@@ -10,8 +10,14 @@
 //     connection limit), and a password (SSH "password" or a keyboard-interactive prompt) is checked by the same
 //     Authenticator (refused names, failed-login delay, failures counted towards the shared ban). Public keys
 //     come from the same users file (authorized_keys, KeyAuthenticator); a refused key is not counted.
-//   - Only the "sftp" subsystem runs. Shell, exec, pty, X11 and agent requests are answered false; channel
-//     types other than "session" (port forwarding) and every global request (tcpip-forward) are refused.
+//   - Only the "sftp" subsystem and scp run. An exec request runs only an scp command: "scp", the flags -t or
+//     -f with -r, -p, -d, -v, and paths, split as a shell would split them but never run by one (scp.go). Shell,
+//     every other exec, pty, X11 and agent requests are answered false; channel types other than "session"
+//     (port forwarding) and every global request (tcpip-forward) are refused.
+//   - SCP follows the SFTP rules: the same jail, read-only users refused before any data, the same audit
+//     events (upload, download, mkdir), an upload's close error reported to the client as an scp error and the
+//     file of a failed upload removed. -p sets the mode and times through Chmod and Chtimes after the close.
+//     Wildcards in scp paths are refused (no shell expands them).
 //   - Host keys: an ed25519 key is generated on first start into the host key directory (mode 0600) and reused
 //     afterwards; its SHA256 fingerprint is logged at start. Only modern algorithms are offered:
 //     mlkem768x25519/curve25519 key exchange, chacha20-poly1305 and AES-GCM ciphers, ETM MACs.
@@ -51,6 +57,6 @@
 //
 // # Not yet
 //
-// Requiring both a key and the password, SCP, an RSA host key, a flag widening the algorithms, a memory budget
+// Requiring both a key and the password, an RSA host key, a flag widening the algorithms, a memory budget
 // shared by all open files (each has its own window), the idle timeout, and statvfs@openssh.com.
 package sftpfront

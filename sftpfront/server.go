@@ -436,7 +436,8 @@ func (c *conn) loginPassword(ctx context.Context, name, password, method string)
 // login: the conn.keyUser entry.
 const extKeyLogin = "s3ftp-key-login"
 
-// session serves one session channel: the "sftp" subsystem once; every other request is answered false.
+// session serves one session channel: the "sftp" subsystem or one scp command (an exec request, scp.go) once;
+// every other request is answered false.
 func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer func() {
 		ch.Close()
@@ -453,21 +454,37 @@ func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.
 				}
 				return
 			}
-			ok = false
-			if req.Type == "subsystem" && !started {
+			var run func()
+			switch {
+			case started:
+			case req.Type == "subsystem":
 				var sub struct{ Name string }
 				if err := ssh.Unmarshal(req.Payload, &sub); err == nil && sub.Name == "sftp" {
-					ok, started = true, true
-					go func() {
-						defer close(done)
-						s.panics.Call(c.log, "sftp: subsystem", func() error { s.serveSFTP(c, h, ch); return nil })
-					}()
+					run = func() { s.serveSFTP(c, h, ch) }
+				}
+			case req.Type == "exec":
+				var ex struct{ Command string }
+				if err := ssh.Unmarshal(req.Payload, &ex); err == nil {
+					cmd, err := parseSCP(ex.Command)
+					if err != nil {
+						c.log.Info("sftp: exec refused", "command", truncate(ex.Command, 200), "err", err)
+					} else {
+						run = func() { s.serveSCP(c, h, ch, cmd) }
+					}
 				}
 			}
-			if !ok {
+			if run == nil {
 				c.log.Debug("sftp: channel request refused", "type", req.Type)
 			}
-			req.Reply(ok, nil)
+			// The answer goes before the subsystem's or the command's first byte.
+			req.Reply(run != nil, nil)
+			if run != nil {
+				started = true
+				go func() {
+					defer close(done)
+					s.panics.Call(c.log, "sftp: "+req.Type, func() error { run(); return nil })
+				}()
+			}
 		case <-done:
 			return
 		}
@@ -478,9 +495,10 @@ func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.
 func (s *Server) serveSFTP(c *conn, h *handlers, ch ssh.Channel) {
 	rs := sftp.NewRequestServer(ch, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
 	err := rs.Serve()
-	rs.Close()
 	if err != nil && !errors.Is(err, io.EOF) {
 		c.log.Debug("sftp: subsystem ended", "err", err)
 	}
+	// Before rs.Close, which closes the channel: scp (SFTP mode) fails when the exit status is missing.
 	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+	rs.Close()
 }
