@@ -372,3 +372,50 @@ func TestClientRemovedAccountEndsTheSessionWithoutCuttingATransfer(t *testing.T)
 		t.Fatal("the removed account logged in again")
 	}
 }
+
+// pkg/sftp's client sets the mtime with SETSTAT (by path) and FSETSTAT (the mode, on the handle) right after the
+// open and before its writes, as WinSCP's "preserve timestamp" does; the writes that follow do not win: after
+// the close the file has the mtime and mode that were set, and its data.
+func TestClientSetstatBeforeTheWritesKeepsTheMtime(t *testing.T) {
+	s := newTestServer(t)
+	checkSetstatBeforeWrites(t, s)
+}
+
+func checkSetstatBeforeWrites(t *testing.T, s *testServer) {
+	t.Helper()
+	_, c := s.dial(alice)
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	data := randomBytes(t, 3<<20+17)
+	f, err := c.OpenFile("winscp.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Chtimes("winscp.bin", mtime, mtime); err != nil {
+		t.Fatalf("SETSTAT mtime before the writes: %v", err)
+	}
+	if err := f.Chmod(0o640); err != nil {
+		t.Fatalf("FSETSTAT mode before the writes: %v", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	fi, err := os.Stat(s.home(alice, "winscp.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(mtime) {
+		t.Errorf("mtime after the close = %v, want %v", fi.ModTime().UTC(), mtime)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode after the close = %v, want 0640", fi.Mode().Perm())
+	}
+	if got, _ := os.ReadFile(s.home(alice, "winscp.bin")); !bytes.Equal(got, data) {
+		t.Errorf("data differs: %d bytes, want %d", len(got), len(data))
+	}
+	if rfi, err := c.Stat("winscp.bin"); err != nil || !rfi.ModTime().Equal(mtime) {
+		t.Errorf("STAT after the close: %v, %v; want mtime %v", rfi, err, mtime)
+	}
+}

@@ -42,12 +42,15 @@
 //
 //	OPEN read            Fs.Open; READ → ReadAt
 //	OPEN write           Fs.OpenFile (O_CREATE, O_TRUNC, O_EXCL as asked; APPEND or no TRUNC continues at the
-//	                     file's size); WRITE → reorder window → WriteAt; CLOSE → Close
+//	                     file's size, unless the first write lands before it: then the file is rewritten from
+//	                     0, as scp in SFTP mode does); WRITE → reorder window → WriteAt; CLOSE → Close
 //	OPENDIR, READDIR     Fs.Open + Readdir, read in pieces as the client asks (a large directory is not loaded
 //	                     whole)
 //	STAT, LSTAT, FSTAT   Fs.Stat (LSTAT uses Lstat where the file system has one)
 //	REALPATH             lexical: the path cleaned against "/"
-//	SETSTAT, FSETSTAT    size: Truncate; permissions: Chmod; times: Chtimes; uid/gid ignored
+//	SETSTAT, FSETSTAT    size: Truncate; permissions: Chmod; times: Chtimes; uid/gid ignored. During an upload
+//	                     of the path: the size is applied by the upload before its close, the times are set
+//	                     again after it (WinSCP sets them before writing)
 //	MKDIR                Fs.Mkdir(0755)
 //	RMDIR                Fs.Stat (must be a directory) + Remove
 //	REMOVE               Fs.Stat (must not be a directory) + Remove

@@ -25,6 +25,10 @@ type handlers struct {
 	window  int64
 	uploads chan struct{} // one token per file open for writing on the connection
 	open    atomic.Int64  // files open for reading or writing
+
+	mu sync.Mutex
+	// Guarded by mu.
+	writing map[string]*upload // the open uploads by path, for SETSTAT by path during an upload
 }
 
 var (
@@ -208,11 +212,32 @@ func (h *handlers) openUpload(r *sftp.Request) (io.WriterAt, error) {
 		// No truncation (reput, append): the stream continues at the end of what is there.
 		start = fi.Size()
 	}
-	return &upload{
+	u := &upload{
 		h: h, f: f, path: p, started: time.Now(),
 		w:            newReorderWriter(f, start, h.window),
 		removeOnFail: pf.Trunc || !existed,
-	}, nil
+	}
+	if start > 0 {
+		// A write before the end means a rewrite in place (scp in SFTP mode), not a resume: start over at 0.
+		u.w.allowRewind(func() error {
+			u.rewound.Store(true)
+			return f.Truncate(0)
+		})
+	}
+	h.mu.Lock()
+	if h.writing == nil {
+		h.writing = make(map[string]*upload)
+	}
+	h.writing[p] = u
+	h.mu.Unlock()
+	return u, nil
+}
+
+// openUploadOn returns the upload open on p, or nil.
+func (h *handlers) openUploadOn(p string) *upload {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.writing[p]
 }
 
 // upload is a file open for writing: WriteAt goes through the reorder window, Close completes the upload.
@@ -222,9 +247,15 @@ type upload struct {
 	path         string
 	started      time.Time
 	w            *reorderWriter
-	removeOnFail bool // new or truncated: a failed upload leaves nothing behind
+	removeOnFail bool        // new or truncated: a failed upload leaves nothing behind
+	rewound      atomic.Bool // rewritten from 0 (reorderWriter's "rewound"): as truncated
 	closeOnce    sync.Once
 	closeErr     error
+
+	mu sync.Mutex
+	// Guarded by mu: attributes a SETSTAT set during the upload, applied again at close.
+	size  *int64        // truncate to this size before the close, unless the stream ended there
+	times *[2]time.Time // atime, mtime: set again after the close (writes change the mtime)
 }
 
 // WriteAt hands p to the reorder window.
@@ -246,6 +277,11 @@ func (u *upload) TransferError(err error) { u.w.fail(err) }
 func (u *upload) Close() (err error) {
 	defer u.h.recover("close", &err)
 	u.closeOnce.Do(func() {
+		u.h.mu.Lock()
+		if u.h.writing[u.path] == u {
+			delete(u.h.writing, u.path)
+		}
+		u.h.mu.Unlock()
 		u.closeErr = u.close()
 		<-u.h.uploads
 		u.h.open.Add(-1)
@@ -255,9 +291,15 @@ func (u *upload) Close() (err error) {
 
 func (u *upload) close() error {
 	written, err := u.w.finish()
+	u.mu.Lock()
+	size, times := u.size, u.times
+	u.mu.Unlock()
+	if err == nil && size != nil && *size != u.w.end() {
+		err = u.f.Truncate(*size)
+	}
 	removed := false
 	drop := func() {
-		if !u.removeOnFail || removed {
+		if !(u.removeOnFail || u.rewound.Load()) || removed {
 			return
 		}
 		removed = true
@@ -272,6 +314,10 @@ func (u *upload) close() error {
 	if err == nil && closeErr != nil {
 		err = closeErr
 		drop()
+	}
+	if err == nil && times != nil {
+		// The writes after the SETSTAT changed the mtime (WinSCP sets it before writing): set it again.
+		err = u.h.fs.Chtimes(u.path, times[0], times[1])
 	}
 	res := "ok"
 	if err != nil {
@@ -352,10 +398,26 @@ func (h *handlers) rename(from, to string) error {
 
 // setstat applies the attributes a SETSTAT or FSETSTAT carries: size, permissions, times. uid/gid are
 // ignored: the mount has one owner.
+//
+// During an upload of p (SETSTAT by path or FSETSTAT on its handle) a size is applied by the upload at its close
+// (a second open of a file being uploaded would fail on the mount, and OpenSSH's scp in SFTP mode sets the size
+// it wrote), and times are set at once and again after the close.
 func (h *handlers) setstat(r *sftp.Request) error {
 	flags, attrs := r.AttrFlags(), r.Attributes()
 	p := r.Filepath
-	if flags.Size {
+	u := h.openUploadOn(p)
+	if u != nil {
+		u.mu.Lock()
+		if flags.Size {
+			size := int64(attrs.Size)
+			u.size = &size
+		}
+		if flags.Acmodtime {
+			u.times = &[2]time.Time{attrs.AccessTime(), attrs.ModTime()}
+		}
+		u.mu.Unlock()
+	}
+	if flags.Size && u == nil {
 		f, err := h.fs.OpenFile(p, os.O_WRONLY, 0)
 		if err != nil {
 			return err

@@ -120,3 +120,18 @@ func TestFailedUploadOverS3MountLeavesNoObject(t *testing.T) {
 		t.Error("alice/half.bin is in S3")
 	}
 }
+
+// Over the mount, pkg/sftp's client setting the mtime (SETSTAT) and mode (FSETSTAT) before its writes, as
+// WinSCP does, gets a file with that mtime after the close, on the mount and in the object's x-amz-meta-mtime.
+func TestSetstatBeforeTheWritesOverS3Mount(t *testing.T) {
+	env := mounttest.Mount(t, mounttest.Options())
+	s := newTestServer(t, withRoot(env.Dir))
+	checkSetstatBeforeWrites(t, s)
+	info, err := env.Client.HeadObject(context.Background(), "alice/winscp.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := info.Metadata["mtime"]; !strings.HasPrefix(m, "981173106") {
+		t.Errorf("x-amz-meta-mtime = %q, want 981173106", m)
+	}
+}

@@ -377,3 +377,21 @@ func TestSCPOverSFTPPutGetRecursivePreserve(t *testing.T) {
 		t.Errorf("back/sub/b.txt after scp -r -p: %v, %v; want mtime %v", fi, err, mtime)
 	}
 }
+
+// Plain scp (SFTP mode) opens an existing file without truncation and rewrites it from offset 0, then sets the
+// size it wrote: over a larger and over a smaller file the result is the new file, byte-identical.
+func TestSCPOverSFTPOverwritesAnExistingFile(t *testing.T) {
+	s := newTestServer(t)
+	for _, old := range []int{5 << 20, 100} {
+		data := randomBytes(t, 1<<20+3)
+		data[0] ^= byte(old)
+		s.local("up.bin", data)
+		if err := os.WriteFile(s.home(alice, "up.bin"), bytes.Repeat([]byte("o"), old), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.mustSCP(alice, "up.bin", "R:")
+		if got := mustRead(t, s.home(alice, "up.bin")); !bytes.Equal(got, data) {
+			t.Errorf("over a %d-byte file: the server has %d bytes, want %d identical", old, len(got), len(data))
+		}
+	}
+}
