@@ -18,9 +18,13 @@
 //     events (upload, download, mkdir), an upload's close error reported to the client as an scp error and the
 //     file of a failed upload removed. -p sets the mode and times through Chmod and Chtimes after the close.
 //     Wildcards in scp paths are refused (no shell expands them).
-//   - Host keys: an ed25519 key is generated on first start into the host key directory (mode 0600) and reused
-//     afterwards; its SHA256 fingerprint is logged at start. Only modern algorithms are offered:
-//     mlkem768x25519/curve25519 key exchange, chacha20-poly1305 and AES-GCM ciphers, ETM MACs.
+//   - Host keys: an ed25519 key and a 3072-bit RSA key (for clients without ed25519) are generated on first
+//     start into the host key directory (mode 0600) and reused afterwards; their SHA256 fingerprints are logged
+//     at start. Only modern algorithms are offered: mlkem768x25519/curve25519 key exchange, chacha20-poly1305
+//     and AES-GCM ciphers, ETM MACs, RSA signatures with SHA-2. Options.LegacyAlgorithms adds, after them, NIST
+//     ECDH and Diffie-Hellman key exchanges, AES-CTR, HMAC-SHA2/SHA1 without ETM and ssh-rsa signatures.
+//   - statvfs@openssh.com checks the path through the jail, then answers with the statfs of the home's real
+//     directory below it (on the mount: what s3mount reports); read-only users see ST_RDONLY.
 //   - Paths are virtual: "/" is the user's home. pkg/sftp cleans every path against "/", so ".." never climbs
 //     above it, and the JailFs refuses symbolic links leading out. Errors sent to the client name no real path.
 //   - Read-only users get SSH_FX_PERMISSION_DENIED on every request that would change the file system.
@@ -57,9 +61,10 @@
 //	RENAME               Fs.Stat (the target must not exist, as SFTP v3 says) + Rename
 //	posix-rename         Fs.Rename (replaces the target)
 //	SYMLINK, LINK        SSH_FX_OP_UNSUPPORTED; READLINK likewise
+//	statvfs@openssh.com  Fs.Stat, then statfs(2) of the real path
 //
 // # Not yet
 //
-// Requiring both a key and the password, an RSA host key, a flag widening the algorithms, a memory budget
-// shared by all open files (each has its own window), the idle timeout, and statvfs@openssh.com.
+// Requiring both a key and the password, a memory budget
+// shared by all open files (each has its own window), and the idle timeout.
 package sftpfront

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -40,8 +42,9 @@ var (
 	_ sftp.LstatFileLister      = (*handlers)(nil)
 	_ sftp.RealPathFileLister   = (*handlers)(nil)
 	_ sftp.ReadlinkFileLister   = (*handlers)(nil)
+	_ sftp.StatVFSFileCmder     = (*handlers)(nil)
 	// Deliberately not implemented: sftp.OpenFileWriter (a handle open for reading and writing at once: the
-	// mount cannot read a file it is uploading), sftp.StatVFSFileCmder (not yet).
+	// mount cannot read a file it is uploading).
 )
 
 func (h *handlers) log() *slog.Logger { return h.sess.log }
@@ -557,3 +560,33 @@ func (l *dirLister) ListAt(ls []os.FileInfo, off int64) (_ int, err error) {
 
 // Close closes the directory.
 func (l *dirLister) Close() error { return l.d.Close() }
+
+// StatVFS answers statvfs@openssh.com (df in OpenSSH's sftp) with the statfs of the file system under the path:
+// the path is checked through the jail (Stat), then the home's real directory below it is asked. Read-only users
+// see the read-only flag.
+func (h *handlers) StatVFS(r *sftp.Request) (_ *sftp.StatVFS, err error) {
+	defer h.recover("statvfs", &err)
+	if err := h.checkAccount(); err != nil {
+		return nil, err
+	}
+	p := r.Filepath
+	if _, err := h.fs.Stat(p); err != nil {
+		return nil, h.status("statvfs", p, err)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Join(h.user.Home, filepath.FromSlash(p)), &st); err != nil {
+		return nil, h.status("statvfs", p, err)
+	}
+	const stRdonly, stNosuid = 0x1, 0x2 // SSH2_FXE_STATVFS_ST_RDONLY, _ST_NOSUID
+	flag := uint64(stNosuid)
+	if h.user.ReadOnly || st.Flags&stRdonly != 0 {
+		flag |= stRdonly
+	}
+	return &sftp.StatVFS{
+		Bsize: uint64(st.Bsize), Frsize: uint64(st.Frsize), Blocks: st.Blocks, Bfree: st.Bfree, Bavail: st.Bavail,
+		Files: st.Files, Ffree: st.Ffree, Favail: st.Ffree,
+		Fsid:    uint64(uint32(st.Fsid.X__val[0]))<<32 | uint64(uint32(st.Fsid.X__val[1])),
+		Flag:    flag,
+		Namemax: uint64(st.Namelen),
+	}, nil
+}
