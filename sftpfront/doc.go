@@ -29,6 +29,8 @@
 //     above it, and the JailFs refuses symbolic links leading out. Errors sent to the client name no real path.
 //   - Read-only users get SSH_FX_PERMISSION_DENIED on every request that would change the file system.
 //     Symbolic and hard link requests get SSH_FX_OP_UNSUPPORTED.
+//   - READ and WRITE packets wait for the OPENs sent before them to be answered (gate.go): pkg/sftp would
+//     otherwise race on a handle a client guessed before its OPEN completed. Honest clients never wait.
 //   - Writes reach the file in order: each open file has a reorder window (Options.ReorderWindow, 4 MiB by
 //     default) that holds writes arriving ahead of the written position; a write outside it fails with a clear
 //     message and fails the upload (reorder.go). Memory per open file is bounded by the window, per connection by

@@ -541,7 +541,8 @@ func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.
 
 // serveSFTP runs pkg/sftp's request server on ch until the client ends it.
 func (s *Server) serveSFTP(c *conn, h *handlers, ch ssh.Channel) {
-	rs := sftp.NewRequestServer(ch, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
+	gc := newGatedChannel(ch)
+	rs := sftp.NewRequestServer(gc, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
 	err := rs.Serve()
 	if err != nil && !errors.Is(err, io.EOF) {
 		c.log.Debug("sftp: subsystem ended", "err", err)
