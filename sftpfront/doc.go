@@ -1,8 +1,9 @@
 // Package sftpfront serves SFTP over SSH from the same users, bans, jails and audit log as package ftpfront.
 //
 // It is a translator: golang.org/x/crypto/ssh carries the connection, pkg/sftp's request server decodes the
-// SFTP packets and scp.go speaks the legacy scp protocol; this package maps them onto ftpfront's access layer (Authenticator, Admitter, Auditor) and file
-// seam (FsFactory: the user's JailFs, behind the MountGuard). It knows nothing about S3.
+// SFTP packets and scp.go speaks the legacy scp protocol; this package maps them onto ftpfront's access layer
+// (Authenticator, Admitter, Auditor) and file seam (FsFactory: the user's JailFs, behind the MountGuard). It
+// knows nothing about S3.
 //
 // # Invariants
 //
@@ -67,6 +68,6 @@
 //
 // # Not yet
 //
-// Requiring both a key and the password, a memory budget
-// shared by all open files (each has its own window), and the idle timeout.
+// Requiring both a key and the password, a memory budget shared by all open files (each has its own window),
+// and the idle timeout.
 package sftpfront
