@@ -362,12 +362,12 @@ func (r *scpRun) sinkDir(target string, targetIsDir bool, depth int) error {
 			return r.protocolError("unexpected line")
 		}
 		mode, size, name, err := parseSCPEntry(line[1:])
-		if err != nil {
-			return r.protocolError(err.Error())
+		if err != nil || (name == "." && line[0] == 'C') {
+			return r.protocolError("unexpected file name")
 		}
 		p := target
 		if targetIsDir {
-			p = path.Join(target, name)
+			p = path.Join(target, name) // "." (scp -r . host:dir) is the target itself
 		}
 		t := times
 		times = nil
@@ -543,7 +543,7 @@ func parseSCPTimes(s string) (scpTimes, error) {
 }
 
 // parseSCPEntry parses the rest of a C or D line: "<octal mode> <size> <name>". The name must be one path
-// element.
+// element or "." (which only a D line may carry).
 func parseSCPEntry(s string) (os.FileMode, int64, string, error) {
 	ms, rest, ok1 := strings.Cut(s, " ")
 	ss, name, ok2 := strings.Cut(rest, " ")
@@ -558,7 +558,7 @@ func parseSCPEntry(s string) (os.FileMode, int64, string, error) {
 	if err != nil || size < 0 {
 		return 0, 0, "", errors.New("bad size")
 	}
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+	if name == "" || name == ".." || strings.ContainsAny(name, "/\x00") {
 		return 0, 0, "", errors.New("unexpected file name")
 	}
 	return os.FileMode(mode), size, name, nil

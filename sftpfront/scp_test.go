@@ -395,3 +395,25 @@ func TestSCPOverSFTPOverwritesAnExistingFile(t *testing.T) {
 		}
 	}
 }
+
+// The sink refuses entry names that are not one path element ("..", "a/b", empty, "." for a file) and a
+// directory without -r; it takes "." as a directory (scp -r . host:dir sends it) as the target itself.
+func TestSCPSinkChecksEntryNames(t *testing.T) {
+	for _, line := range []string{"C0644 1 ..", "C0644 1 a/b", "C0644 1 ", "C0644 1 .", "D0755 0 ..", "C0644 x a", "C99999 1 a",
+		"C0644 -1 a", "Cxyz"} {
+		if m, size, name, err := parseSCPEntry(line[1:]); err == nil && !(name == "." && line[0] == 'C') {
+			t.Errorf("%q accepted: %v %d %q", line, m, size, name)
+		}
+	}
+	if _, _, name, err := parseSCPEntry("0755 0 ."); err != nil || name != "." {
+		t.Errorf(`"D0755 0 ." refused: %v`, err)
+	}
+	s := newTestServer(t)
+	os.MkdirAll(filepath.Join(s.work, "here", "sub"), 0o755)
+	os.WriteFile(filepath.Join(s.work, "here", "sub", "f.txt"), []byte("f"), 0o644)
+	os.Mkdir(s.home(alice, "dest"), 0o755)
+	s.mustSCP(alice, "-O", "-r", "../"+filepath.Base(s.work)+"/here/.", "R:dest")
+	if b, err := os.ReadFile(s.home(alice, "dest/sub/f.txt")); err != nil || string(b) != "f" {
+		t.Errorf("scp -O -r dir/. into dest: %q, %v", b, err)
+	}
+}
