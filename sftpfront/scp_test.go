@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -416,4 +417,54 @@ func TestSCPSinkChecksEntryNames(t *testing.T) {
 	if b, err := os.ReadFile(s.home(alice, "dest/sub/f.txt")); err != nil || string(b) != "f" {
 		t.Errorf("scp -O -r dir/. into dest: %q, %v", b, err)
 	}
+}
+
+// A client that ends the channel in the middle of a file's data leaves no file behind, and the audit log
+// records the upload as lost; an exec of any command but scp is refused on the same connection.
+func TestSCPLostConnectionRemovesThePartialFile(t *testing.T) {
+	s := newTestServer(t)
+	sc, _ := s.dial(alice)
+	sess, err := sc.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, _ := sess.StdinPipe()
+	stdout, _ := sess.StdoutPipe()
+	if err := sess.Start("scp -t /"); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 1)
+	if _, err := io.ReadFull(stdout, ack); err != nil || ack[0] != 0 {
+		t.Fatalf("ready: %v %v", ack, err)
+	}
+	io.WriteString(stdin, "C0644 100000 half.bin\n")
+	if _, err := io.ReadFull(stdout, ack); err != nil || ack[0] != 0 {
+		t.Fatalf("C line answer: %v %v", ack, err)
+	}
+	stdin.Write(randomBytes(t, 40000))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(s.home(alice, "half.bin")); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stdin.Close()
+	if err := sess.Wait(); err == nil {
+		t.Error("scp with a cut upload exited 0")
+	}
+	for time.Now().Before(deadline) && len(s.audit.find("upload")) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := s.audit.find("upload"); len(got) != 1 || got[0] != "/half.bin=connection lost" {
+		t.Errorf("upload audit = %v", got)
+	}
+	if _, err := os.Stat(s.home(alice, "half.bin")); !os.IsNotExist(err) {
+		t.Errorf("the partial file is still there: %v", err)
+	}
+	sess, _ = sc.NewSession()
+	if err := sess.Run("scp -t / ; id"); err == nil {
+		t.Error("an scp command with a shell operator ran")
+	}
+	sess.Close()
 }
