@@ -2,12 +2,17 @@ package sftpfront
 
 import (
 	"bytes"
+	"context"
+	"crypto/rsa"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,13 +237,158 @@ func TestHostKeyIsGeneratedOnceAndReused(t *testing.T) {
 	}
 }
 
+// An RSA host key is generated beside the ed25519 one (mode 0600, a .pub file) and reused; a server offers
+// both.
+func TestRSAHostKeyIsGeneratedBesideTheEd25519OneAndReused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	k1, created, err := LoadOrCreateRSAHostKey(dir)
+	if err != nil || !created {
+		t.Fatalf("first load: created=%v err=%v", created, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, RSAHostKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v; want mode 0600", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, RSAHostKeyFile+".pub")); err != nil {
+		t.Fatal(err)
+	}
+	k2, created, err := LoadOrCreateRSAHostKey(dir)
+	if err != nil || created || ssh.FingerprintSHA256(k1.PublicKey()) != ssh.FingerprintSHA256(k2.PublicKey()) {
+		t.Fatalf("second load: created=%v err=%v, same key %v", created, err,
+			err == nil && ssh.FingerprintSHA256(k1.PublicKey()) == ssh.FingerprintSHA256(k2.PublicKey()))
+	}
+	if k1.PublicKey().Type() != ssh.KeyAlgoRSA || k1.PublicKey().(ssh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey).N.BitLen() != 3072 {
+		t.Fatalf("key type %s, want a 3072-bit RSA key", k1.PublicKey().Type())
+	}
+	db, err := ftpfront.NewUserDB(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Options{Listen: "127.0.0.1:0", HostKeyDir: dir},
+		Deps{Auth: ftpfront.NewAccess(db, ftpfront.AccessConfig{}, nil), Fs: ftpfront.DefaultFsFactory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := srv.HostKeys()
+	if len(keys) != 2 || keys[0].Type() != ssh.KeyAlgoED25519 || ssh.FingerprintSHA256(keys[1]) != ssh.FingerprintSHA256(k1.PublicKey()) {
+		t.Fatalf("server host keys %v, want ed25519 and the RSA key in the directory", keys)
+	}
+}
+
+// dialWith connects with only the given algorithms (nil: the client's defaults) and runs one SFTP request.
+func (s *testServer) dialWith(hostKeyAlgos, kex, ciphers, macs []string) error {
+	sc, err := ssh.Dial("tcp", "127.0.0.1:"+s.port, &ssh.ClientConfig{
+		User:              alice.name,
+		Auth:              []ssh.AuthMethod{ssh.Password(alice.password)},
+		HostKeyCallback:   s.hostKeyCallback(),
+		HostKeyAlgorithms: hostKeyAlgos,
+		Config:            ssh.Config{KeyExchanges: kex, Ciphers: ciphers, MACs: macs},
+		Timeout:           10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	c, err := sftp.NewClient(sc)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Getwd()
+	return err
+}
+
+// By default the RSA host key signs with SHA-2 only: a client asking for rsa-sha2-256 logs in, one asking for
+// ssh-rsa (SHA-1) finds no common algorithm, as does one offering only old key exchanges, ciphers or MACs.
+func TestDefaultAlgorithmsAreModernOnly(t *testing.T) {
+	s := newTestServer(t)
+	if err := s.dialWith([]string{ssh.KeyAlgoRSASHA256}, nil, nil, nil); err != nil {
+		t.Errorf("rsa-sha2-256 host key: %v", err)
+	}
+	for name, algos := range map[string][4][]string{
+		"ssh-rsa":                     {{ssh.KeyAlgoRSA}},
+		"diffie-hellman-group14-sha1": {nil, {ssh.InsecureKeyExchangeDH14SHA1}},
+		"ecdh-sha2-nistp256":          {nil, {ssh.KeyExchangeECDHP256}},
+		"aes128-ctr":                  {nil, nil, {ssh.CipherAES128CTR}},
+		"hmac-sha1":                   {nil, nil, {ssh.CipherAES128CTR}, {ssh.HMACSHA1}},
+	} {
+		if err := s.dialWith(algos[0], algos[1], algos[2], algos[3]); err == nil || !strings.Contains(err.Error(), "no common algorithm") {
+			t.Errorf("%s: %v, want no common algorithm", name, err)
+		}
+	}
+}
+
+// With LegacyAlgorithms a client offering only old algorithms logs in: ssh-rsa host key, group 14 SHA-1 or
+// NIST ECDH key exchange, AES-CTR, HMAC-SHA1; so does OpenSSH's sftp restricted to them.
+func TestLegacyAlgorithmsLetOldClientsIn(t *testing.T) {
+	s := newTestServer(t, func(st *testSetup) { st.opts.LegacyAlgorithms = true })
+	if err := s.dialWith([]string{ssh.KeyAlgoRSA}, []string{ssh.InsecureKeyExchangeDH14SHA1}, []string{ssh.CipherAES128CTR},
+		[]string{ssh.HMACSHA1}); err != nil {
+		t.Errorf("old algorithms with LegacyAlgorithms: %v", err)
+	}
+	if err := s.dialWith(nil, []string{ssh.KeyExchangeECDHP256}, []string{ssh.CipherAES256CTR}, []string{ssh.HMACSHA256}); err != nil {
+		t.Errorf("NIST ECDH, aes256-ctr, hmac-sha2-256 with LegacyAlgorithms: %v", err)
+	}
+	kh := fmt.Sprintf("[127.0.0.1]:%s %s", s.port, ssh.MarshalAuthorizedKey(s.srv.HostKeys()[1]))
+	if err := os.WriteFile(s.knownHosts, []byte(kh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, needBinary(t, "sshpass"), "-e", needBinary(t, "sftp"), "-F", "/dev/null",
+		"-o", "BatchMode=no", "-o", "UserKnownHostsFile="+s.knownHosts, "-o", "StrictHostKeyChecking=yes",
+		"-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1",
+		"-o", "HostKeyAlgorithms=ssh-rsa", "-o", "KexAlgorithms=diffie-hellman-group14-sha1",
+		"-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha1", "-P", s.port, "-b", "-", alice.name+"@127.0.0.1")
+	cmd.Stdin = strings.NewReader("pwd\n")
+	cmd.Env = append(os.Environ(), "HOME="+s.work, "LC_ALL=C", "SSHPASS="+alice.password)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Remote working directory: /") {
+		t.Errorf("OpenSSH sftp with ssh-rsa, group14-sha1, aes128-ctr, hmac-sha1: %v\n%s", err, out)
+	}
+}
+
+// df (statvfs@openssh.com) answers with the statfs of the file system under the home, checked through the jail:
+// a path outside is refused; a read-only user sees the read-only flag.
+func TestClientStatVFSAnswersThroughTheJail(t *testing.T) {
+	s := newTestServer(t)
+	if err := os.Symlink(s.root, s.home(alice, "out")); err != nil {
+		t.Fatal(err)
+	}
+	_, c := s.dial(alice)
+	st, err := c.StatVFS("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want syscall.Statfs_t
+	if err := syscall.Statfs(s.home(alice, ""), &want); err != nil {
+		t.Fatal(err)
+	}
+	if st.Bsize != uint64(want.Bsize) || st.Blocks != want.Blocks || st.Namemax != uint64(want.Namelen) || st.Flag&1 != 0 {
+		t.Errorf("statvfs = %+v, want bsize %d blocks %d namemax %d, writable", st, want.Bsize, want.Blocks, want.Namelen)
+	}
+	if _, err := c.StatVFS("/out"); err == nil {
+		t.Error("statvfs through a link out of the jail answered")
+	}
+	if _, err := c.StatVFS("/missing"); err == nil {
+		t.Error("statvfs of a missing path answered")
+	}
+	_, rc := s.dial(bob)
+	if st, err := rc.StatVFS("/"); err != nil || st.Flag&1 == 0 {
+		t.Errorf("statvfs for a read-only user: %+v, %v; want the read-only flag", st, err)
+	}
+	out := s.mustSFTP(alice, "df -h\n")
+	if !strings.Contains(out, "Size") {
+		t.Errorf("OpenSSH sftp df:\n%s", out)
+	}
+}
+
 // A client offering only old algorithms (aes128-ctr, hmac-sha1, diffie-hellman-group14-sha1) is refused.
 func TestOldAlgorithmsAreRefused(t *testing.T) {
 	s := newTestServer(t)
 	_, err := ssh.Dial("tcp", "127.0.0.1:"+s.port, &ssh.ClientConfig{
 		User:            alice.name,
 		Auth:            []ssh.AuthMethod{ssh.Password(alice.password)},
-		HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()),
+		HostKeyCallback: s.hostKeyCallback(),
 		Config:          ssh.Config{Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha1"}},
 		Timeout:         10 * time.Second,
 	})
@@ -366,9 +516,56 @@ func TestClientRemovedAccountEndsTheSessionWithoutCuttingATransfer(t *testing.T)
 		time.Sleep(20 * time.Millisecond)
 	}
 	if sc, err := ssh.Dial("tcp", "127.0.0.1:"+s.port, &ssh.ClientConfig{User: alice.name,
-		Auth: []ssh.AuthMethod{ssh.Password(alice.password)}, HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()),
+		Auth: []ssh.AuthMethod{ssh.Password(alice.password)}, HostKeyCallback: s.hostKeyCallback(),
 		Timeout: 10 * time.Second}); err == nil {
 		sc.Close()
 		t.Fatal("the removed account logged in again")
+	}
+}
+
+// pkg/sftp's client sets the mtime with SETSTAT (by path) and FSETSTAT (the mode, on the handle) right after the
+// open and before its writes, as WinSCP's "preserve timestamp" does; the writes that follow do not win: after
+// the close the file has the mtime and mode that were set, and its data.
+func TestClientSetstatBeforeTheWritesKeepsTheMtime(t *testing.T) {
+	s := newTestServer(t)
+	checkSetstatBeforeWrites(t, s)
+}
+
+func checkSetstatBeforeWrites(t *testing.T, s *testServer) {
+	t.Helper()
+	_, c := s.dial(alice)
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	data := randomBytes(t, 3<<20+17)
+	f, err := c.OpenFile("winscp.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Chtimes("winscp.bin", mtime, mtime); err != nil {
+		t.Fatalf("SETSTAT mtime before the writes: %v", err)
+	}
+	if err := f.Chmod(0o640); err != nil {
+		t.Fatalf("FSETSTAT mode before the writes: %v", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	fi, err := os.Stat(s.home(alice, "winscp.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(mtime) {
+		t.Errorf("mtime after the close = %v, want %v", fi.ModTime().UTC(), mtime)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode after the close = %v, want 0640", fi.Mode().Perm())
+	}
+	if got, _ := os.ReadFile(s.home(alice, "winscp.bin")); !bytes.Equal(got, data) {
+		t.Errorf("data differs: %d bytes, want %d", len(got), len(data))
+	}
+	if rfi, err := c.Stat("winscp.bin"); err != nil || !rfi.ModTime().Equal(mtime) {
+		t.Errorf("STAT after the close: %v, %v; want mtime %v", rfi, err, mtime)
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -25,6 +27,10 @@ type handlers struct {
 	window  int64
 	uploads chan struct{} // one token per file open for writing on the connection
 	open    atomic.Int64  // files open for reading or writing
+
+	mu sync.Mutex
+	// Guarded by mu.
+	writing map[string]*upload // the open uploads by path, for SETSTAT by path during an upload
 }
 
 var (
@@ -36,8 +42,9 @@ var (
 	_ sftp.LstatFileLister      = (*handlers)(nil)
 	_ sftp.RealPathFileLister   = (*handlers)(nil)
 	_ sftp.ReadlinkFileLister   = (*handlers)(nil)
+	_ sftp.StatVFSFileCmder     = (*handlers)(nil)
 	// Deliberately not implemented: sftp.OpenFileWriter (a handle open for reading and writing at once: the
-	// mount cannot read a file it is uploading), sftp.StatVFSFileCmder (not yet).
+	// mount cannot read a file it is uploading).
 )
 
 func (h *handlers) log() *slog.Logger { return h.sess.log }
@@ -209,11 +216,32 @@ func (h *handlers) openUpload(r *sftp.Request) (io.WriterAt, error) {
 		// No truncation (reput, append): the stream continues at the end of what is there.
 		start = fi.Size()
 	}
-	return &upload{
+	u := &upload{
 		h: h, f: f, path: p, started: time.Now(),
 		w:            newReorderWriter(f, start, h.window),
 		removeOnFail: pf.Trunc || !existed,
-	}, nil
+	}
+	if start > 0 {
+		// A write before the end means a rewrite in place (scp in SFTP mode), not a resume: start over at 0.
+		u.w.allowRewind(func() error {
+			u.rewound.Store(true)
+			return f.Truncate(0)
+		})
+	}
+	h.mu.Lock()
+	if h.writing == nil {
+		h.writing = make(map[string]*upload)
+	}
+	h.writing[p] = u
+	h.mu.Unlock()
+	return u, nil
+}
+
+// openUploadOn returns the upload open on p, or nil.
+func (h *handlers) openUploadOn(p string) *upload {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.writing[p]
 }
 
 // upload is a file open for writing: WriteAt goes through the reorder window, Close completes the upload.
@@ -223,9 +251,15 @@ type upload struct {
 	path         string
 	started      time.Time
 	w            *reorderWriter
-	removeOnFail bool // new or truncated: a failed upload leaves nothing behind
+	removeOnFail bool        // new or truncated: a failed upload leaves nothing behind
+	rewound      atomic.Bool // rewritten from 0 (reorderWriter's "rewound"): as truncated
 	closeOnce    sync.Once
 	closeErr     error
+
+	mu sync.Mutex
+	// Guarded by mu: attributes a SETSTAT set during the upload, applied again at close.
+	size  *int64        // truncate to this size before the close, unless the stream ended there
+	times *[2]time.Time // atime, mtime: set again after the close (writes change the mtime)
 }
 
 // WriteAt hands p to the reorder window.
@@ -247,6 +281,11 @@ func (u *upload) TransferError(err error) { u.w.fail(err) }
 func (u *upload) Close() (err error) {
 	defer u.h.recover("close", &err)
 	u.closeOnce.Do(func() {
+		u.h.mu.Lock()
+		if u.h.writing[u.path] == u {
+			delete(u.h.writing, u.path)
+		}
+		u.h.mu.Unlock()
 		u.closeErr = u.close()
 		<-u.h.uploads
 		u.h.open.Add(-1)
@@ -256,9 +295,15 @@ func (u *upload) Close() (err error) {
 
 func (u *upload) close() error {
 	written, err := u.w.finish()
+	u.mu.Lock()
+	size, times := u.size, u.times
+	u.mu.Unlock()
+	if err == nil && size != nil && *size != u.w.end() {
+		err = u.f.Truncate(*size)
+	}
 	removed := false
 	drop := func() {
-		if !u.removeOnFail || removed {
+		if !(u.removeOnFail || u.rewound.Load()) || removed {
 			return
 		}
 		removed = true
@@ -273,6 +318,10 @@ func (u *upload) close() error {
 	if err == nil && closeErr != nil {
 		err = closeErr
 		drop()
+	}
+	if err == nil && times != nil {
+		// The writes after the SETSTAT changed the mtime (WinSCP sets it before writing): set it again.
+		err = u.h.fs.Chtimes(u.path, times[0], times[1])
 	}
 	res := "ok"
 	if err != nil {
@@ -353,10 +402,26 @@ func (h *handlers) rename(from, to string) error {
 
 // setstat applies the attributes a SETSTAT or FSETSTAT carries: size, permissions, times. uid/gid are
 // ignored: the mount has one owner.
+//
+// During an upload of p (SETSTAT by path or FSETSTAT on its handle) a size is applied by the upload at its close
+// (a second open of a file being uploaded would fail on the mount, and OpenSSH's scp in SFTP mode sets the size
+// it wrote), and times are set at once and again after the close.
 func (h *handlers) setstat(r *sftp.Request) error {
 	flags, attrs := r.AttrFlags(), r.Attributes()
 	p := r.Filepath
-	if flags.Size {
+	u := h.openUploadOn(p)
+	if u != nil {
+		u.mu.Lock()
+		if flags.Size {
+			size := int64(attrs.Size)
+			u.size = &size
+		}
+		if flags.Acmodtime {
+			u.times = &[2]time.Time{attrs.AccessTime(), attrs.ModTime()}
+		}
+		u.mu.Unlock()
+	}
+	if flags.Size && u == nil {
 		f, err := h.fs.OpenFile(p, os.O_WRONLY, 0)
 		if err != nil {
 			return err
@@ -496,3 +561,33 @@ func (l *dirLister) ListAt(ls []os.FileInfo, off int64) (_ int, err error) {
 
 // Close closes the directory.
 func (l *dirLister) Close() error { return l.d.Close() }
+
+// StatVFS answers statvfs@openssh.com (df in OpenSSH's sftp) with the statfs of the file system under the path:
+// the path is checked through the jail (Stat), then the home's real directory below it is asked. Read-only users
+// see the read-only flag.
+func (h *handlers) StatVFS(r *sftp.Request) (_ *sftp.StatVFS, err error) {
+	defer h.recover("statvfs", &err)
+	if err := h.checkAccount(); err != nil {
+		return nil, err
+	}
+	p := r.Filepath
+	if _, err := h.fs.Stat(p); err != nil {
+		return nil, h.status("statvfs", p, err)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Join(h.user.Home, filepath.FromSlash(p)), &st); err != nil {
+		return nil, h.status("statvfs", p, err)
+	}
+	const stRdonly, stNosuid = 0x1, 0x2 // SSH2_FXE_STATVFS_ST_RDONLY, _ST_NOSUID
+	flag := uint64(stNosuid)
+	if h.user.ReadOnly || st.Flags&stRdonly != 0 {
+		flag |= stRdonly
+	}
+	return &sftp.StatVFS{
+		Bsize: uint64(st.Bsize), Frsize: uint64(st.Frsize), Blocks: st.Blocks, Bfree: st.Bfree, Bavail: st.Bavail,
+		Files: st.Files, Ffree: st.Ffree, Favail: st.Ffree,
+		Fsid:    uint64(uint32(st.Fsid.X__val[0]))<<32 | uint64(uint32(st.Fsid.X__val[1])),
+		Flag:    flag,
+		Namemax: uint64(st.Namelen),
+	}, nil
+}

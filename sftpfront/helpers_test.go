@@ -94,7 +94,7 @@ func withKeys(user string, lines ...string) serverOpt {
 func newTestServer(t *testing.T, opts ...serverOpt) *testServer {
 	t.Helper()
 	st := testSetup{
-		opts:   Options{Listen: "127.0.0.1:0", HostKeyDir: t.TempDir()},
+		opts:   Options{Listen: "127.0.0.1:0", HostKeyDir: seededHostKeyDir(t)},
 		access: ftpfront.AccessConfig{FailDelay: 10 * time.Millisecond},
 		keys:   map[string][]string{},
 	}
@@ -220,7 +220,7 @@ func (s *testServer) dial(u testUser) (*ssh.Client, *sftp.Client) {
 	sc, err := ssh.Dial("tcp", "127.0.0.1:"+s.port, &ssh.ClientConfig{
 		User:            u.name,
 		Auth:            []ssh.AuthMethod{ssh.Password(u.password)},
-		HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()),
+		HostKeyCallback: s.hostKeyCallback(),
 		Timeout:         10 * time.Second,
 	})
 	if err != nil {
@@ -257,4 +257,44 @@ func randomBytes(t *testing.T, n int) []byte {
 		b[i] = byte((i * 2654435761) >> 13)
 	}
 	return b
+}
+
+// sharedRSAKey is one RSA host key for all test servers: generating 3072 bits per test would dominate the run.
+var sharedRSAKey = sync.OnceValues(func() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "sftpfront-rsa")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if _, _, err := LoadOrCreateRSAHostKey(dir); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(filepath.Join(dir, RSAHostKeyFile))
+})
+
+// seededHostKeyDir returns a new host key directory holding the shared RSA key; the ed25519 key is generated
+// by the server.
+func seededHostKeyDir(t *testing.T) string {
+	t.Helper()
+	key, err := sharedRSAKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, RSAHostKeyFile), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// hostKeyCallback accepts the server's host keys (ed25519 or RSA, as the client negotiates) and no other.
+func (s *testServer) hostKeyCallback() ssh.HostKeyCallback {
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		for _, k := range s.srv.HostKeys() {
+			if bytes.Equal(k.Marshal(), key.Marshal()) {
+				return nil
+			}
+		}
+		return fmt.Errorf("unknown host key %s", ssh.FingerprintSHA256(key))
+	}
 }

@@ -1,8 +1,10 @@
 package sftpfront
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,14 +19,36 @@ import (
 // readable by ssh-keygen); HostKeyFile+".pub" holds the public key in authorized_keys format.
 const HostKeyFile = "ssh_host_ed25519_key"
 
+// RSAHostKeyFile is the name of the RSA host key (3072 bits) beside HostKeyFile, for clients without ed25519;
+// RSAHostKeyFile+".pub" holds its public key.
+const RSAHostKeyFile = "ssh_host_rsa_key"
+
+// rsaHostKeyBits is the size of a generated RSA host key, OpenSSH's default.
+const rsaHostKeyBits = 3072
+
 // LoadOrCreateHostKey returns the ed25519 host key in dir, generating it on first use (dir is created with mode
 // 0700, the key written with mode 0600). created reports whether the key was generated. A key file that exists
 // but cannot be parsed is an error, never silently replaced: clients would see a changed host key.
 func LoadOrCreateHostKey(dir string) (signer ssh.Signer, created bool, err error) {
+	return loadOrCreateKey(dir, HostKeyFile, func() (crypto.PrivateKey, error) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	})
+}
+
+// LoadOrCreateRSAHostKey returns the RSA host key in dir, generating it on first use, under the same rules as
+// LoadOrCreateHostKey.
+func LoadOrCreateRSAHostKey(dir string) (signer ssh.Signer, created bool, err error) {
+	return loadOrCreateKey(dir, RSAHostKeyFile, func() (crypto.PrivateKey, error) {
+		return rsa.GenerateKey(rand.Reader, rsaHostKeyBits)
+	})
+}
+
+func loadOrCreateKey(dir, name string, generate func() (crypto.PrivateKey, error)) (ssh.Signer, bool, error) {
 	if dir == "" {
 		return nil, false, errors.New("host key directory not set")
 	}
-	path := filepath.Join(dir, HostKeyFile)
+	path := filepath.Join(dir, name)
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -39,7 +63,7 @@ func LoadOrCreateHostKey(dir string) (signer ssh.Signer, created bool, err error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("host key directory: %w", err)
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	priv, err := generate()
 	if err != nil {
 		return nil, false, fmt.Errorf("host key: %w", err)
 	}
@@ -54,7 +78,7 @@ func LoadOrCreateHostKey(dir string) (signer ssh.Signer, created bool, err error
 	// O_EXCL: two daemons starting at once on one directory must not both write; the loser reads the winner's.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return LoadOrCreateHostKey(dir)
+		return loadOrCreateKey(dir, name, generate)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("host key: %w", err)

@@ -35,7 +35,7 @@ func newKey(t *testing.T) (ssh.Signer, string, ed25519.PrivateKey) {
 func (s *testServer) dialKey(user string, key ssh.Signer) (*ssh.Client, error) {
 	return ssh.Dial("tcp", "127.0.0.1:"+s.port, &ssh.ClientConfig{
 		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(key)},
-		HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()), Timeout: 10 * time.Second,
+		HostKeyCallback: s.hostKeyCallback(), Timeout: 10 * time.Second,
 	})
 }
 
@@ -199,7 +199,7 @@ func TestKeyboardInteractiveIsAPasswordPrompt(t *testing.T) {
 				}
 				return []string{pw}, nil
 			})},
-			HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()), Timeout: 10 * time.Second,
+			HostKeyCallback: s.hostKeyCallback(), Timeout: 10 * time.Second,
 		})
 		if len(questions) == 0 || questions[0] != "Password: " {
 			t.Errorf("questions %q, want a password prompt", questions)

@@ -120,3 +120,75 @@ func TestFailedUploadOverS3MountLeavesNoObject(t *testing.T) {
 		t.Error("alice/half.bin is in S3")
 	}
 }
+
+// Over the mount, pkg/sftp's client setting the mtime (SETSTAT) and mode (FSETSTAT) before its writes, as
+// WinSCP does, gets a file with that mtime after the close, on the mount and in the object's x-amz-meta-mtime.
+func TestSetstatBeforeTheWritesOverS3Mount(t *testing.T) {
+	env := mounttest.Mount(t, mounttest.Options())
+	s := newTestServer(t, withRoot(env.Dir))
+	checkSetstatBeforeWrites(t, s)
+	info, err := env.Client.HeadObject(context.Background(), "alice/winscp.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := info.Metadata["mtime"]; !strings.HasPrefix(m, "981173106") {
+		t.Errorf("x-amz-meta-mtime = %q, want 981173106", m)
+	}
+}
+
+// Over the mount, scp -O uploads a 7 MiB file with -p (multipart, the mtime in x-amz-meta-mtime), a tree with
+// -r -p, and downloads both back identical; plain scp (SFTP mode) overwrites the file in place and copies the
+// tree back with -r -p.
+func TestSCPOverS3Mount(t *testing.T) {
+	env := mounttest.Mount(t, mounttest.Options())
+	s := newTestServer(t, withRoot(env.Dir))
+	ctx := context.Background()
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	data := randomBytes(t, 7<<20+3)
+	p := s.local("big.bin", data)
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	files := writeTree(t, filepath.Join(s.work, "tree"))
+	s.mustSCP(alice, "-O", "-p", "big.bin", "R:")
+	s.mustSCP(alice, "-O", "-r", "-p", "tree", "R:")
+
+	body, _, err := env.Client.GetObject(ctx, "alice/big.bin", 0, -1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	got.ReadFrom(body)
+	body.Close()
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("object alice/big.bin: %d bytes, want %d identical", got.Len(), len(data))
+	}
+	info, err := env.Client.HeadObject(ctx, "alice/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := info.Metadata["mtime"]; !strings.HasPrefix(m, "981173106") {
+		t.Errorf("x-amz-meta-mtime = %q, want 981173106", m)
+	}
+	checkTree(t, s.home(alice, "tree"), files)
+
+	s.mustSCP(alice, "-O", "-p", "R:big.bin", "back.bin")
+	if fi, err := os.Stat(filepath.Join(s.work, "back.bin")); err != nil || !fi.ModTime().Equal(mtime) {
+		t.Errorf("scp -O -p download: %v, %v; want mtime %v", fi, err, mtime)
+	}
+	if !bytes.Equal(mustRead(t, filepath.Join(s.work, "back.bin")), data) {
+		t.Fatal("scp -O download differs")
+	}
+	s.mustSCP(alice, "-O", "-r", "R:tree", "back-legacy")
+	checkTree(t, filepath.Join(s.work, "back-legacy"), files)
+
+	data2 := randomBytes(t, 6<<20+1)
+	data2[0] ^= 0xff
+	s.local("big.bin", data2)
+	s.mustSCP(alice, "-p", "big.bin", "R:")
+	if !bytes.Equal(mustRead(t, s.home(alice, "big.bin")), data2) {
+		t.Fatal("plain scp over an existing object: the mount has other bytes")
+	}
+	s.mustSCP(alice, "-r", "-p", "R:tree", "back-sftp")
+	checkTree(t, filepath.Join(s.work, "back-sftp"), files)
+}

@@ -10,6 +10,10 @@ package sftpfront
 //	held        next < off, off+len <= next+window, no overlap with a held chunk: copied and kept until the gap fills
 //	refused     off < next (already written: a rewrite or a duplicate), beyond the window, overlapping a held
 //	            chunk, or over maxHeldChunks: the request fails with a *WriteOrderError and the writer is failed
+//	rewound     off < next before any byte was written, on a writer that continues an existing file (start > 0)
+//	            and may rewind: the client rewrites the file in place (OpenSSH's scp in SFTP mode opens without
+//	            truncation and writes from 0), so the file is truncated, the stream restarts at 0 and the write
+//	            is taken as above
 //
 // States (one per writer, guarded by mu):
 //
@@ -64,6 +68,7 @@ type chunk struct {
 type reorderWriter struct {
 	w      io.WriterAt
 	window int64
+	rewind func() error // truncates the file to 0 for a rewrite in place; nil when not allowed or done
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -79,6 +84,21 @@ type reorderWriter struct {
 // append or resume).
 func newReorderWriter(w io.WriterAt, start, window int64) *reorderWriter {
 	return &reorderWriter{w: w, next: start, window: window}
+}
+
+// allowRewind lets a writer that continues an existing file restart at 0 (see "rewound" above); rewind
+// truncates the file. Called before the first write.
+func (r *reorderWriter) allowRewind(rewind func() error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rewind = rewind
+}
+
+// end returns the offset after the last byte written.
+func (r *reorderWriter) end() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next
 }
 
 // WriteAt writes p at off, at once or once the bytes before it have arrived.
@@ -99,6 +119,21 @@ func (r *reorderWriter) WriteAt(p []byte, off int64) (int, error) {
 		r.err = &WriteOrderError{Off: off, Len: n, Next: r.next, Window: r.window, Reason: reason}
 		r.dropHeldLocked()
 		return 0, r.err
+	}
+	if off < r.next && r.rewind != nil && r.written == 0 {
+		rewind := r.rewind
+		r.rewind = nil
+		if err := rewind(); err != nil {
+			r.err = err
+			r.dropHeldLocked()
+			return 0, err
+		}
+		r.next = 0
+		if len(r.held) > 0 {
+			if last := r.held[len(r.held)-1]; last.off+int64(len(last.data)) > r.window {
+				return refuse("beyond the reorder window of a rewrite from offset 0")
+			}
+		}
 	}
 	switch {
 	case off < r.next:

@@ -155,3 +155,34 @@ func TestReorderHeldChunksAreBoundedInCount(t *testing.T) {
 		t.Fatalf("%d held chunks accepted", maxHeldChunks+1)
 	}
 }
+
+// A writer continuing an existing file that may rewind, whose first write lands before the start, truncates
+// the file once and takes the writes from offset 0, held ones included; after bytes were written a write
+// before the position is refused as ever.
+func TestReorderAWriteBeforeTheStartRewindsOnceBeforeAnyByteIsWritten(t *testing.T) {
+	f := &seqFile{}
+	f.buf.WriteString("old contents")
+	rewinds := 0
+	w := newReorderWriter(f, int64(f.buf.Len()), 1<<20)
+	w.allowRewind(func() error { rewinds++; f.buf.Reset(); return nil })
+	data := pattern(100)
+	if _, err := w.WriteAt(data[50:], 50); err != nil { // held: beyond the start, nothing written yet
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(data[:50], 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(data[:10], 0); err == nil {
+		t.Fatal("a rewrite after the rewind was accepted")
+	}
+	if rewinds != 1 || !bytes.Equal(f.buf.Bytes(), data) {
+		t.Fatalf("rewinds %d, file %q; want 1 and the new data", rewinds, f.buf.Bytes())
+	}
+
+	f = &seqFile{}
+	f.buf.WriteString("old")
+	w = newReorderWriter(f, 3, 1<<20) // no rewind allowed: a resume only
+	if _, err := w.WriteAt([]byte("x"), 0); err == nil {
+		t.Fatal("a write before the start of a resume was accepted")
+	}
+}

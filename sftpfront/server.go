@@ -30,8 +30,12 @@ import (
 type Options struct {
 	// Listen is the SSH listen address, e.g. "127.0.0.1:2022"; port 0 picks a free port (Server.Addr).
 	Listen string
-	// HostKeyDir holds the host key (HostKeyFile), generated there on first start.
+	// HostKeyDir holds the host keys (HostKeyFile, RSAHostKeyFile), generated there on first start.
 	HostKeyDir string
+	// LegacyAlgorithms widens the algorithms for old clients: ECDH (NIST curves) and Diffie-Hellman group 14
+	// and group exchange key exchanges (SHA-256, and SHA-1 for group 14), AES-CTR ciphers, non-ETM HMAC-SHA2 and
+	// HMAC-SHA1 MACs, and the RSA host key signed with SHA-1 (ssh-rsa). Off by default.
+	LegacyAlgorithms bool
 	// LoginTimeout bounds the time from connect to the end of authentication (default 60s).
 	LoginTimeout time.Duration
 	// MaxAuthTries closes the connection after this many failed authentications (default 3, as ftpfront's
@@ -98,7 +102,8 @@ type Server struct {
 	opts    Options
 	deps    Deps
 	log     *slog.Logger
-	hostKey ssh.Signer
+	hostKey ssh.Signer // ed25519
+	rsaKey  ssh.Signer // RSA, restricted to the signature algorithms offered
 	panics  safego.Panics
 
 	mu sync.Mutex
@@ -110,14 +115,33 @@ type Server struct {
 	wg sync.WaitGroup // connection goroutines
 }
 
-// Algorithms offered: modern ones only.
+// Algorithms offered: modern ones only, and with Options.LegacyAlgorithms the legacy ones after them.
 var (
 	kexAlgos = []string{ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519, "curve25519-sha256@libssh.org"}
 	ciphers  = []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES256GCM, ssh.CipherAES128GCM}
 	macs     = []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM}
+	rsaAlgos = []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
+
+	legacyKexAlgos = []string{ssh.KeyExchangeECDHP256, ssh.KeyExchangeECDHP384, ssh.KeyExchangeECDHP521,
+		ssh.KeyExchangeDHGEXSHA256, ssh.KeyExchangeDH16SHA512, ssh.KeyExchangeDH14SHA256, ssh.InsecureKeyExchangeDH14SHA1}
+	legacyCiphers  = []string{ssh.CipherAES256CTR, ssh.CipherAES192CTR, ssh.CipherAES128CTR}
+	legacyMACs     = []string{ssh.HMACSHA256, ssh.HMACSHA512, ssh.HMACSHA1}
+	legacyRSAAlgos = []string{ssh.KeyAlgoRSA}
 )
 
-// NewServer loads or creates the host key and returns a server; it logs the host key's fingerprint.
+// algorithms returns the key exchanges, ciphers, MACs and RSA signature algorithms offered.
+func (o Options) algorithms() (kex, ciph, mac, rsa []string) {
+	kex, ciph, mac, rsa = kexAlgos, ciphers, macs, rsaAlgos
+	if o.LegacyAlgorithms {
+		kex = append(append([]string(nil), kex...), legacyKexAlgos...)
+		ciph = append(append([]string(nil), ciph...), legacyCiphers...)
+		mac = append(append([]string(nil), mac...), legacyMACs...)
+		rsa = append(append([]string(nil), rsa...), legacyRSAAlgos...)
+	}
+	return kex, ciph, mac, rsa
+}
+
+// NewServer loads or creates the host keys and returns a server; it logs the host keys' fingerprints.
 func NewServer(opts Options, deps Deps) (*Server, error) {
 	if deps.Auth == nil || deps.Fs == nil {
 		return nil, errors.New("sftpfront: Deps.Auth and Deps.Fs are required")
@@ -136,6 +160,23 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 	s := &Server{opts: opts, deps: deps, log: deps.Log, hostKey: key, conns: make(map[net.Conn]struct{})}
 	s.log.Info("sftp host key", "type", key.PublicKey().Type(), "fingerprint", ssh.FingerprintSHA256(key.PublicKey()),
 		"dir", opts.HostKeyDir, "generated", created)
+	rkey, created, err := LoadOrCreateRSAHostKey(opts.HostKeyDir)
+	if err != nil {
+		return nil, fmt.Errorf("sftpfront: %w", err)
+	}
+	as, ok := rkey.(ssh.AlgorithmSigner)
+	if !ok || rkey.PublicKey().Type() != ssh.KeyAlgoRSA {
+		return nil, fmt.Errorf("sftpfront: %s is not an RSA key", RSAHostKeyFile)
+	}
+	_, _, _, ralgos := opts.algorithms()
+	if s.rsaKey, err = ssh.NewSignerWithAlgorithms(as, ralgos); err != nil {
+		return nil, fmt.Errorf("sftpfront: RSA host key: %w", err)
+	}
+	s.log.Info("sftp host key", "type", rkey.PublicKey().Type(), "fingerprint", ssh.FingerprintSHA256(rkey.PublicKey()),
+		"dir", opts.HostKeyDir, "generated", created, "signatures", strings.Join(ralgos, ","))
+	if opts.LegacyAlgorithms {
+		s.log.Warn("sftp: legacy algorithms enabled for old clients (SHA-1, CTR ciphers, NIST curves)")
+	}
 	return s, nil
 }
 
@@ -143,8 +184,13 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 // sessions and connection set-up. Each failed one request or ended one connection.
 func (s *Server) Panics() int64 { return s.panics.Count() }
 
-// HostKey returns the server's public host key.
+// HostKey returns the server's ed25519 public host key.
 func (s *Server) HostKey() ssh.PublicKey { return s.hostKey.PublicKey() }
+
+// HostKeys returns the server's public host keys: ed25519, then RSA.
+func (s *Server) HostKeys() []ssh.PublicKey {
+	return []ssh.PublicKey{s.hostKey.PublicKey(), s.rsaKey.PublicKey()}
+}
 
 // Listen binds the listen address.
 func (s *Server) Listen() error {
@@ -370,10 +416,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 
 // serverConfig returns the SSH configuration for connection c: password and keyboard-interactive
 // authentication through the shared Authenticator, public keys through KeyAuthenticator when Deps.Auth has it,
-// the host key and the modern algorithms.
+// the host keys and the algorithms of Options.algorithms.
 func (s *Server) serverConfig(ctx context.Context, c *conn) *ssh.ServerConfig {
+	kex, ciph, mac, _ := s.opts.algorithms()
 	cfg := &ssh.ServerConfig{
-		Config:        ssh.Config{KeyExchanges: kexAlgos, Ciphers: ciphers, MACs: macs},
+		Config:        ssh.Config{KeyExchanges: kex, Ciphers: ciph, MACs: mac},
 		MaxAuthTries:  s.opts.MaxAuthTries,
 		ServerVersion: "SSH-2.0-s3ftp",
 		PasswordCallback: func(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
@@ -413,6 +460,7 @@ func (s *Server) serverConfig(ctx context.Context, c *conn) *ssh.ServerConfig {
 		}
 	}
 	cfg.AddHostKey(s.hostKey)
+	cfg.AddHostKey(s.rsaKey)
 	return cfg
 }
 
@@ -437,7 +485,8 @@ func (c *conn) loginPassword(ctx context.Context, name, password, method string)
 // login: the conn.keyUser entry.
 const extKeyLogin = "s3ftp-key-login"
 
-// session serves one session channel: the "sftp" subsystem once; every other request is answered false.
+// session serves one session channel: the "sftp" subsystem or one scp command (an exec request, scp.go) once;
+// every other request is answered false.
 func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer func() {
 		ch.Close()
@@ -454,21 +503,37 @@ func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.
 				}
 				return
 			}
-			ok = false
-			if req.Type == "subsystem" && !started {
+			var run func()
+			switch {
+			case started:
+			case req.Type == "subsystem":
 				var sub struct{ Name string }
 				if err := ssh.Unmarshal(req.Payload, &sub); err == nil && sub.Name == "sftp" {
-					ok, started = true, true
-					go func() {
-						defer close(done)
-						s.panics.Call(c.log, "sftp: subsystem", func() error { s.serveSFTP(c, h, ch); return nil })
-					}()
+					run = func() { s.serveSFTP(c, h, ch) }
+				}
+			case req.Type == "exec":
+				var ex struct{ Command string }
+				if err := ssh.Unmarshal(req.Payload, &ex); err == nil {
+					cmd, err := parseSCP(ex.Command)
+					if err != nil {
+						c.log.Info("sftp: exec refused", "command", truncate(ex.Command, 200), "err", err)
+					} else {
+						run = func() { s.serveSCP(c, h, ch, cmd) }
+					}
 				}
 			}
-			if !ok {
+			if run == nil {
 				c.log.Debug("sftp: channel request refused", "type", req.Type)
 			}
-			req.Reply(ok, nil)
+			// The answer goes before the subsystem's or the command's first byte.
+			req.Reply(run != nil, nil)
+			if run != nil {
+				started = true
+				go func() {
+					defer close(done)
+					s.panics.Call(c.log, "sftp: "+req.Type, func() error { run(); return nil })
+				}()
+			}
 		case <-done:
 			return
 		}
@@ -477,11 +542,13 @@ func (s *Server) session(c *conn, h *handlers, ch ssh.Channel, reqs <-chan *ssh.
 
 // serveSFTP runs pkg/sftp's request server on ch until the client ends it.
 func (s *Server) serveSFTP(c *conn, h *handlers, ch ssh.Channel) {
-	rs := sftp.NewRequestServer(ch, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
+	gc := newGatedChannel(ch)
+	rs := sftp.NewRequestServer(gc, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
 	err := rs.Serve()
-	rs.Close()
 	if err != nil && !errors.Is(err, io.EOF) {
 		c.log.Debug("sftp: subsystem ended", "err", err)
 	}
+	// Before rs.Close, which closes the channel: scp (SFTP mode) fails when the exit status is missing.
 	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+	rs.Close()
 }

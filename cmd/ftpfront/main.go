@@ -24,8 +24,10 @@
 //
 // --sftp-listen ADDR (off when empty) serves SFTP (package sftpfront) beside FTPS, from the same users file and
 // the same Access: one ban table, one connection limit, the same jails, refused names, failed-login delay,
-// audit log and metrics. --sftp-host-key-dir holds the ed25519 host key, generated there on first start and
-// reused afterwards; its fingerprint is logged at start. The ready file gains a "sftp=ADDR" line.
+// audit log and metrics; scp (legacy protocol and SFTP mode) is served on the same port. --sftp-host-key-dir
+// holds the ed25519 and RSA host keys, generated there on first start and reused afterwards; their fingerprints
+// are logged at start. Only modern algorithms are offered; --ssh-legacy-algorithms adds old ones for old
+// clients (see sftpfront.Options.LegacyAlgorithms). The ready file gains a "sftp=ADDR" line.
 //
 // # Events
 //
@@ -159,7 +161,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.StringVar(&o.Listen, "listen", o.Listen, "explicit FTPS (AUTH TLS) listen address")
 	fs.StringVar(&o.ImplicitListen, "implicit-listen", "", "implicit FTPS listen address (off when empty)")
 	fs.StringVar(&c.sftp.Listen, "sftp-listen", "", "SFTP (SSH) listen address (off when empty)")
-	fs.StringVar(&c.sftp.HostKeyDir, "sftp-host-key-dir", "", "directory of the SSH host key, generated there on first start (required with --sftp-listen)")
+	fs.StringVar(&c.sftp.HostKeyDir, "sftp-host-key-dir", "", "directory of the SSH host keys (ed25519, RSA), generated there on first start (required with --sftp-listen)")
+	fs.BoolVar(&c.sftp.LegacyAlgorithms, "ssh-legacy-algorithms", false, "also offer old SSH algorithms for old clients: NIST ECDH and Diffie-Hellman key exchanges, AES-CTR, HMAC-SHA2/SHA1 without ETM, ssh-rsa (SHA-1) host key signatures")
 	fs.BoolVar(&o.AllowPlain, "allow-plain", false, "allow logins and transfers without TLS")
 	fs.BoolVar(&o.AllowActive, "allow-active", false, "enable PORT/EPRT (active mode)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate (PEM)")

@@ -25,6 +25,23 @@ func TestSFTPListenWithoutHostKeyDirIsUsageError(t *testing.T) {
 	}
 }
 
+// --ssh-legacy-algorithms maps to sftpfront.Options.LegacyAlgorithms, off by default.
+func TestSSHLegacyAlgorithmsFlag(t *testing.T) {
+	base := []string{"--root", "/tmp", "--users", "u.yaml", "--sftp-listen", "127.0.0.1:0", "--sftp-host-key-dir", "/tmp/k"}
+	for _, tc := range []struct {
+		extra []string
+		want  bool
+	}{{nil, false}, {[]string{"--ssh-legacy-algorithms"}, true}, {[]string{"--ssh-legacy-algorithms=false"}, false}} {
+		c, code := parseFlags(append(append([]string(nil), base...), tc.extra...), io.Discard)
+		if c == nil {
+			t.Fatalf("%v: exit code %d", tc.extra, code)
+		}
+		if c.sftp.LegacyAlgorithms != tc.want {
+			t.Errorf("%v: LegacyAlgorithms = %v, want %v", tc.extra, c.sftp.LegacyAlgorithms, tc.want)
+		}
+	}
+}
+
 // The binary serves SFTP beside FTPS from one users file: the same account logs in over both, a file uploaded
 // over SFTP is read back over FTPS, the read-only flag holds over SFTP, the host key is generated once into
 // --sftp-host-key-dir, its fingerprint logged, and a restart presents the same key.
@@ -63,15 +80,24 @@ func TestBinaryServesSFTPBesideFTPSFromOneUsersFile(t *testing.T) {
 	if err != nil || created {
 		t.Fatalf("host key not in --sftp-host-key-dir: created=%v err=%v", created, err)
 	}
-	fp := ssh.FingerprintSHA256(key.PublicKey())
-	if !strings.Contains(logs.String(), fp) {
-		t.Errorf("log does not name the host key fingerprint %s:\n%s", fp, logs.String())
+	rkey, created, err := sftpfront.LoadOrCreateRSAHostKey(keys)
+	if err != nil || created {
+		t.Fatalf("RSA host key not in --sftp-host-key-dir: created=%v err=%v", created, err)
+	}
+	for _, k := range []ssh.PublicKey{key.PublicKey(), rkey.PublicKey()} {
+		if fp := ssh.FingerprintSHA256(k); !strings.Contains(logs.String(), fp) {
+			t.Errorf("log does not name the %s host key fingerprint %s:\n%s", k.Type(), fp, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "legacy algorithms enabled") {
+		t.Error("legacy algorithms enabled without --ssh-legacy-algorithms")
 	}
 
 	dial := func(addr, user, pw string) *sftp.Client {
 		t.Helper()
 		sc, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.Password(pw)},
-			HostKeyCallback: ssh.FixedHostKey(key.PublicKey()), Timeout: 10 * time.Second})
+			HostKeyCallback: ssh.FixedHostKey(key.PublicKey()), HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
+			Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatalf("ssh as %s: %v", user, err)
 		}
@@ -120,7 +146,8 @@ func TestBinaryServesSFTPBesideFTPSFromOneUsersFile(t *testing.T) {
 	d = startDaemon(t, args...)
 	addrs, logs = d.addrs, d.logs
 	sc, err := ssh.Dial("tcp", addrs["sftp"], &ssh.ClientConfig{User: "dave", Auth: []ssh.AuthMethod{ssh.Password("dave-pw")},
-		HostKeyCallback: ssh.FixedHostKey(key.PublicKey()), Timeout: 10 * time.Second})
+		HostKeyCallback: ssh.FixedHostKey(key.PublicKey()), HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
+		Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("after a restart the host key changed or login failed: %v\n%s", err, logs.String())
 	}
