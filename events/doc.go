@@ -11,7 +11,7 @@
 //	delete, rename, mkdir    the same name (result ok or failed)
 //
 // Logins, connects, rmdir and disconnects are not events. Record documents the fields; SHA256 is a completed
-// FTPS upload's checksum as s3mount stored it (with --checksums and --xattr; empty otherwise and over SFTP),
+// upload's checksum as s3mount stored it (with --checksums and --xattr; empty otherwise),
 // and the bucket key is not part of a record (the fronts know only virtual paths).
 //
 // # Invariants

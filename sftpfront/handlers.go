@@ -328,7 +328,11 @@ func (u *upload) close() error {
 		res = err.Error()
 		u.h.log().Warn("sftp: upload failed", "path", u.path, "bytes", written, "err", err)
 	}
-	u.h.sess.audit(ftpfront.Event{Event: "upload", Path: u.path, Bytes: written, Duration: time.Since(u.started), Result: res})
+	ev := ftpfront.Event{Event: "upload", Path: u.path, Bytes: written, Duration: time.Since(u.started), Result: res}
+	if err == nil {
+		ev.SHA256 = storedSHA256(u.h.fs, u.path)
+	}
+	u.h.sess.audit(ev)
 	return u.h.status("close", u.path, err)
 }
 
@@ -590,4 +594,15 @@ func (h *handlers) StatVFS(r *sftp.Request) (_ *sftp.StatVFS, err error) {
 		Flag:    flag,
 		Namemax: uint64(st.Namelen),
 	}, nil
+}
+
+// storedSHA256 is the SHA-256 the file system stored for a completed upload (s3mount --checksums --xattr,
+// through ftpfront.Checksummer), "" when it has none.
+func storedSHA256(fsys afero.Fs, name string) string {
+	c, ok := fsys.(ftpfront.Checksummer)
+	if !ok {
+		return ""
+	}
+	sum, _ := c.Checksum(name, "SHA-256")
+	return sum
 }

@@ -3,6 +3,8 @@ package sftpfront
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,4 +193,31 @@ func TestSCPOverS3Mount(t *testing.T) {
 	}
 	s.mustSCP(alice, "-r", "-p", "R:tree", "back-sftp")
 	checkTree(t, filepath.Join(s.work, "back-sftp"), files)
+}
+
+// With s3mount --checksums --xattr, an SFTP upload's audit event (and so its upload event) carries the SHA-256
+// the mount stored.
+func TestSFTPUploadEventCarriesTheStoredSHA256(t *testing.T) {
+	o := mounttest.Options()
+	o.Checksums, o.Xattr = true, true
+	env := mounttest.Mount(t, o)
+	s := newTestServer(t, withRoot(env.Dir))
+	data := randomBytes(t, 6<<20+5)
+	s.local("sum.bin", data)
+	s.mustSFTP(alice, "put sum.bin\n")
+	want := fmt.Sprintf("%x", sha256.Sum256(data))
+	s.audit.mu.Lock()
+	defer s.audit.mu.Unlock()
+	found := false
+	for _, e := range s.audit.events {
+		if e.Event == "upload" && e.Path == "/sum.bin" {
+			found = true
+			if e.SHA256 != want {
+				t.Errorf("upload event sha256 = %q, want %s", e.SHA256, want)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no upload event for /sum.bin: %+v", s.audit.events)
+	}
 }

@@ -489,7 +489,11 @@ func (r *scpRun) receiveFile(p string, mode os.FileMode, size int64, t *scpTimes
 	if upErr != nil {
 		r.h.log().Warn("scp: upload failed", "path", p, "bytes", written, "err", upErr)
 	}
-	r.h.sess.audit(ftpfront.Event{Event: "upload", Path: p, Bytes: written, Duration: time.Since(started), Result: res})
+	ev := ftpfront.Event{Event: "upload", Path: p, Bytes: written, Duration: time.Since(started), Result: res}
+	if upErr == nil {
+		ev.SHA256 = storedSHA256(r.h.fs, p)
+	}
+	r.h.sess.audit(ev)
 	if fatal != nil {
 		return fatal
 	}
