@@ -109,6 +109,7 @@ func TestComputeRatios(t *testing.T) {
 		{toolS3mount, "seq-write"}: {100}, {toolS3fs, "seq-write"}: {50}, {toolRcloneWrites, "seq-write"}: {1000},
 		{toolRcloneOff, "seq-write"}: {80}, {toolFTPS, "seq-write"}: {40},
 		{toolS3mount, "cold-read"}: {200}, {toolRcloneWrites, "cold-read"}: {400}, {toolS3fs, "cold-read"}: nil,
+		{toolSFTP, "seq-write"}: {60}, {toolSSHDS3mount, "seq-write"}: {30}, {toolSSHDS3fs, "seq-write"}: {20},
 	})
 	computeRatios(rows)
 	check := func(tool, wl string, raw, peer float64, peerTool string) {
@@ -130,6 +131,10 @@ func TestComputeRatios(t *testing.T) {
 	check(toolS3mount, "cold-read", 0.25, 0.5, toolRcloneWrites)
 	check(toolS3fs, "cold-read", math.NaN(), math.NaN(), "")
 	check(toolRaw, "seq-write", math.NaN(), math.NaN(), "")
+	// The SSH tools are compared with each other only, never with the mounts they serve.
+	check(toolSFTP, "seq-write", 0.3, 2, toolSSHDS3mount)
+	check(toolSSHDS3fs, "seq-write", 0.1, 1.0/3, toolSFTP)
+	check(toolS3mount, "seq-write", 0.5, 1.25, toolRcloneOff)
 }
 
 func TestFormatTableShowsErrorsAndLabels(t *testing.T) {

@@ -1,4 +1,4 @@
-// Command bench measures the s3mount FUSE mount and the ftpfront FTPS front against the raw aws-sdk-go-v2
+// Command bench measures the s3mount FUSE mount and the ftpfront FTPS and SFTP fronts against the raw aws-sdk-go-v2
 // client and against the tools users would pick instead (s3fs, rclone mount), in one run on one machine.
 //
 // Usage:
@@ -8,7 +8,9 @@
 // The run starts its own MinIO on loopback (internal/miniolocal), one bucket per tool, and for each tool runs the
 // same workloads through a mount point: sequential write timed to close(), cold and warm sequential read,
 // parallel writers, creation of many small files, and a cold "ls -l" of a large directory. The raw SDK runs the
-// S3 equivalent of each workload and is the ceiling every figure is divided by.
+// S3 equivalent of each workload and is the ceiling every figure is divided by. The SSH tools (s3mount+sftp,
+// sshd+s3mount, sshd+s3fs) upload and download one file with OpenSSH's sftp client, through ftpfront's SFTP
+// server or through OpenSSH's sshd (internal-sftp, chrooted at the mount point), and are compared with each other.
 //
 // Invariants the program keeps:
 //   - Every figure is a rate (higher is better) reported as the median of --reps repetitions with its min–max

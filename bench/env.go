@@ -35,6 +35,12 @@ type benchEnv struct {
 	mounts     *mountRegistry
 	sessionSeq int
 
+	// chrootBase is a root-owned directory under /run (no group- or world-writable component, unlike /tmp) for
+	// the sshd tools' mount points and sshd's files; "" when no sshd tool runs.
+	chrootBase string
+	// sshKey and sshPub are the SSH tools' client key and its authorized_keys line, made on first use.
+	sshKey, sshPub string
+
 	mu      sync.Mutex // guards tmpfses
 	tmpfses []string   // mounted by the run, unmounted by close
 }
@@ -79,12 +85,17 @@ func setupEnv(ctx context.Context, o options) (e *benchEnv, err error) {
 	}
 	for _, t := range o.Tools {
 		switch t {
-		case toolS3mount, toolFTPS:
+		case toolS3mount, toolFTPS, toolSFTP, toolSSHDS3mount:
 			if e.s3mountBin == "" && e.binErr[toolS3mount] == nil {
 				e.s3mountBin, e.binErr[toolS3mount] = e.binary(o.S3mountBin, "s3mount")
 			}
-			if t == toolFTPS {
+			if (t == toolFTPS || t == toolSFTP) && e.ftpfrontBin == "" && e.binErr[toolFTPS] == nil {
 				e.ftpfrontBin, e.binErr[toolFTPS] = e.binary(o.FtpfrontBin, "ftpfront")
+			}
+		}
+		if isSSHTool(t) && sshTools[t].sshd && e.chrootBase == "" {
+			if e.chrootBase, err = os.MkdirTemp("/run", "s3ftp-bench-"); err != nil {
+				return e, fmt.Errorf("sshd chroot base: %w", err)
 			}
 		}
 	}
@@ -194,6 +205,13 @@ func (e *benchEnv) close() {
 			slog.Error("unmounting a scratch tmpfs failed; trying lazily", "dir", tmpfses[i], "err", err,
 				"output", strings.TrimSpace(string(out)))
 			exec.Command("umount", "-l", tmpfses[i]).Run()
+		}
+	}
+	if e.chrootBase != "" {
+		// Only sshd's files and the (empty) base itself: a mount point left behind is never walked into.
+		os.RemoveAll(filepath.Join(e.chrootBase, "sshd"))
+		if err := os.Remove(e.chrootBase); err != nil {
+			slog.Error("removing the sshd chroot base failed", "dir", e.chrootBase, "err", err)
 		}
 	}
 	if e.work == "" {

@@ -29,18 +29,11 @@ type ftpServer struct {
 // startFTP runs ftpfront over root with a one-user file whose hash comes from "ftpfront passwd", and waits until
 // it greets on its port.
 func (e *benchEnv) startFTP(ctx context.Context, root string) (*ftpServer, error) {
-	pw := make([]byte, 12)
-	rand.Read(pw)
-	f := &ftpServer{user: "bench", pass: hex.EncodeToString(pw), exited: make(chan struct{})}
-	hashCmd := exec.CommandContext(ctx, e.ftpfrontBin, "passwd")
-	hashCmd.Stdin = strings.NewReader(f.pass + "\n")
-	var errb bytes.Buffer
-	hashCmd.Stderr = &errb
-	out, err := hashCmd.Output()
+	f := &ftpServer{user: "bench", pass: randomPassword(), exited: make(chan struct{})}
+	hash, err := e.passwordHash(ctx, f.pass)
 	if err != nil {
-		return nil, fmt.Errorf("ftpfront passwd: %v: %s", err, strings.TrimSpace(errb.String()))
+		return nil, err
 	}
-	hash := strings.TrimSpace(string(out))
 	users := filepath.Join(e.work, "ftp-users.yaml")
 	yaml := fmt.Sprintf("users:\n  - name: %s\n    password: '%s'\n    home: /\n", f.user, hash)
 	if err := os.WriteFile(users, []byte(yaml), 0o600); err != nil {
@@ -100,6 +93,26 @@ func (e *benchEnv) startFTP(ctx context.Context, root string) (*ftpServer, error
 			return nil, fmt.Errorf("ftpfront did not greet on %s within 30s: %s", f.addr, tailFile(f.logPath))
 		}
 	}
+}
+
+// randomPassword returns a new random password of 24 hex digits.
+func randomPassword() string {
+	pw := make([]byte, 12)
+	rand.Read(pw)
+	return hex.EncodeToString(pw)
+}
+
+// passwordHash hashes pass with "ftpfront passwd", for a users file.
+func (e *benchEnv) passwordHash(ctx context.Context, pass string) (string, error) {
+	cmd := exec.CommandContext(ctx, e.ftpfrontBin, "passwd")
+	cmd.Stdin = strings.NewReader(pass + "\n")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("ftpfront passwd: %v: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // peakRSS is ftpfront's VmHWM, -1 when unreadable.
@@ -241,7 +254,7 @@ func (r *runner) ftpSession(ctx context.Context, t mountTool, bucket string, wls
 		rss := f.peakRSS()
 		f.stop()
 		r.mu.Lock()
-		r.ftpRSS = max(r.ftpRSS, rss)
+		r.frontRSS[toolFTPS] = max(r.frontRSS[toolFTPS], rss)
 		r.mu.Unlock()
 		return err
 	})

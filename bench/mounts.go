@@ -26,6 +26,8 @@ type mountTool struct {
 	command func(e *benchEnv, bucket, mp, cacheDir string) (argv []string, env []string)
 	// cold says what "cold" means for this tool, for the README and the JSON.
 	cold string
+	// chroot puts the mount point under benchEnv.chrootBase, whose path sshd accepts as a ChrootDirectory.
+	chroot bool
 }
 
 // mountTools builds the daemon definitions. s3fs and rclone get no cache beyond what each mode needs; their
@@ -132,7 +134,11 @@ func (r *mountRegistry) abortAll() {
 
 // startSession runs the tool's daemon on a fresh mount point and waits until the kernel lists the mount.
 func (e *benchEnv) startSession(ctx context.Context, t mountTool, bucket, cacheDir string) (*session, error) {
-	mp, err := os.MkdirTemp(e.work, "mnt-"+t.name+"-")
+	parent := e.work
+	if t.chroot {
+		parent = e.chrootBase
+	}
+	mp, err := os.MkdirTemp(parent, "mnt-"+t.name+"-")
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,8 @@ type options struct {
 }
 
 // allTools lists every tool in the order of the report.
-var allTools = []string{toolRaw, toolS3mount, toolFTPS, toolS3fs, toolRcloneOff, toolRcloneWrites}
+var allTools = []string{toolRaw, toolS3mount, toolFTPS, toolS3fs, toolRcloneOff, toolRcloneWrites, toolSFTP,
+	toolSSHDS3mount, toolSSHDS3fs}
 
 const (
 	toolRaw          = "raw-sdk"
@@ -48,6 +49,9 @@ const (
 	toolS3fs         = "s3fs"
 	toolRcloneOff    = "rclone-off"
 	toolRcloneWrites = "rclone-writes"
+	toolSFTP         = "s3mount+sftp"
+	toolSSHDS3mount  = "sshd+s3mount"
+	toolSSHDS3fs     = "sshd+s3fs"
 )
 
 // parseOptions maps the command line onto options, applying --quick's defaults to the flags not given.

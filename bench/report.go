@@ -63,6 +63,9 @@ func workloadByName(name string) (workload, bool) {
 var toolLabels = map[string]string{
 	toolRcloneWrites: "close returns before upload",
 	toolFTPS:         "curl through ftpfront over s3mount",
+	toolSFTP:         "OpenSSH sftp through ftpfront's SFTP over s3mount",
+	toolSSHDS3mount:  "OpenSSH sftp through sshd (internal-sftp, chroot) over s3mount",
+	toolSSHDS3fs:     "OpenSSH sftp through sshd (internal-sftp, chroot) over s3fs",
 }
 
 // row is one (tool, workload) line of the report. It is written to JSON by MarshalJSON.
@@ -125,7 +128,8 @@ func (r row) MarshalJSON() ([]byte, error) {
 
 // computeRatios fills each row's summary, its ratio to the raw ceiling and to the best peer. Peers are the other
 // mount tools; for write-like workloads a tool whose close returns before the upload is no peer, and the FTPS path
-// is compared with the mounts, never with s3mount beneath it.
+// is compared with the mounts, never with s3mount beneath it. The SSH tools (sftp through ftpfront or sshd) are
+// peers of each other only.
 func computeRatios(rows []*row) {
 	median := map[[2]string]float64{}
 	for _, r := range rows {
@@ -151,7 +155,11 @@ func computeRatios(rows []*row) {
 			continue
 		}
 		best, bestTool := math.NaN(), ""
-		for _, p := range []string{toolS3mount, toolS3fs, toolRcloneOff, toolRcloneWrites} {
+		peers := []string{toolS3mount, toolS3fs, toolRcloneOff, toolRcloneWrites}
+		if isSSHTool(r.Tool) {
+			peers = []string{toolSFTP, toolSSHDS3mount, toolSSHDS3fs}
+		}
+		for _, p := range peers {
 			if p == r.Tool || (r.Tool == toolFTPS && p == toolS3mount) || (w.WriteLike && p == toolRcloneWrites) {
 				continue
 			}

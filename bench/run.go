@@ -21,14 +21,16 @@ type runner struct {
 	o    options
 	prog *progress
 
-	mu     sync.Mutex // guards rows and ftpRSS
-	rows   map[[2]string]*row
-	ftpRSS int64 // ftpfront's largest VmHWM over its sessions
+	mu   sync.Mutex // guards rows and frontRSS
+	rows map[[2]string]*row
+	// frontRSS is, per tool served through a front server (ftpfront, sshd), that server's largest VmHWM over the
+	// tool's sessions.
+	frontRSS map[string]int64
 }
 
 // newRunner prepares a runner over the environment; its progress goes to prog.
 func newRunner(e *benchEnv, prog *progress) *runner {
-	return &runner{e: e, o: e.opts, prog: prog, rows: map[[2]string]*row{}, ftpRSS: -1}
+	return &runner{e: e, o: e.opts, prog: prog, rows: map[[2]string]*row{}, frontRSS: map[string]int64{}}
 }
 
 // row returns the (tool, workload) row, creating it on first use.
@@ -103,7 +105,7 @@ func bucketFor(tool string) string {
 
 // stepsPerRep counts the progress steps of one repetition of a tool, to size the progress line.
 func stepsPerRep(tool string) int {
-	if tool == toolFTPS {
+	if tool == toolFTPS || isSSHTool(tool) {
 		return 2
 	}
 	return 5
@@ -147,6 +149,8 @@ func (r *runner) run(ctx context.Context) {
 				r.rawRep(ctx, bucketFor(t), rep)
 			case toolFTPS:
 				r.ftpsRep(ctx, tools[toolS3mount], bucketFor(t), rep)
+			case toolSFTP, toolSSHDS3mount, toolSSHDS3fs:
+				r.sshRep(ctx, t, bucketFor(t), rep)
 			default:
 				r.mountRep(ctx, tools[t], bucketFor(t), rep)
 			}
@@ -173,7 +177,18 @@ func (r *runner) addNotes(tool string) {
 	case toolFTPS:
 		r.note(toolFTPS, "cold-read", "cold = "+mountTools()[toolS3mount].cold+", ftpfront started on the fresh mount")
 		for _, w := range toolWorkloads(toolFTPS) {
-			r.note(toolFTPS, w, "PEAK RSS is s3mount's; ftpfront's peak RSS was "+humanBytes(r.ftpRSS))
+			r.note(toolFTPS, w, "PEAK RSS is s3mount's; ftpfront's peak RSS was "+r.frontPeak(toolFTPS))
+		}
+	case toolSFTP, toolSSHDS3mount, toolSSHDS3fs:
+		st := sshTools[tool]
+		server := "ftpfront"
+		if st.sshd {
+			server = "sshd"
+		}
+		r.note(tool, "cold-read", "cold = "+mountTools()[st.mount].cold+", "+server+" started on the fresh mount")
+		for _, w := range toolWorkloads(tool) {
+			r.note(tool, w, fmt.Sprintf("PEAK RSS is %s's; %s's main process peak RSS was %s", st.mount, server,
+				r.frontPeak(tool)))
 		}
 	default:
 		for _, w := range toolWorkloads(tool) {
@@ -184,9 +199,19 @@ func (r *runner) addNotes(tool string) {
 	}
 }
 
+// frontPeak prints the largest VmHWM of a tool's front server ("-" when unknown).
+func (r *runner) frontPeak(tool string) string {
+	if v, ok := r.frontRSS[tool]; ok {
+		return humanBytes(v)
+	}
+	return humanBytes(-1)
+}
+
 // available says why a mount tool cannot run, or nil.
 func (r *runner) available(tool string) error {
 	switch tool {
+	case toolSFTP, toolSSHDS3mount, toolSSHDS3fs:
+		return r.sshAvailable(tool)
 	case toolS3mount:
 		return r.e.binErr[toolS3mount]
 	case toolFTPS:
@@ -225,6 +250,8 @@ func toolWorkloads(tool string) []string {
 		return []string{"seq-write", "cold-read", "ranged-read", "par-write", "create-small", "ls-l-cold"}
 	case toolFTPS:
 		return []string{"seq-write", "seq-write-durable", "cold-read", "warm-read"}
+	case toolSFTP, toolSSHDS3mount, toolSSHDS3fs:
+		return []string{"seq-write", "seq-write-durable", "cold-read"}
 	}
 	return []string{"seq-write", "seq-write-durable", "cold-read", "warm-read", "par-write", "par-write-durable",
 		"create-small", "create-small-durable", "ls-l-cold"}
@@ -239,7 +266,7 @@ func (r *runner) prepare(ctx context.Context, bucket, tool string) error {
 	if err := r.e.raw.put(ctx, bucket, "read.bin", r.o.Size, r.o.PartSize, r.o.Concurrency); err != nil {
 		return err
 	}
-	if tool == toolFTPS {
+	if tool == toolFTPS || isSSHTool(tool) {
 		return nil
 	}
 	if err := r.e.raw.put(ctx, bucket, "lsdir/", 0, r.o.PartSize, 1); err != nil {

@@ -23,9 +23,14 @@ fi
 
 # Tools compared and used by the bench, installed from Debian when missing.
 missing=()
-for pair in s3fs:s3fs rclone:rclone gnuplot:gnuplot-nox curl:curl fusermount3:fuse3; do
+# sshd is looked for where the bench runs it (/usr/sbin is not always on root's PATH); sftp and ssh-keygen drive
+# and key the SSH tools, sshpass is there for password logins.
+for pair in s3fs:s3fs rclone:rclone gnuplot:gnuplot-nox curl:curl fusermount3:fuse3 /usr/sbin/sshd:openssh-server \
+	sftp:openssh-client ssh-keygen:openssh-client sshpass:sshpass; do
 	cmd=${pair%%:*} pkg=${pair#*:}
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+	if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! " ${missing[*]} " == *" $pkg "* ]]; then
+		missing+=("$pkg")
+	fi
 done
 if ((${#missing[@]})); then
 	echo "bench.sh: installing ${missing[*]}" >&2
@@ -44,8 +49,9 @@ if ! have_minio; then
 	have_minio || { echo "bench.sh: still no minio binary (set S3FTP_MINIO)" >&2; exit 1; }
 fi
 
-# Leftovers of a killed run: FUSE and tmpfs mounts under the bench's work directories.
-awk '$5 ~ "^/tmp/s3ftp-bench-" {print $5}' /proc/self/mountinfo | sort -r | while read -r mp; do
+# Leftovers of a killed run: FUSE and tmpfs mounts under the bench's work directories (the sshd tools mount
+# under /run, whose path sshd accepts as a chroot).
+awk '$5 ~ "^/(tmp|run)/s3ftp-bench-" {print $5}' /proc/self/mountinfo | sort -r | while read -r mp; do
 	echo "bench.sh: unmounting leftover $mp" >&2
 	fusermount3 -uz "$mp" 2>/dev/null || umount -l "$mp" || true
 done
