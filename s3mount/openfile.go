@@ -609,7 +609,23 @@ func (h *writeHandle) commitsOnFlush(ctx context.Context) bool {
 	case holds := <-held:
 		return !holds
 	case <-time.After(procScanWait):
+		// The opener's table did not answer: the opener may be in execve (its FLUSH then comes from its only
+		// thread, whose ID is the process's), or the machine is slow. Commit when the FLUSH comes from the
+		// opener's process, asked of /proc/<tid>/status, which an execve does not hold up.
 		c, ok := fuse.FromContext(ctx)
-		return ok && c.Pid == h.opener
+		if !ok {
+			return false
+		}
+		if c.Pid == h.opener {
+			return true
+		}
+		group := make(chan uint32, 1)
+		go func() { group <- threadGroup(c.Pid) }()
+		select {
+		case g := <-group:
+			return g == h.opener
+		case <-time.After(procScanWait):
+			return false
+		}
 	}
 }

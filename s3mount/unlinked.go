@@ -9,6 +9,7 @@ package s3mount
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/s3ftp/s3ftp/s3client"
 )
@@ -18,6 +19,9 @@ type deferredDeleter interface {
 	DeferDelete(key, etag string) string
 	DeleteDone(id string)
 }
+
+// releaseWait bounds how long an unlink waits for the RELEASE of read handles already closed.
+const releaseWait = 200 * time.Millisecond
 
 // pendingDelete is the delete of an unlinked file still open for reading.
 type pendingDelete struct {
@@ -51,7 +55,15 @@ func (f *fsys) isHidden(key, etag string) bool {
 // deferUnlink defers the delete of n's object key when n has readers: it reports false (nothing deferred)
 // when it has none or its version is unknown.
 func (f *fsys) deferUnlink(n *fileNode, key string) bool {
-	n.mu.Lock()
+	// The kernel sends RELEASE after close(2) returned: a file read and closed just before its unlink (read,
+	// then delete) may still count a reader for a moment. Wait a little for such releases.
+	for deadline := time.Now().Add(releaseWait); ; time.Sleep(time.Millisecond) {
+		n.mu.Lock()
+		if n.readers == 0 || time.Now().After(deadline) {
+			break
+		}
+		n.mu.Unlock()
+	}
 	defer n.mu.Unlock()
 	if n.readers == 0 || n.etag == "" || n.pending != nil {
 		return n.pending != nil

@@ -21,9 +21,11 @@
 //     Wildcards in scp paths are refused (no shell expands them).
 //   - Host keys: an ed25519 key and a 3072-bit RSA key (for clients without ed25519) are generated on first
 //     start into the host key directory (mode 0600) and reused afterwards; their SHA256 fingerprints are logged
-//     at start. Only modern algorithms are offered: mlkem768x25519/curve25519 key exchange, chacha20-poly1305
-//     and AES-GCM ciphers, ETM MACs, RSA signatures with SHA-2. Options.LegacyAlgorithms adds, after them, NIST
-//     ECDH and Diffie-Hellman key exchanges, AES-CTR, HMAC-SHA2/SHA1 without ETM and ssh-rsa signatures.
+//     at start. Only modern algorithms are offered: mlkem768x25519/curve25519 key exchange, AES-GCM ciphers
+//     (chacha20-poly1305 is slower here: x/crypto/ssh has no amd64 assembly for it, and clients prefer it when
+//     offered), ETM MACs, RSA signatures with SHA-2. Options.LegacyAlgorithms adds, after them, NIST ECDH and
+//     Diffie-Hellman key exchanges, chacha20-poly1305, AES-CTR, HMAC-SHA2/SHA1 without ETM and ssh-rsa
+//     signatures.
 //   - statvfs@openssh.com checks the path through the jail, then answers with the statfs of the home's real
 //     directory below it (on the mount: what s3mount reports); read-only users see ST_RDONLY.
 //   - Paths are virtual: "/" is the user's home. pkg/sftp cleans every path against "/", so ".." never climbs
