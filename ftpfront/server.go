@@ -274,7 +274,12 @@ func (s *Server) accept(ctx context.Context, c net.Conn, implicit bool) {
 		}()
 		conn, ip, _, err := s.proxy.Accept(c)
 		if err != nil {
-			s.log.Warn("connection refused", "proxy", peer.String(), "err", err)
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if !closed {
+				s.log.Warn("connection refused", "proxy", peer.String(), "err", err)
+			}
 			return
 		}
 		handed = true
