@@ -30,7 +30,8 @@ const (
 // freeRange returns n consecutive ports free on 127.0.0.1 and on hapBackend.
 func freeRange(t *testing.T, n int) int {
 	t.Helper()
-	for base := 20000 + os.Getpid()%20000; base < 60000; base += n {
+	// Below the ephemeral range (32768 and up), so no outgoing connection takes a port between the check and use.
+	for base := 10000 + os.Getpid()%20000; base < 32768-n; base += n {
 		ok := true
 		var lns []net.Listener
 		for p := base; p < base+n && ok; p++ {
