@@ -77,7 +77,7 @@ func (s *session) listenPassive() (*passive, error) {
 	p := &passive{ln: ln, timeout: o.DataAcceptTimeout, conn: make(chan net.Conn, 1), done: make(chan struct{}), release: release}
 	ln.SetDeadline(time.Now().Add(o.DataAcceptTimeout))
 	// A panic ends the loop like an accept error: done closes and the transfer answers 425.
-	s.srv.panics.Go(s.log, "ftpfront: passive data accept", func() { p.acceptLoop(s.ip, o.PassiveAllowCIDR, s.log) })
+	s.srv.panics.Go(s.log, "ftpfront: passive data accept", func() { p.acceptLoop(s.ip, o.PassiveAllowCIDR, o.dataProxy(), s.log) })
 	return p, nil
 }
 
@@ -94,7 +94,9 @@ func (p *passive) closeListener() {
 
 // acceptLoop accepts the data connection. It closes the listener and done when it ends: after a failed Accept
 // (the deadline passed, or Close), open finds no connection; after a successful one, open finds it in conn first.
-func (p *passive) acceptLoop(ctrl netip.Addr, allow []netip.Prefix, log *slog.Logger) {
+// With proxy enabled (Options.ProxyProtocolData) a connection from a trusted balancer is judged by its PROXY
+// header's source address, read here (at most proxy's header timeout); one without a header is refused.
+func (p *passive) acceptLoop(ctrl netip.Addr, allow []netip.Prefix, proxy ProxyProtocol, log *slog.Logger) {
 	defer close(p.done)
 	defer p.closeListener()
 	for {
@@ -102,12 +104,19 @@ func (p *passive) acceptLoop(ctrl netip.Addr, allow []netip.Prefix, log *slog.Lo
 		if err != nil {
 			return
 		}
-		ip := addrIP(c.RemoteAddr())
-		if ip != ctrl && !inPrefixes(ip, allow) {
-			log.Warn("passive data connection from foreign address refused", "from", ip.String())
+		peer := addrIP(c.RemoteAddr())
+		pc, ip, _, err := proxy.Accept(c)
+		if err != nil {
+			log.Warn("passive data connection refused", "proxy", peer.String(), "err", err)
 			c.Close()
 			continue
 		}
+		if ip != ctrl && !inPrefixes(ip, allow) {
+			log.Warn("passive data connection from foreign address refused", "from", ip.String(), "proxy", proxyAttr(ip, peer))
+			c.Close()
+			continue
+		}
+		c = pc
 		p.conn <- c
 		p.closeListener()
 		if p.closed.Load() {

@@ -73,6 +73,35 @@
 //     A panicking health probe answers 503 and a panicking audit writer loses its batch like a failed write;
 //     both are logged but not counted (they belong to no Server).
 //
+// # Behind a load balancer: the PROXY protocol
+//
+// With Options.ProxyProtocolFrom (ftpfront --proxy-protocol-from) the balancers in those networks send a PROXY
+// protocol header (v1 text or v2 binary, haproxy's send-proxy / send-proxy-v2, AWS NLB's proxy protocol v2)
+// at the start of each control connection, explicit and implicit FTPS alike (before the TLS ClientHello), and
+// on sftpfront's listener. Headers are parsed by github.com/pires/go-proxyproto; ProxyProtocol decides whom
+// to trust.
+//
+//   - The header's source address is the client's address everywhere: Admit (bans, per-address connection
+//     limits, the reserved slots for known addresses), Authenticator.Login's ip, the PASV host map, the
+//     passive bound (MaxPassivePerIP), the data connection peer check, STAT's "Connected from", the audit log's
+//     ip and every session log line (which also carries proxy=<balancer address>). One client guessing
+//     passwords behind the balancer bans that client only.
+//   - A connection from a trusted balancer must open with a header within ProxyHeaderTimeout (default 5s); one
+//     that does not (nothing, an FTP command, a truncated header) is closed before the greeting, logged once
+//     ("connection refused ... without a PROXY header") and starts no session. A LOCAL header (the balancer's
+//     own health check) or "PROXY UNKNOWN" keeps the balancer's address. The header is read in a goroutine of
+//     its own, so a slow balancer connection does not hold the accept loop.
+//   - A header from any other address is never believed: the connection is closed at its first read (after
+//     the 220 greeting on explicit FTPS, before the TLS handshake completes on implicit FTPS) and logged
+//     ("PROXY header from an untrusted address"). Clients from there without a header are served as
+//     themselves.
+//   - Data connections: with ProxyProtocolData (--proxy-protocol-data) a passive data connection from a
+//     trusted balancer must carry a header too, and is accepted only when the header's source is the control
+//     connection's client (or inside PassiveAllowCIDR); another client of the same balancer racing for the port
+//     is refused like a foreign address. Without it, passive connections are taken as they come (a balancer
+//     must then not send headers on the passive range) and are checked by their TCP peer as before.
+//   - Metrics carry no per-address labels; nothing there changes.
+//
 // # Reloading users and the certificate
 //
 // The accounts and the TLS certificate can change while sessions run (ftpfront reloads both on SIGHUP):

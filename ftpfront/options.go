@@ -44,6 +44,19 @@ type Options struct {
 	// addition to the control connection's own IP address.
 	PassiveAllowCIDR []netip.Prefix
 
+	// ProxyProtocolFrom lists the load balancers' networks that send a PROXY protocol header (v1 or v2) on the
+	// control listeners (explicit and implicit FTPS). A control connection from inside them must open with a
+	// header, whose source address is then the client's address for Admit (bans, per-address limits, reserved
+	// slots), the PASV host map, the passive bound, the data connection peer check, logs and audit; one without a
+	// header is closed and logged. A header from any other address closes that connection. Empty: off.
+	ProxyProtocolFrom []netip.Prefix
+	// ProxyProtocolData expects the header on passive data connections from ProxyProtocolFrom too (the
+	// balancer forwards the passive port range with send-proxy): such a connection is accepted only when its
+	// header's source is the control connection's client (or inside PassiveAllowCIDR). Needs ProxyProtocolFrom.
+	ProxyProtocolData bool
+	// ProxyHeaderTimeout bounds the wait for a trusted balancer's header (DefaultProxyHeaderTimeout when zero).
+	ProxyHeaderTimeout time.Duration
+
 	// MaxPassivePerIP bounds the passive listeners waiting for a data connection at one time per client address
 	// (an IPv4 address or an IPv6 /64, as for bans), so one address cannot hold the passive port range; PASV and
 	// EPSV beyond it answer 425. Each session holds at most one (a new PASV or EPSV closes the previous one), and
@@ -115,6 +128,12 @@ func (o *Options) Validate() error {
 		if !m.Prefix.IsValid() || m.Host == "" {
 			return fmt.Errorf("passive host map entry %v=%q is invalid", m.Prefix, m.Host)
 		}
+	}
+	if o.ProxyProtocolData && len(o.ProxyProtocolFrom) == 0 {
+		return errors.New("ProxyProtocolData needs ProxyProtocolFrom")
+	}
+	if o.ProxyHeaderTimeout < 0 {
+		return errors.New("ProxyHeaderTimeout must not be negative")
 	}
 	if o.MaxPassivePerIP < 0 {
 		return errors.New("MaxPassivePerIP must not be negative")
@@ -193,4 +212,17 @@ func ParseCIDRList(s string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// controlProxy is the PROXY protocol setting of the control listeners.
+func (o *Options) controlProxy() ProxyProtocol {
+	return ProxyProtocol{From: o.ProxyProtocolFrom, HeaderTimeout: o.ProxyHeaderTimeout}
+}
+
+// dataProxy is the PROXY protocol setting of the passive listeners: off unless ProxyProtocolData.
+func (o *Options) dataProxy() ProxyProtocol {
+	if !o.ProxyProtocolData {
+		return ProxyProtocol{}
+	}
+	return o.controlProxy()
 }

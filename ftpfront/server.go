@@ -49,9 +49,13 @@ type Server struct {
 	// commands, transfers, passive accepts).
 	panics safego.Panics
 
+	// proxy is the control listeners' PROXY protocol setting (Options.ProxyProtocolFrom).
+	proxy ProxyProtocol
+
 	mu        sync.Mutex
 	listeners []serverListener
 	sessions  map[*session]struct{}
+	pending   map[net.Conn]struct{} // trusted balancers' connections whose PROXY header is being read
 	closed    bool
 	wg        sync.WaitGroup
 }
@@ -82,7 +86,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 	if deps.Fs == nil {
 		deps.Fs = DefaultFsFactory
 	}
-	s := &Server{opts: opts, deps: deps, log: deps.Log, sessions: map[*session]struct{}{}, passives: newPassiveLimit(opts.MaxPassivePerIP)}
+	s := &Server{opts: opts, deps: deps, log: deps.Log, sessions: map[*session]struct{}{}, pending: map[net.Conn]struct{}{}, proxy: opts.controlProxy(), passives: newPassiveLimit(opts.MaxPassivePerIP)}
 	s.tls = deps.TLS
 	if s.tls == nil {
 		c, src, err := opts.tlsConfig(deps.Log)
@@ -202,6 +206,9 @@ func (s *Server) Close() {
 	for sess := range s.sessions {
 		sess.kill()
 	}
+	for c := range s.pending {
+		c.Close()
+	}
 	s.mu.Unlock()
 	s.wg.Wait()
 }
@@ -227,12 +234,60 @@ func (s *Server) acceptLoop(ctx context.Context, l serverListener) error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		s.accept(ctx, c, l.implicit)
+	}
+}
+
+// accept starts c's session. A trusted balancer's connection first has its PROXY header read, in a goroutine of
+// its own so that a slow header does not hold the accept loop; without a valid header in time it is closed with
+// one log line. Any other connection starts at once.
+func (s *Server) accept(ctx context.Context, c net.Conn, implicit bool) {
+	peer := addrIP(c.RemoteAddr())
+	if !s.proxy.Trusted(peer) {
+		conn, ip, _, _ := s.proxy.Accept(c) // neither blocks nor fails for an untrusted peer
 		// A panic while setting up one connection closes it (startSession's defer); the loop goes on.
 		_ = s.panics.Call(s.log, "ftpfront: starting a session", func() error {
-			s.startSession(ctx, c, l.implicit)
+			s.startSession(ctx, conn, ip, peer, implicit)
 			return nil
 		})
+		return
 	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.pending[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.panics.Go(s.log, "ftpfront: reading a PROXY header", func() {
+		handed := false
+		defer func() {
+			s.mu.Lock()
+			delete(s.pending, c)
+			s.mu.Unlock()
+			if !handed {
+				c.Close()
+			}
+			s.wg.Done()
+		}()
+		conn, ip, _, err := s.proxy.Accept(c)
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if !closed {
+				s.log.Warn("connection refused", "proxy", peer.String(), "err", err)
+			}
+			return
+		}
+		handed = true
+		_ = s.panics.Call(s.log, "ftpfront: starting a session", func() error {
+			s.startSession(ctx, conn, ip, peer, implicit)
+			return nil
+		})
+	})
 }
 
 // Panics returns how many panics the server recovered (each logged once with its stack): in command handlers
@@ -252,10 +307,10 @@ func addrIP(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// startSession admits c and starts its session goroutine. Until the goroutine owns c, c is closed and its
-// admission released on every way out: refused, the server closed, or a panic.
-func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
-	ip := addrIP(c.RemoteAddr())
+// startSession admits c, whose client is ip (peer is the TCP peer: ip itself, or the balancer that sent a
+// PROXY header), and starts its session goroutine. Until the goroutine owns c, c is closed and its admission
+// released on every way out: refused, the server closed, or a panic.
+func (s *Server) startSession(ctx context.Context, c net.Conn, ip, peer netip.Addr, implicit bool) {
 	release := func() {}
 	started := false
 	defer func() {
@@ -267,7 +322,7 @@ func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
 	if s.deps.Admit != nil {
 		r, err := s.deps.Admit.Admit(ip)
 		if err != nil {
-			s.log.Warn("connection refused", "ip", ip.String(), "err", err)
+			s.log.Warn("connection refused", "ip", ip.String(), "proxy", proxyAttr(ip, peer), "err", err)
 			if !implicit {
 				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 				fmt.Fprintf(c, "421 %s\r\n", sanitize(err.Error()))
@@ -277,6 +332,9 @@ func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
 		release = r
 	}
 	sess := newSession(ctx, s, c, ip, implicit, release)
+	if peer != ip {
+		sess.log = sess.log.With("proxy", peer.String())
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -295,6 +353,14 @@ func (s *Server) startSession(ctx context.Context, c net.Conn, implicit bool) {
 		}()
 		sess.serve()
 	}()
+}
+
+// proxyAttr is the "proxy" log attribute: the balancer's address when it differs from the client's, else "".
+func proxyAttr(ip, peer netip.Addr) string {
+	if peer == ip {
+		return ""
+	}
+	return peer.String()
 }
 
 // sanitize makes text safe to place in a reply line: CR, LF and NUL become spaces, so a file name cannot
@@ -491,6 +557,10 @@ func (s *session) serve() {
 		tc := tls.Server(s.raw, s.srv.tls)
 		tc.SetDeadline(time.Now().Add(s.srv.opts.LoginTimeout))
 		if err := tc.HandshakeContext(s.ctx); err != nil {
+			if errors.Is(err, ErrProxyUntrusted) {
+				s.log.Warn("PROXY header from an untrusted address, closing the connection")
+				return
+			}
 			s.log.Info("implicit TLS handshake failed", "err", err)
 			return
 		}
@@ -511,7 +581,9 @@ func (s *session) serve() {
 		}
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.Is(err, ErrProxyUntrusted) {
+				s.log.Warn("PROXY header from an untrusted address, closing the connection")
+			} else if errors.As(err, &ne) && ne.Timeout() {
 				s.log.Info("control connection timed out")
 				s.reply(421, "Timeout, closing control connection")
 			} else {

@@ -11,6 +11,10 @@
 //     connection limit), and a password (SSH "password" or a keyboard-interactive prompt) is checked by the same
 //     Authenticator (refused names, failed-login delay, failures counted towards the shared ban). Public keys
 //     come from the same users file (authorized_keys, KeyAuthenticator); a refused key is not counted.
+//   - Behind a load balancer, Options.ProxyProtocolFrom works as ftpfront's (ftpfront.ProxyProtocol): a
+//     connection from those networks must open with a PROXY v1/v2 header, whose source is then the client's
+//     address for Admit, authentication, bans, logs and audit; one without is closed before the SSH version
+//     line and logged; a header from elsewhere ends the connection after the version line, logged once.
 //   - Only the "sftp" subsystem and scp run. An exec request runs only an scp command: "scp", the flags -t or
 //     -f with -r, -p, -d, -v, and paths, split as a shell would split them but never run by one (scp.go). Shell,
 //     every other exec, pty, X11 and agent requests are answered false; channel types other than "session"

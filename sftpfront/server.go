@@ -46,6 +46,14 @@ type Options struct {
 	MaxChannels int
 	// ReorderWindow is the reorder window per open file in bytes (default DefaultReorderWindow).
 	ReorderWindow int64
+	// ProxyProtocolFrom lists the load balancers' networks that send a PROXY protocol header (v1 or v2), as
+	// ftpfront.Options.ProxyProtocolFrom: a connection from inside them must open with one, and its source address
+	// is then the client's for Admit, authentication, logs and audit; a header from elsewhere closes the
+	// connection. Empty: off.
+	ProxyProtocolFrom []netip.Prefix
+	// ProxyHeaderTimeout bounds the wait for a trusted balancer's header (ftpfront.DefaultProxyHeaderTimeout when
+	// zero).
+	ProxyHeaderTimeout time.Duration
 	// MaxUploads bounds the files open for writing at once on one connection (default 8); opening one more fails
 	// with SSH_FX_FAILURE "too many uploads open". With the window it bounds the reorder memory of a connection:
 	// MaxUploads × ReorderWindow (32 MiB by default).
@@ -337,8 +345,18 @@ func remoteIP(nc net.Conn) netip.Addr {
 
 // handle runs one connection to its end.
 func (s *Server) handle(ctx context.Context, nc net.Conn) {
-	c := &conn{srv: s, id: newConnID(), ip: remoteIP(nc)}
+	peer := remoteIP(nc)
+	proxy := ftpfront.ProxyProtocol{From: s.opts.ProxyProtocolFrom, HeaderTimeout: s.opts.ProxyHeaderTimeout}
+	nc, ip, proxied, err := proxy.Accept(nc)
+	if err != nil {
+		s.log.Warn("sftp: connection refused", "proxy", peer.String(), "err", err)
+		return
+	}
+	c := &conn{srv: s, id: newConnID(), ip: ip}
 	c.log = s.log.With("session", c.id, "ip", c.ip.String(), "proto", "sftp")
+	if proxied {
+		c.log = c.log.With("proxy", peer.String())
+	}
 	if s.deps.Admit != nil {
 		release, err := s.deps.Admit.Admit(c.ip)
 		if err != nil {
@@ -355,6 +373,10 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	loginCtx, cancel := context.WithTimeout(ctx, s.opts.LoginTimeout)
 	defer cancel()
 	sc, chans, reqs, err := ssh.NewServerConn(nc, s.serverConfig(loginCtx, c))
+	if errors.Is(err, ftpfront.ErrProxyUntrusted) {
+		c.log.Warn("sftp: PROXY header from an untrusted address, closing the connection")
+		return
+	}
 	if err != nil {
 		c.log.Debug("sftp: handshake ended", "err", err)
 		return

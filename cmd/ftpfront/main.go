@@ -173,6 +173,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	hostMap := fs.String("passive-host-map", "", "per-client PASV address: CIDR=HOST,... (longest prefix wins)")
 	ports := fs.String("passive-ports", "40000-40099", "passive port range LOW-HIGH, 0 = any free port")
 	allow := fs.String("passive-allow-cidr", "", "networks (load balancers) allowed to open passive data connections besides the client")
+	proxyFrom := fs.String("proxy-protocol-from", "", "load balancers' networks (CIDR,...) that send a PROXY protocol v1/v2 header on the control listeners and the SFTP listener; their connections must carry one, whose source is the client; a header from elsewhere closes the connection; empty = off")
+	fs.BoolVar(&o.ProxyProtocolData, "proxy-protocol-data", false, "expect the PROXY header on passive data connections from --proxy-protocol-from too (the balancer forwards the passive ports with send-proxy)")
+	fs.DurationVar(&o.ProxyHeaderTimeout, "proxy-header-timeout", ftpfront.DefaultProxyHeaderTimeout, "wait for a trusted balancer's PROXY header")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "idle control connection timeout")
 	fs.DurationVar(&o.DataTimeout, "data-timeout", o.DataTimeout, "data connection stall timeout")
 	fs.DurationVar(&o.DataAcceptTimeout, "data-accept-timeout", o.DataAcceptTimeout, "wait for the client's data connection; an unused passive listener is closed and its port returned after it")
@@ -246,6 +249,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	if o.PassiveAllowCIDR, err = ftpfront.ParseCIDRList(*allow); err != nil {
 		return usage("--passive-allow-cidr: %v", err)
 	}
+	if o.ProxyProtocolFrom, err = ftpfront.ParseCIDRList(*proxyFrom); err != nil {
+		return usage("--proxy-protocol-from: %v", err)
+	}
+	if o.ProxyProtocolData && len(o.ProxyProtocolFrom) == 0 {
+		return usage("--proxy-protocol-data needs --proxy-protocol-from")
+	}
 	if c.healthInterval <= 0 {
 		return usage("--health-interval must be positive")
 	}
@@ -287,6 +296,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	// The SFTP server shares the FTP login and idle limits.
 	c.sftp.LoginTimeout = o.LoginTimeout
 	c.sftp.MaxAuthTries = o.MaxLoginAttempts
+	c.sftp.ProxyProtocolFrom = o.ProxyProtocolFrom
+	c.sftp.ProxyHeaderTimeout = o.ProxyHeaderTimeout
 	return c, -1
 }
 

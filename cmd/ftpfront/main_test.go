@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -49,6 +50,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--root", "/tmp", "--users", "u.yaml", "--require-mount", "sometimes"},
 		{"--root", "/tmp", "--users", "u.yaml", "--health-interval", "0s"},
 		{"--root", "/tmp", "--users", "u.yaml", "--max-passive-per-ip", "-1"},
+		{"--root", "/tmp", "--users", "u.yaml", "--proxy-protocol-from", "10.0.0.0/33"},
+		{"--root", "/tmp", "--users", "u.yaml", "--proxy-protocol-data"},
 		{"--nope"},
 	} {
 		var stderr bytes.Buffer
@@ -305,6 +308,27 @@ func TestMaxPassivePerIPFlag(t *testing.T) {
 		if c.opts.MaxPassivePerIP != tc.want {
 			t.Errorf("%q: MaxPassivePerIP %d, want %d", tc.args, c.opts.MaxPassivePerIP, tc.want)
 		}
+	}
+}
+
+// --proxy-protocol-from is off by default and maps onto the FTPS and the SFTP options alike.
+func TestProxyProtocolFlags(t *testing.T) {
+	t.Setenv("FTPFRONT_CONFIG", "")
+	base := []string{"--root", t.TempDir(), "--users", "u.yaml", "--tls-self-signed"}
+	c, code := parseFlags(base, io.Discard)
+	if code >= 0 || len(c.opts.ProxyProtocolFrom) != 0 || c.opts.ProxyProtocolData || len(c.sftp.ProxyProtocolFrom) != 0 {
+		t.Fatalf("default: exit %d, %+v", code, c)
+	}
+	c, code = parseFlags(append(base, "--proxy-protocol-from", "10.0.9.0/24, 2001:db8::7", "--proxy-protocol-data", "--proxy-header-timeout", "2s"), io.Discard)
+	if code >= 0 {
+		t.Fatalf("exit %d", code)
+	}
+	want := "[10.0.9.0/24 2001:db8::7/128]"
+	if got := fmt.Sprint(c.opts.ProxyProtocolFrom); got != want || fmt.Sprint(c.sftp.ProxyProtocolFrom) != want {
+		t.Fatalf("ProxyProtocolFrom %s, sftp %v", got, c.sftp.ProxyProtocolFrom)
+	}
+	if !c.opts.ProxyProtocolData || c.opts.ProxyHeaderTimeout != 2*time.Second || c.sftp.ProxyHeaderTimeout != 2*time.Second {
+		t.Fatalf("data %v, timeout %v/%v", c.opts.ProxyProtocolData, c.opts.ProxyHeaderTimeout, c.sftp.ProxyHeaderTimeout)
 	}
 }
 
