@@ -569,3 +569,18 @@ func checkSetstatBeforeWrites(t *testing.T, s *testServer) {
 		t.Errorf("STAT after the close: %v, %v; want mtime %v", rfi, err, mtime)
 	}
 }
+
+// A logged-in connection that sends nothing for IdleTimeout is closed; one that keeps sending requests is not.
+func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
+	s := newTestServer(t, func(st *testSetup) { st.opts.IdleTimeout = 500 * time.Millisecond })
+	_, busy := s.dial(alice)
+	_, idle := s.dial(alice)
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := busy.Getwd(); err != nil {
+			t.Fatalf("a busy connection was closed: %v", err)
+		}
+	}
+	if _, err := idle.Getwd(); err == nil {
+		t.Errorf("a connection idle for 1.5 s with a 500 ms idle timeout still answers")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -38,6 +39,9 @@ type Options struct {
 	LegacyAlgorithms bool
 	// LoginTimeout bounds the time from connect to the end of authentication (default 60s).
 	LoginTimeout time.Duration
+	// IdleTimeout closes a logged-in connection from which nothing arrived for that long (no request, no data,
+	// no window adjustment, no keepalive); 0 never does. ftpfront passes its --idle-timeout.
+	IdleTimeout time.Duration
 	// MaxAuthTries closes the connection after this many failed authentications (default 3, as ftpfront's
 	// MaxLoginAttempts).
 	MaxAuthTries int
@@ -343,6 +347,25 @@ func remoteIP(nc net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
+// idleConn ends a connection that receives nothing for idle once armed (after the login): each Read sets its
+// deadline anew. The SSH transport reads all the time, so any message from the client counts as activity.
+type idleConn struct {
+	net.Conn
+	idle  time.Duration
+	armed atomic.Bool
+}
+
+// arm starts the idle timeout (none when idle is 0).
+func (c *idleConn) arm() { c.armed.Store(c.idle > 0) }
+
+// Read reads, first pushing the read deadline idle into the future once armed.
+func (c *idleConn) Read(p []byte) (int, error) {
+	if c.armed.Load() {
+		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Read(p)
+}
+
 // handle runs one connection to its end.
 func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	peer := remoteIP(nc)
@@ -352,6 +375,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		s.log.Warn("sftp: connection refused", "proxy", peer.String(), "err", err)
 		return
 	}
+	idle := &idleConn{Conn: nc, idle: s.opts.IdleTimeout}
+	nc = idle
 	c := &conn{srv: s, id: newConnID(), ip: ip}
 	c.log = s.log.With("session", c.id, "ip", c.ip.String(), "proto", "sftp")
 	if proxied {
@@ -384,6 +409,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	defer sc.Close()
 	c.sc = sc
 	nc.SetDeadline(time.Time{})
+	idle.arm()
 	cancel()
 	go ssh.DiscardRequests(reqs) // tcpip-forward and every other global request: false
 

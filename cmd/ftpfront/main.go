@@ -295,6 +295,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	}
 	// The SFTP server shares the FTP login and idle limits.
 	c.sftp.LoginTimeout = o.LoginTimeout
+	c.sftp.IdleTimeout = o.IdleTimeout
 	c.sftp.MaxAuthTries = o.MaxLoginAttempts
 	c.sftp.ProxyProtocolFrom = o.ProxyProtocolFrom
 	c.sftp.ProxyHeaderTimeout = o.ProxyHeaderTimeout
