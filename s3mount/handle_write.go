@@ -17,10 +17,7 @@ import (
 // stored; EFBIG past the largest object the part schedule allows; EINTR when interrupted before any byte was
 // accepted. Writes to a file unlinked while open are accepted and dropped.
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	if h.isReleased() {
-		return 0, syscall.EBADF
-	}
-	return h.of.write(ctx, data, off)
+	return h.of.write(ctx, h, data, off)
 }
 
 // Flush is close(2) on one descriptor of the handle (it runs once per descriptor, dup'd and inherited ones
@@ -83,11 +80,4 @@ func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	key, _ := h.of.key()
 	return nil, h.of.f.refuse("read", key, syscall.EBADF, "the handle is open for writing (reads are not supported)")
-}
-
-// isReleased reports whether Release ran.
-func (h *writeHandle) isReleased() bool {
-	h.of.mu.Lock()
-	defer h.of.mu.Unlock()
-	return h.released
 }

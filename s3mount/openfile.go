@@ -218,10 +218,13 @@ func (of *openFile) ensureWriterLocked(key string) {
 	}
 }
 
-// write writes data at off (FUSE WRITE).
-func (of *openFile) write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+// write writes data at off through h (FUSE WRITE); EBADF after h's release.
+func (of *openFile) write(ctx context.Context, h *writeHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	of.mu.Lock()
 	defer of.mu.Unlock()
+	if h.released {
+		return 0, syscall.EBADF
+	}
 	switch of.state {
 	case stateFailed:
 		return 0, syscall.EIO
@@ -296,9 +299,12 @@ func (of *openFile) commitLocked(ctx context.Context, op string) syscall.Errno {
 		// Truncated to a kept prefix and not written: the new version is that prefix.
 		of.ensureWriterLocked(key)
 	}
+	var sums upload.Checksums
+	var haveSums bool // what this version was stored with, so that reading its checksums costs no request
 	if of.w != nil {
 		if err = of.copyTailLocked(cctx); err == nil {
 			info, err = of.w.Close(cctx)
+			sums, haveSums = of.w.Checksums()
 		}
 	} else {
 		opts := of.putOptionsLocked(key)
@@ -323,6 +329,7 @@ func (of *openFile) commitLocked(ctx context.Context, op string) syscall.Errno {
 	of.publishLocked()
 	of.f.cache.Invalidate(key)
 	of.f.meta.put(key, statEntry{info: info})
+	of.f.meta.putSums(key, info.ETag, sums, haveSums)
 	of.node.rebindETag(info.ETag)
 	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/s3ftp/s3ftp/s3client"
+	"github.com/s3ftp/s3ftp/s3mount/upload"
 )
 
 // statEntry is what the mount believes a key (without a trailing "/") names.
@@ -25,6 +26,9 @@ type statEntry struct {
 // leaves a key below it existing without an entry goes through forget, which drops the marks of the key's
 // parent and of the key as a directory; so does a put with a zero ttl.
 //
+// The checksums of versions this mount committed are remembered by ETag (sums), so the read-only checksum
+// attributes of a file just written cost no GetObjectTagging.
+//
 // Listings carry no user metadata, so the cache also remembers, beyond the TTL, the attribute headers
 // (x-amz-meta-mode, -uid, -gid, -mtime) last seen for a key with a HEAD or written through the mount, with the
 // ETag and size they belong to: a listed object with the same ETag and size shows them (putListed). At most
@@ -39,6 +43,7 @@ type statCache struct {
 	puts     int
 	known    map[string]knownAttrs   // key → headers last seen, kept beyond the TTL
 	complete map[string]completeMark // directory prefix ("" or ending in "/") → its complete mark
+	sums     map[string]knownSums    // key → the checksums this mount stored with a version it committed
 	forgets  uint64                  // forget calls so far
 }
 
@@ -51,6 +56,38 @@ type knownAttrs struct {
 
 // maxKnownAttrs bounds statCache.known (about 200 bytes per entry).
 const maxKnownAttrs = 1 << 16
+
+// knownSums are the checksums a version was stored with (have false: none), for that ETag only.
+type knownSums struct {
+	etag string
+	sums upload.Checksums
+	have bool
+}
+
+// putSums records what the version etag of key, committed by this mount, was stored with. At most
+// maxKnownAttrs keys are remembered; beyond that an arbitrary one is forgotten.
+func (c *statCache) putSums(key, etag string, sums upload.Checksums, have bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.sums[key]; !ok && len(c.sums) >= maxKnownAttrs {
+		for k := range c.sums {
+			delete(c.sums, k)
+			break
+		}
+	}
+	c.sums[key] = knownSums{etag: etag, sums: sums, have: have}
+}
+
+// getSums returns the checksums recorded for key at etag; known false when none were recorded for it.
+func (c *statCache) getSums(key, etag string) (sums upload.Checksums, have, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.sums[key]
+	if !ok || k.etag != etag || etag == "" {
+		return upload.Checksums{}, false, false
+	}
+	return k.sums, k.have, true
+}
 
 // completeMark says a directory was complete until expires; small, that it fits one listing page, so
 // listing it again answers a lookup below it in one request (statCache.relistable).
@@ -72,7 +109,7 @@ const sweepEvery = 4096
 func newStatCache(ttl, negTTL time.Duration) *statCache {
 	return &statCache{ttl: ttl, negTTL: negTTL, now: time.Now,
 		entries: make(map[string]timedStat), negative: make(map[string]time.Time), known: make(map[string]knownAttrs),
-		complete: make(map[string]completeMark)}
+		complete: make(map[string]completeMark), sums: make(map[string]knownSums)}
 }
 
 // get returns the entry of key while it is fresh. negative reports a fresh "names nothing" entry.

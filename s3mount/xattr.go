@@ -146,8 +146,9 @@ var checksumAttrs = map[string]func(upload.Checksums) string{
 	"user.crc32":  func(c upload.Checksums) string { return c.CRC32 },
 }
 
-// checksums returns the checksums stored with n's object (one GetObjectTagging); false for a directory, a
-// file being written, or an object stored without them.
+// checksums returns the checksums stored with n's object: from the stat cache for a version this mount
+// committed, otherwise one GetObjectTagging; false for a directory, a file being written, or an object stored
+// without them.
 func (f *fsys) checksums(ctx context.Context, n fs.InodeEmbedder) (upload.Checksums, bool, syscall.Errno) {
 	fn, ok := n.(*fileNode)
 	if !ok || fn.activeWriter() != nil {
@@ -156,6 +157,11 @@ func (f *fsys) checksums(ctx context.Context, n fs.InodeEmbedder) (upload.Checks
 	key, errno := fn.key()
 	if errno != 0 {
 		return upload.Checksums{}, false, errno
+	}
+	if e, errno := f.stat(ctx, key); errno == 0 {
+		if c, have, known := f.meta.getSums(key, e.info.ETag); known {
+			return c, have, 0 // a version this mount committed
+		}
 	}
 	tags, err := s3client.GetTags(ctx, f.client, key)
 	if err != nil {

@@ -150,6 +150,9 @@ func TestFakeChecksumAttributes(t *testing.T) {
 	if n := fake.Calls("GetObject"); n != 0 {
 		t.Errorf("reading the checksums cost %d GETs of the object, want 0", n)
 	}
+	if n := fake.Calls("GetObjectTagging"); n != 0 {
+		t.Errorf("reading the checksums of a file this mount just wrote cost %d GetObjectTagging, want 0", n)
+	}
 	if err := unix.Setxattr(fn, "user.sha256", []byte("forged"), 0); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("setxattr user.sha256 = %v, want EPERM", err)
 	}
