@@ -152,6 +152,11 @@ func TestRestartDeliversUndelivered(t *testing.T) {
 	ev := mustOpen(t, testOptions(t, dir, nil, SinkConfig{Name: "hook", Sink: first}))
 	ev.Record(upload("acme", "/in/delivered.csv", 1))
 	delivered := receive(t, first.got)
+	// The sink has the record; its acknowledgement (and the compaction) follows the delivery's return.
+	eventually(t, "first record acknowledged", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, journalName))
+		return err == nil && len(b) == 0
+	})
 	ev.Close()
 
 	down := &fakeSink{failAll: true}
